@@ -1,0 +1,816 @@
+"""MLModel: one named model's lifecycle (train, predict, score, append, configure).
+
+No HTTP and no widgets here: the faces parse their input into tables or option dicts, call an
+MLModel, and render what it returns. State lives in the store (see store.py); every method first
+notices whether another process committed a change and reloads if so.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+import threading
+import warnings as _warnings
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import joblib
+import numpy as np
+import pandas as pd
+import sklearn
+
+from . import estimators as est
+from . import options as opt
+from . import schema
+from .errors import BadRequest, MLWidgetError, NotFound
+from .store import Store, check_name
+from .tables import read_table
+
+
+def list_models(store: str | os.PathLike[str] | Store | None = None) -> list[str]:
+    """Names of the models in a store (default: the shared default store)."""
+    return _as_store(store).names()
+
+
+def _as_store(store: Any) -> Store:
+    return store if isinstance(store, Store) else Store(store)
+
+
+def _now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def _describe_source(data: Any) -> Any:
+    if isinstance(data, str | os.PathLike):
+        return os.path.basename(str(data))
+    if isinstance(data, Mapping) and "url" in data:
+        return {k: v for k, v in data.items() if k != "url"} | {"url": "(database)"}
+    if data is None:
+        return None
+    return type(data).__name__
+
+
+class MLModel:
+    """A named scikit-learn model in the shared store.
+
+    ``MLModel(name, data=..., class_=..., target_col=..., ...)`` creates the model if the store has
+    none by that name, training it once when both data and a class are given; if the model
+    exists it is opened and the stored state wins (change it with :meth:`configure`, or pass
+    ``overwrite=True`` to start over). Options may also come Gramex-style:
+    ``model={"class": ..., "target_col": ..., "params": {...}}``. Keys that are not option names
+    are estimator hyper-parameters.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        data: Any = None,
+        model: Mapping[str, Any] | None = None,
+        store: str | os.PathLike[str] | Store | None = None,
+        overwrite: bool = False,
+        allowed_classes: Iterable[str] = (),
+        base_dir: str | os.PathLike[str] | None = None,
+        **options: Any,
+    ) -> None:
+        self.name = check_name(name)
+        self.store = _as_store(store)
+        self.allowed_classes = tuple(allowed_classes)
+        self._mutex = threading.RLock()
+        self._sig: Any = None
+        self._state: dict[str, Any] = {}
+        self._pipeline: Any = None
+        self._pipeline_file: str | None = None
+        self._data: pd.DataFrame | None = None
+        self._data_file: str | None = None
+        raw = dict(options)
+        if model is not None:
+            raw["model"] = dict(model)
+        if data is not None:
+            raw["data"] = data
+        if overwrite or not self.store.exists(self.name):
+            self._create(raw, base_dir, overwrite)
+        self._refresh()
+
+    @classmethod
+    def open(
+        cls,
+        name: str,
+        store: str | os.PathLike[str] | Store | None = None,
+        allowed_classes: Iterable[str] = (),
+    ) -> MLModel:
+        """Attach to an existing model; NotFound if the store has none by that name."""
+        st = _as_store(store)
+        if not st.exists(check_name(name)):
+            known = ", ".join(st.names()) or "none yet"
+            raise NotFound(
+                f"No model named {name!r} in the store. Known models: {known}. "
+                "Create it with MLModel(name, data=..., class_=...)."
+            )
+        return cls(name, store=st, allowed_classes=allowed_classes)
+
+    def __repr__(self) -> str:
+        state = self._state
+        fitted = (state.get("fitted") or {}).get("model") or "not fitted"
+        return f"<MLModel {self.name!r} {self.options.get('class') or '(no class)'} [{fitted}]>"
+
+    # -----------------------------------------------------------------------------------------
+    # state
+
+    def _create(self, raw: dict[str, Any], base_dir: Any, overwrite: bool) -> None:
+        options, params, warns = opt.split(raw)
+        data = options.pop("data", None)
+        options = opt.clean(options, base_dir)
+        if isinstance(data, str | os.PathLike) and base_dir is not None:
+            data = str(Path(base_dir, data).expanduser())
+        merged = {**opt.DEFAULTS, **options}
+        merged["params"] = {}
+        if merged["class"] is not None:
+            cls = est.resolve_class(merged["class"], self.allowed_classes)
+            merged["class"] = _class_name(cls)
+            merged["params"] = _jsonable_params(cls, est.parse_params(cls, params), self)
+        elif params:
+            raise BadRequest(
+                f"Got estimator parameters {', '.join(map(repr, params))} but no model class. "
+                "Give class (e.g. class_='LogisticRegression') with them, or check the option names: "
+                f"{', '.join(opt.OPTION_NAMES)}."
+            )
+        merged["data"] = _describe_source(data)
+        table = read_table(data) if data is not None else None
+        imported = None
+        path = merged.get("path")
+        if path and os.path.isfile(path) and (table is None or merged["class"] is None):
+            try:
+                imported = joblib.load(path)
+            except Exception as exc:
+                raise BadRequest(
+                    f"Expected a joblib/pickle model file at model.path "
+                    f"({os.path.basename(path)!r}), but it could not be loaded: {exc}."
+                ) from None
+        with self.store.lock(self.name):
+            if self.store.exists(self.name) and not overwrite:
+                return  # another process created it first: open theirs
+            previous = self.store.read_state(self.name)[0] if overwrite else None
+            state = {"version": (previous or {}).get("version", 0), "created_at": _now()}
+            state.update(options=merged, data=None, model=None, fitted=None, schema=None)
+            state["warnings"] = warns
+            state["created_warnings"] = warns
+            if table is not None:
+                state["data"] = self._write_data(table)
+                state["data_rows"] = len(table)
+            if imported is not None:
+                state["model"] = self._write_model(imported)
+                state["fitted"] = _fitted_meta_for_import(imported, merged)
+                state["schema"] = schema.schema_from_estimator(imported)
+            self.store.commit(self.name, state)
+            self._sig = None
+            if table is not None and merged["class"] is not None and imported is None:
+                self._refresh()
+                try:
+                    self._train_locked(self._state, table)
+                except MLWidgetError as exc:
+                    raise type(exc)(
+                        f"{exc} The model {self.name!r} was saved untrained: fix it with "
+                        "configure() and then retrain()."
+                    ) from None
+
+    def _refresh(self) -> dict[str, Any]:
+        """Reload the state if another process (or thread) committed since we last looked."""
+        with self._mutex:
+            sig = self.store.signature(self.name)
+            if sig is not None and sig == self._sig:
+                return self._state
+            state, sig = self.store.read_state(self.name)
+            if state is None:
+                raise NotFound(
+                    f"Model {self.name!r} no longer exists in the store. Create it again with "
+                    "MLModel(name, data=..., class_=...)."
+                )
+            self._state, self._sig = state, sig
+            if state.get("model") != self._pipeline_file:
+                self._pipeline, self._pipeline_file = None, None
+            if state.get("data") != self._data_file:
+                self._data, self._data_file = None, None
+            return state
+
+    def _load_pipeline(self) -> Any:
+        for _ in range(5):
+            state = self._refresh()
+            filename = state.get("model")
+            if not filename:
+                return None
+            with self._mutex:
+                if self._pipeline_file == filename and self._pipeline is not None:
+                    return self._pipeline
+            try:
+                pipeline = joblib.load(self.store.dir(self.name) / filename)
+            except FileNotFoundError:
+                self._sig = None  # superseded while we read: look again
+                continue
+            with self._mutex:
+                if self._state.get("model") == filename:
+                    self._pipeline, self._pipeline_file = pipeline, filename
+            return pipeline
+        raise MLWidgetError(f"Model {self.name!r} keeps changing; try again.", status=409)
+
+    def _load_data(self) -> pd.DataFrame | None:
+        for _ in range(5):
+            state = self._refresh()
+            filename = state.get("data")
+            if not filename:
+                return None
+            with self._mutex:
+                if self._data_file == filename and self._data is not None:
+                    return self._data
+            try:
+                frame = pd.read_pickle(self.store.dir(self.name) / filename)
+            except FileNotFoundError:
+                self._sig = None
+                continue
+            with self._mutex:
+                if self._state.get("data") == filename:
+                    self._data, self._data_file = frame, filename
+            return frame
+        raise MLWidgetError(f"Model {self.name!r} keeps changing; try again.", status=409)
+
+    def _write_data(self, frame: pd.DataFrame) -> str:
+        frame = frame.reset_index(drop=True)
+        return self.store.new_file(self.name, "data", ".pkl", lambda tmp: frame.to_pickle(tmp))
+
+    def _write_model(self, pipeline: Any) -> str:
+        return self.store.new_file(
+            self.name, "model", ".joblib", lambda tmp: joblib.dump(pipeline, tmp)
+        )
+
+    def _commit(self, state: dict[str, Any]) -> None:
+        self.store.commit(self.name, state)
+        with self._mutex:
+            self._sig = None
+        self._refresh()
+
+    def _locked_state(self) -> dict[str, Any]:
+        """The latest committed state, read while holding the lock (for read-modify-write)."""
+        state, _ = self.store.read_state(self.name)
+        if state is None:
+            raise NotFound(f"Model {self.name!r} no longer exists in the store.")
+        return state
+
+    # -----------------------------------------------------------------------------------------
+    # properties
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The stored (staged) options."""
+        return dict(self._refresh()["options"])
+
+    @property
+    def target_col(self) -> str | None:
+        return self.options.get("target_col")
+
+    @property
+    def kind(self) -> str | None:
+        name = self.options.get("class") or (self._refresh().get("fitted") or {}).get("model")
+        if not name:
+            return None
+        try:
+            return est.estimator_kind(est.resolve_class(name, self.allowed_classes))
+        except MLWidgetError:
+            return (self._refresh().get("fitted") or {}).get("kind")
+
+    @property
+    def pipeline(self) -> Any:
+        """The fitted scikit-learn pipeline (or the model brought in), or None."""
+        return self._load_pipeline()
+
+    @property
+    def estimator(self) -> Any:
+        pipeline = self._load_pipeline()
+        if pipeline is None:
+            return None
+        steps = getattr(pipeline, "steps", None)
+        return steps[-1][1] if steps else pipeline
+
+    @property
+    def features(self) -> list[dict[str, Any]]:
+        """The feature schema the fitted model expects (names, kinds, categories, defaults)."""
+        return [dict(f) for f in self._refresh().get("schema") or []]
+
+    @property
+    def path(self) -> Path | None:
+        filename = self._refresh().get("model")
+        return self.store.dir(self.name) / filename if filename else None
+
+    # -----------------------------------------------------------------------------------------
+    # reading
+
+    def data(self) -> pd.DataFrame:
+        """The stored training data: every row as loaded and appended."""
+        frame = self._load_data()
+        if frame is None:
+            raise NotFound(
+                f"Model {self.name!r} has no training data. Add some with append() or "
+                "retrain(data)."
+            )
+        return frame.copy()
+
+    def _require_pipeline(self) -> Any:
+        pipeline = self._load_pipeline()
+        if pipeline is None:
+            raise NotFound(
+                f"Model {self.name!r} has no fitted estimator. Train it with retrain() "
+                "(REST: POST ?_action=retrain)."
+            )
+        return pipeline
+
+    def _features_frame(self, table: Any) -> pd.DataFrame:
+        """The input rows as the fitted model expects them: typed, ordered, by name."""
+        frame = read_table(table)
+        features = self._refresh().get("schema")
+        if not features:
+            return frame
+        names = [f["name"] for f in features]
+        missing = [n for n in names if n not in frame.columns]
+        if missing:
+            raise BadRequest(
+                f"Expected the feature column(s) {', '.join(map(repr, missing))}, which the "
+                f"model was trained on; got columns {', '.join(map(repr, map(str, frame.columns)))}. "
+                "Add them (an empty value is imputed)."
+            )
+        return schema.cast(frame[names].reset_index(drop=True), features)
+
+    def predict(self, data: Any) -> list[Any]:
+        """One prediction per input row, in input order."""
+        pipeline = self._require_pipeline()
+        frame = self._features_frame(data)
+        if frame.empty:
+            return []
+        kind = (self._refresh().get("fitted") or {}).get("kind")
+        try:
+            if not hasattr(pipeline, "predict") and hasattr(pipeline, "transform"):
+                out = pipeline.transform(frame)
+            elif kind == "transformer" and hasattr(pipeline, "transform"):
+                out = pipeline.transform(frame)
+            else:
+                out = pipeline.predict(frame)
+        except MLWidgetError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise BadRequest(f"The model could not predict these rows: {exc}") from None
+        return est.to_jsonable(np.asarray(out))
+
+    def predict_proba(self, data: Any) -> list[dict[Any, float]]:
+        """Class probabilities for each row, as ``{class: probability}``."""
+        pipeline = self._require_pipeline()
+        if not hasattr(pipeline, "predict_proba"):
+            raise BadRequest(
+                f"{type(self.estimator).__name__} does not give probabilities. Use "
+                "predict, or a classifier with predict_proba (SGDClassifier needs loss=log_loss)."
+            )
+        frame = self._features_frame(data)
+        if frame.empty:
+            return []
+        try:
+            proba = pipeline.predict_proba(frame)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise BadRequest(f"The model could not give probabilities: {exc}") from None
+        classes = est.to_jsonable(np.asarray(pipeline.classes_))
+        return [dict(zip(classes, map(float, row), strict=True)) for row in proba]
+
+    def predict_table(self, data: Any) -> pd.DataFrame:
+        """The input rows with the predictions in the target column."""
+        frame = read_table(data)
+        preds = self.predict(frame)
+        column = self.target_col or (self._refresh().get("fitted") or {}).get("target_col")
+        out = frame.copy()
+        if preds and isinstance(preds[0], list):
+            for i in range(len(preds[0])):
+                out[f"component_{i}"] = [row[i] for row in preds]
+        else:
+            out[column or "prediction"] = preds
+        return out
+
+    def score(self, data: Any, metric: str | None = None) -> dict[str, Any]:
+        """Score the rows against their target column with any scikit-learn scorer name."""
+        from sklearn.metrics import get_scorer, get_scorer_names
+
+        pipeline = self._require_pipeline()
+        fitted = self._refresh().get("fitted") or {}
+        target = fitted.get("target_col") or self.target_col
+        frame = read_table(data)
+        if fitted.get("kind") in ("clusterer", "transformer") or not target:
+            X = self._features_frame(frame)
+            if metric:
+                raise BadRequest(
+                    f"Expected no metric for an unsupervised model, got {metric!r}; it is scored "
+                    "with its own score()."
+                )
+            if not hasattr(pipeline, "score"):
+                raise BadRequest(f"{type(self.estimator).__name__} cannot be scored.")
+            return {"score": float(pipeline.score(X)), "metric": "score"}
+        if target not in frame.columns:
+            raise BadRequest(
+                f"Expected the target column {target!r} in the data to score against, got "
+                f"columns {', '.join(map(repr, map(str, frame.columns)))}. Include it."
+            )
+        frame = frame[frame[target].notna()]
+        X = self._features_frame(frame)
+        y = frame[target].reset_index(drop=True)
+        y = schema.cast_target(y, fitted.get("target_dtype"))
+        metric = metric or ("accuracy" if fitted.get("kind") == "classifier" else "r2")
+        if metric not in get_scorer_names():
+            raise BadRequest(
+                f"Expected a scikit-learn scorer name such as accuracy, f1_weighted, roc_auc, r2 "
+                f"or neg_mean_absolute_error; got {metric!r}."
+            )
+        try:
+            value = get_scorer(metric)(pipeline, X, y)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise BadRequest(f"Could not compute {metric}: {exc}") from None
+        return {"score": float(value), "metric": metric, "rows": len(X)}
+
+    # -----------------------------------------------------------------------------------------
+    # information
+
+    def info(self) -> dict[str, Any]:
+        """The ``?_model`` answer: configured estimator, fitted one, stale flag, warnings."""
+        state = self._refresh()
+        options = state["options"]
+        name = options.get("class")
+        params: dict[str, Any] = {}
+        kind = None
+        if name:
+            try:
+                cls = est.resolve_class(name, self.allowed_classes)
+                inst = est.make_estimator(cls, options.get("params") or {}, self.allowed_classes)
+                params = est.to_jsonable(inst.get_params(deep=False))
+                kind = est.estimator_kind(cls)
+            except MLWidgetError:
+                params = dict(options.get("params") or {})
+        fitted = state.get("fitted")
+        features = state.get("schema") or []
+        stale_reasons = _stale_reasons(state)
+        path = options.get("path")
+        return {
+            "name": self.name,
+            "model": name,
+            "params": params,
+            "kind": kind or (fitted or {}).get("kind"),
+            "target_col": options.get("target_col"),
+            "features": [f["name"] for f in features],
+            "schema": features,
+            "options": {k: v for k, v in _public_options(options).items()},
+            "rows": int(state.get("data_rows") or 0) if state.get("data") else 0,
+            "fitted": fitted,
+            "stale": bool(stale_reasons),
+            "stale_reasons": stale_reasons,
+            "warnings": list(state.get("warnings") or []),
+            "path": os.path.basename(path) if path else "store",
+            "version": state.get("version"),
+        }
+
+    def params_info(self) -> dict[str, Any]:
+        """The ``?_params`` answer, as Gramex gives it: options, class + params, fitted attrs."""
+        info = self.info()
+        attrs: dict[str, Any] = {}
+        estimator = self.estimator
+        if estimator is not None:
+            for key, value in vars(estimator).items():
+                if key.endswith("_") and not key.startswith("_"):
+                    if isinstance(value, np.ndarray) and value.size > 10_000:
+                        continue
+                    attrs[key] = est.to_jsonable(value)
+        return {
+            "opts": info["options"],
+            "params": {"class": info["model"], "params": info["params"]},
+            "attrs": attrs,
+        }
+
+    def model_bytes(self) -> bytes:
+        """The fitted model file's content (joblib), read consistently."""
+        for _ in range(5):
+            path = self.path
+            if path is None:
+                break
+            try:
+                return path.read_bytes()
+            except FileNotFoundError:
+                self._sig = None
+        self._require_pipeline()
+        raise MLWidgetError(f"Model {self.name!r} keeps changing; try again.", status=409)
+
+    def download(self, dest: str | os.PathLike[str] | None = None) -> Path:
+        """Copy the fitted model file (joblib) to ``dest`` (default ``./<name>.joblib``)."""
+        content = self.model_bytes()
+        target = Path(dest) if dest is not None else Path.cwd() / f"{self.name}.joblib"
+        if target.is_dir():
+            target = target / f"{self.name}.joblib"
+        target.write_bytes(content)
+        return target
+
+    def widget(self) -> Any:
+        """The interactive ipywidgets UI over this model."""
+        from .widgets.app import build_app
+
+        return build_app(self)
+
+    # -----------------------------------------------------------------------------------------
+    # writing
+
+    def configure(self, class_: Any = None, **changes: Any) -> dict[str, Any]:
+        """Stage a new class, hyper-parameters and options. Nothing is retrained.
+
+        Values may be strings (as from a URL): they are typed by the estimator's declared
+        parameter constraints. A new class resets the parameters. Returns :meth:`info`.
+        """
+        if class_ is not None:
+            changes["class"] = class_
+        options, params, warns = opt.split(changes)
+        data = options.pop("data", None)
+        table = read_table(data) if data is not None else None
+        options = opt.clean(options)
+        with self.store.lock(self.name):
+            state = self._locked_state()
+            current = dict(state["options"])
+            new_class = options.pop("class", None)
+            if new_class is not None:
+                cls = est.resolve_class(new_class, self.allowed_classes)
+                if _class_name(cls) != current.get("class"):
+                    current["params"] = {}
+                current["class"] = _class_name(cls)
+            if params:
+                if not current.get("class"):
+                    raise BadRequest(
+                        f"Got {', '.join(map(repr, params))}, which are neither mlwidget options "
+                        f"({', '.join(opt.OPTION_NAMES)}) nor usable without a model class. "
+                        "Set class first."
+                    )
+                cls = est.resolve_class(current["class"], self.allowed_classes)
+                unknown = [k for k in params if k not in est.valid_param_names(cls)]
+                if unknown:
+                    raise BadRequest(
+                        f"{', '.join(map(repr, unknown))} is neither an mlwidget option "
+                        f"({', '.join(opt.OPTION_NAMES)}) nor a parameter of {cls.__name__} "
+                        f"({', '.join(est.valid_param_names(cls))}). Check the spelling."
+                    )
+                typed = est.parse_params(cls, params, self.allowed_classes)
+                current["params"] = {**(current.get("params") or {}), **typed}
+            if current.get("class"):
+                cls = est.resolve_class(current["class"], self.allowed_classes)
+                current["params"] = _jsonable_params(cls, current.get("params") or {}, self)
+            current.update(options)
+            if data is not None:
+                current["data"] = _describe_source(data)
+            state["options"] = current
+            state["warnings"] = list(state.get("created_warnings") or []) + warns
+            state["warnings"] += schema.column_warnings(current, state.get("data_columns"))
+            if table is not None:
+                state["data"] = self._write_data(table)
+                state["data_rows"] = len(table)
+                state["data_columns"] = [str(c) for c in table.columns]
+            self._commit(state)
+        return self.info()
+
+    def retrain(self, data: Any = None, target_col: str | None = None) -> dict[str, Any]:
+        """Train on ``data`` (which then becomes the training data) or on the stored data."""
+        table = read_table(data) if data is not None else None
+        if isinstance(target_col, list | tuple):
+            target_col = target_col[-1] if target_col else None
+        with self.store.lock(self.name):
+            state = self._locked_state()
+            if target_col:
+                state["options"] = {**state["options"], "target_col": str(target_col)}
+            if table is None:
+                self._sig = None
+                table = self._load_data()
+                if table is None:
+                    raise NotFound(
+                        f"Model {self.name!r} has no training data. Retrain with data "
+                        "(REST: POST a CSV/JSON body with ?_action=retrain) or append rows first."
+                    )
+            return self._train_locked(state, table, new_data=data is not None)
+
+    train = retrain
+
+    def _train_locked(
+        self, state: dict[str, Any], table: pd.DataFrame, new_data: bool = False
+    ) -> dict[str, Any]:
+        options = state["options"]
+        if not options.get("class"):
+            raise BadRequest(
+                f"Model {self.name!r} has no model class. Set one first: "
+                "configure(class_='LogisticRegression') (REST: PUT ?_model&class=...)."
+            )
+        cls = est.resolve_class(options["class"], self.allowed_classes)
+        kind = est.estimator_kind(cls)
+        estimator = est.make_estimator(cls, options.get("params") or {}, self.allowed_classes)
+        X, y, features, warns = schema.training_frame(table, options, kind)
+        pipeline = est.build_pipeline(
+            estimator,
+            [f["name"] for f in features if f["kind"] == "category"],
+            [f["name"] for f in features if f["kind"] == "number"],
+        )
+        with _warnings.catch_warnings(record=True) as caught:
+            _warnings.simplefilter("always")
+            try:
+                pipeline.fit(X, y) if y is not None else pipeline.fit(X)
+            except MLWidgetError:
+                raise
+            except (ValueError, TypeError) as exc:
+                raise BadRequest(f"Training {cls.__name__} failed: {exc}") from None
+        for w in caught:
+            if issubclass(w.category, UserWarning | RuntimeWarning) or "Convergence" in str(
+                w.category
+            ):
+                text = str(w.message).splitlines()[0][:300]
+                if text not in warns:
+                    warns.append(text)
+        score, metric = None, None
+        try:
+            if y is not None:
+                score = float(pipeline.score(X, y))
+                metric = "accuracy" if kind == "classifier" else "r2"
+            elif hasattr(pipeline, "score"):
+                score = float(pipeline.score(X))
+                metric = "score"
+        except Exception:  # a model that cannot score itself still trains
+            score = None
+        fitted = {
+            "model": cls.__name__,
+            "params": est.to_jsonable(estimator.get_params(deep=False)),
+            "kind": kind,
+            "trained_at": _now(),
+            "score": score,
+            "metric": metric,
+            "rows": len(X),
+            "target_col": options.get("target_col") if y is not None else None,
+            "target_dtype": str(y.dtype) if y is not None else None,
+            "config": {k: options.get(k) for k in opt.CONFIG_KEYS},
+            "sklearn_version": sklearn.__version__,
+        }
+        if new_data:
+            state["data"] = self._write_data(table)
+        state["data_rows"] = len(table)
+        state["data_columns"] = [str(c) for c in table.columns]
+        fitted["data"] = state.get("data")
+        state["model"] = self._write_model(pipeline)
+        state["fitted"] = fitted
+        state["schema"] = features
+        state["warnings"] = list(state.get("created_warnings") or []) + warns
+        if options.get("path"):
+            _export_copy(pipeline, options["path"])
+        self._commit(state)
+        with self._mutex:
+            if self._state.get("model") == state["model"]:
+                self._pipeline, self._pipeline_file = pipeline, state["model"]
+        return {
+            "score": score,
+            "metric": metric,
+            "rows": len(X),
+            "model": cls.__name__,
+            "target_col": fitted["target_col"],
+            "warnings": state["warnings"],
+        }
+
+    def append(self, data: Any) -> dict[str, Any]:
+        """Add rows to the training data. Columns must match the stored table's."""
+        table = read_table(data)
+        if table.empty:
+            raise BadRequest("Expected rows to append, got an empty table.")
+        with self.store.lock(self.name):
+            state = self._locked_state()
+            self._sig = None
+            current = self._load_data()
+            if current is None:
+                combined = table.reset_index(drop=True)
+            else:
+                old, new = [str(c) for c in current.columns], [str(c) for c in table.columns]
+                missing = [c for c in old if c not in new]
+                extra = [c for c in new if c not in old]
+                if missing or extra:
+                    parts = []
+                    if missing:
+                        parts.append(f"missing {', '.join(map(repr, missing))}")
+                    if extra:
+                        parts.append(f"unexpected {', '.join(map(repr, extra))}")
+                    raise BadRequest(
+                        "Expected the appended rows to have the training data's columns "
+                        f"({', '.join(old)}); got {'; '.join(parts)}. Nothing was appended."
+                    )
+                table = schema.align_dtypes(table[list(current.columns)], current)
+                combined = pd.concat([current, table], ignore_index=True)
+            state["data"] = self._write_data(combined)
+            state["data_rows"] = len(combined)
+            state["data_columns"] = [str(c) for c in combined.columns]
+            self._commit(state)
+        return {"rows": len(combined), "appended": len(table)}
+
+    def delete_model(self) -> dict[str, Any]:
+        """Delete the fitted model; options and data stay. Predictions 404 until a retrain."""
+        with self.store.lock(self.name):
+            state = self._locked_state()
+            if not state.get("model"):
+                raise NotFound(f"Model {self.name!r} has no fitted estimator to delete.")
+            state["model"], state["fitted"] = None, None
+            self._commit(state)
+        return {"deleted": "model", "name": self.name}
+
+    def delete_data(self) -> dict[str, Any]:
+        """Delete the training data; the fitted model keeps serving."""
+        with self.store.lock(self.name):
+            state = self._locked_state()
+            if not state.get("data"):
+                raise NotFound(f"Model {self.name!r} has no training data to delete.")
+            state["data"], state["data_rows"] = None, 0
+            self._commit(state)
+        return {"deleted": "cache", "name": self.name}
+
+    def destroy(self) -> None:
+        """Remove the model from the store entirely (options, data and fitted model)."""
+        self.store.remove(self.name)
+        with self._mutex:
+            self._sig, self._pipeline, self._data = None, None, None
+
+
+# ---------------------------------------------------------------------------------------------
+# helpers
+
+
+def _class_name(cls: type) -> str:
+    from .estimators import _catalog
+
+    if _catalog().get(cls.__name__) is cls:
+        return cls.__name__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _jsonable_params(cls: type, params: dict[str, Any], model: MLModel) -> dict[str, Any]:
+    """Validate params by building the estimator, and keep them in a JSON-safe form."""
+    est.make_estimator(cls, params, model.allowed_classes)
+    out = {}
+    for key, value in params.items():
+        safe = est.to_jsonable(value)
+        if safe != value and not isinstance(value, tuple):
+            raise BadRequest(
+                f"Parameter {key!r} of {cls.__name__} must be given as a plain value "
+                f"(number, string, true/false, none or a list), got {type(value).__name__}."
+            )
+        out[key] = safe
+    return out
+
+
+def _public_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(options)
+    for key in ("path", "template"):
+        if out.get(key):
+            out[key] = os.path.basename(str(out[key]))
+    return out
+
+
+def _stale_reasons(state: Mapping[str, Any]) -> list[str]:
+    fitted = state.get("fitted")
+    if not fitted:
+        return []
+    reasons = []
+    config = fitted.get("config")
+    if config is not None:
+        options = state["options"]
+        changed = [k for k in opt.CONFIG_KEYS if config.get(k) != options.get(k)]
+        if changed:
+            reasons.append(f"changed since training: {', '.join(changed)}")
+    if fitted.get("data") and state.get("data") != fitted.get("data"):
+        reasons.append("the training data changed since training")
+    return reasons
+
+
+def _export_copy(pipeline: Any, path: str) -> None:
+    from .store import atomic_write
+
+    target = Path(path)
+    try:
+        atomic_write(target, lambda tmp: joblib.dump(pipeline, tmp))
+    except OSError as exc:
+        raise BadRequest(
+            f"Could not write the model file at model.path ({target.name!r}): {exc.strerror}."
+        ) from None
+
+
+def _fitted_meta_for_import(model: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    kind = est.estimator_kind(type(final)) if hasattr(final, "get_params") else None
+    return {
+        "model": type(final).__name__,
+        "params": est.to_jsonable(final.get_params(deep=False))
+        if hasattr(final, "get_params")
+        else {},
+        "kind": kind,
+        "trained_at": None,
+        "score": None,
+        "metric": None,
+        "rows": None,
+        "target_col": options.get("target_col"),
+        "target_dtype": None,
+        "config": None,
+        "sklearn_version": None,
+        "imported_from": os.path.basename(str(options.get("path"))),
+        "data": None,
+    }

@@ -1,0 +1,217 @@
+"""Option names, defaults, aliases and validation; Gramex-style YAML loading.
+
+The same names work in the Python constructor, in server config, in a Gramex YAML file and in
+REST PUT requests. Gramex nests most of them under ``model:``; mlwidget accepts both that and a
+flat dictionary. Keys that are not option names are estimator hyper-parameters.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from .errors import BadRequest
+
+# name -> default
+DEFAULTS: dict[str, Any] = {
+    "data": None,
+    "class": None,
+    "params": {},
+    "path": None,
+    "target_col": None,
+    "include": [],
+    "exclude": [],
+    "cats": [],
+    "nums": [],
+    "dropna": True,
+    "deduplicate": True,
+    "template": None,
+}
+OPTION_NAMES = tuple(DEFAULTS)
+ALIASES = {"drop_duplicates": "deduplicate", "dopna": "dropna", "class_": "class"}
+LIST_OPTIONS = ("include", "exclude", "cats", "nums")
+BOOL_OPTIONS = ("dropna", "deduplicate")
+# What the model's configuration (as opposed to its data or files) is made of.
+CONFIG_KEYS = ("class", "params", "target_col", *LIST_OPTIONS, *BOOL_OPTIONS)
+# Gramex handler kwargs that the Jupyter server owns: accepted, ignored, warned about.
+GRAMEX_IGNORED = ("xsrf_cookies", "auth", "headers", "cors", "error", "config_dir", "set_xsrf")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def is_option(key: str) -> bool:
+    return key in DEFAULTS or key in ALIASES or key in GRAMEX_IGNORED or key == "model"
+
+
+def split(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[str]]:
+    """Split user input into (options, estimator params, warnings).
+
+    Accepts Gramex's nesting (``model: {class, params, target_col, ...}``) and flat keys.
+    Unknown keys become estimator parameters, which the estimator then validates.
+    """
+    options: dict[str, Any] = {}
+    params: dict[str, Any] = {}
+    warnings: list[str] = []
+
+    def take(source: Mapping[str, Any], where: str) -> None:
+        for key, value in source.items():
+            if not isinstance(key, str):
+                raise BadRequest(f"Expected option names as strings, got {key!r}.")
+            name = ALIASES.get(key, key)
+            if name == "model" and where == "top":
+                if isinstance(value, Mapping):
+                    take(value, "model")
+                    continue
+                raise BadRequest(
+                    f"Expected 'model' to be a mapping of model options, got {type(value).__name__}."
+                )
+            if name in GRAMEX_IGNORED:
+                warnings.append(
+                    f"Option {key!r} is a Gramex handler setting that the Jupyter server owns "
+                    "(authentication, XSRF, headers); it was ignored."
+                )
+            elif name == "params":
+                if value is None:
+                    continue
+                if not isinstance(value, Mapping):
+                    raise BadRequest(
+                        f"Expected 'params' to be a mapping of hyper-parameters, got {value!r}."
+                    )
+                params.update(value)
+            elif name in DEFAULTS:
+                options[name] = value
+            else:
+                params[key] = value
+
+    take(raw, "top")
+    return options, params, warnings
+
+
+def _as_list(name: str, value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value] if value else []
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return [v for v in value if v]
+    raise BadRequest(
+        f"Expected option {name!r} to be a list of column names, got {value!r}. "
+        f'Use e.g. {name}=["Name", "Ticket"] or repeat the query key.'
+    )
+
+
+def _as_bool(name: str, value: Any) -> bool:
+    if isinstance(value, list | tuple) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise BadRequest(f"Expected option {name!r} to be true or false, got {value!r}.")
+
+
+def _as_str(name: str, value: Any) -> str | None:
+    if isinstance(value, list | tuple) and len(value) == 1:
+        value = value[0]
+    if value is None or (isinstance(value, str) and value.strip().lower() in ("", "none", "null")):
+        return None
+    if isinstance(value, str | os.PathLike):
+        return str(value)
+    raise BadRequest(f"Expected option {name!r} to be a string, got {value!r}.")
+
+
+def clean(options: Mapping[str, Any], base_dir: str | os.PathLike[str] | None = None) -> dict:
+    """Validate and type option values (not ``data``, which tables.py reads)."""
+    out: dict[str, Any] = {}
+    for name, value in options.items():
+        if name in LIST_OPTIONS:
+            out[name] = _as_list(name, value)
+        elif name in BOOL_OPTIONS:
+            out[name] = _as_bool(name, value)
+        elif name in ("path", "template"):
+            text = _as_str(name, value)
+            if text is not None and base_dir is not None:
+                text = str(Path(base_dir, text).expanduser())
+            out[name] = text
+        elif name in ("class", "target_col"):
+            if isinstance(value, type):
+                out[name] = value
+            else:
+                out[name] = _as_str(name, value)
+        else:
+            out[name] = value
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Gramex YAML
+
+
+def _expand(value: Any, variables: Mapping[str, str]) -> Any:
+    if isinstance(value, str):
+        for var in sorted(variables, key=len, reverse=True):
+            value = value.replace("$" + var, variables[var])
+        return value
+    if isinstance(value, list):
+        return [_expand(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: _expand(v, variables) for k, v in value.items()}
+    return value
+
+
+def load_yaml(
+    path: str | os.PathLike[str], root_dir: str | os.PathLike[str] | None = None
+) -> list[dict[str, Any]]:
+    """Read MLHandler entries from a Gramex YAML file.
+
+    Returns ``[{"name", "pattern", "options", "warnings"}]``. ``$YAMLPATH`` is the file's folder,
+    ``$YAMLURL`` that folder relative to ``root_dir`` (the server's root) as a URL path, and
+    ``$GRAMEXDATA`` mlwidget's data folder. A ``url:`` key becomes the model's name with
+    characters other than letters, digits, ``-_.`` replaced by ``-``.
+    """
+    import yaml
+
+    from .store import default_root, safe_name
+
+    path = Path(path).expanduser().resolve()
+    try:
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise BadRequest(
+            f"Expected a YAML config file, but {path.name!r} does not exist."
+        ) from None
+    except yaml.YAMLError as exc:
+        raise BadRequest(f"Expected valid YAML in {path.name!r}: {exc}") from None
+    if not isinstance(doc, Mapping):
+        raise BadRequest(f"Expected a mapping at the top of {path.name!r}.")
+    folder = path.parent
+    root = Path(root_dir).expanduser().resolve() if root_dir else folder
+    try:
+        rel = folder.relative_to(root).as_posix()
+        yamlurl = "" if rel == "." else "/" + rel
+    except ValueError:
+        yamlurl = ""
+    variables = {
+        "YAMLPATH": str(folder),
+        "YAMLURL": yamlurl,
+        "GRAMEXDATA": str(default_root().parent),
+    }
+    entries = doc.get("url", doc) if isinstance(doc.get("url"), Mapping) else doc
+    out = []
+    for key, spec in entries.items():
+        if not isinstance(spec, Mapping) or spec.get("handler") != "MLHandler":
+            continue
+        spec = _expand(dict(spec), variables)
+        kwargs = dict(spec.get("kwargs") or {})
+        if "template" in spec and "template" not in kwargs:
+            kwargs["template"] = spec["template"]
+        pattern = spec.get("pattern")
+        if pattern:
+            pattern = "/" + re.sub(r"/+", "/", str(pattern)).lstrip("/")
+        out.append(
+            {"name": safe_name(key), "pattern": pattern, "options": kwargs, "base_dir": str(folder)}
+        )
+    return out

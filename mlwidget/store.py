@@ -1,0 +1,192 @@
+"""The on-disk model store that the notebook kernel and the Jupyter server share.
+
+Layout: ``<root>/<name>/`` holds ``state.json`` (options, fitted-model metadata, the names of the
+current data and model files), the data file ``data-<version>.pkl``, the fitted pipeline
+``model-<version>.joblib`` and a ``.lock`` file. A change is committed by writing new files under
+new names and then atomically replacing ``state.json``; a reader therefore sees either the old
+state or the new one, never half of a write. Writers hold the model's lock (an OS file lock, so
+it works across processes and is released when a process dies).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import filelock
+
+from .errors import BadRequest, Conflict
+
+ENV_VAR = "MLWIDGET_STORE"
+STATE = "state.json"
+LOCK_TIMEOUT = 600.0
+_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+
+
+def default_root() -> Path:
+    """``$MLWIDGET_STORE`` if set, else ``<jupyter data dir>/mlwidget/models``."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    from jupyter_core.paths import jupyter_data_dir
+
+    return Path(jupyter_data_dir()) / "mlwidget" / "models"
+
+
+def safe_name(text: str) -> str:
+    """A model name from any text: characters other than letters, digits, ``-_.`` become ``-``."""
+    name = re.sub(r"[^A-Za-z0-9_.\-]", "-", str(text)).strip("-")
+    return name.lstrip(".") or "model"
+
+
+def check_name(name: Any) -> str:
+    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+        suggestion = safe_name(str(name))
+        raise BadRequest(
+            f"Expected a model name of letters, digits, '-', '_' and '.', got {name!r}. "
+            f"Try {suggestion!r}."
+        )
+    return name
+
+
+def _fsync_dir(path: Path) -> None:
+    with contextlib.suppress(OSError):
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def atomic_write(path: Path, writer: Callable[[str], None]) -> None:
+    """Write through ``writer(tmp_path)`` then rename over ``path``; never a partial file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        writer(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_dir(path.parent)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    def writer(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as handle:
+            json.dump(obj, handle, indent=1, default=str)
+
+    atomic_write(path, writer)
+
+
+class Store:
+    """A folder of models. Every process that points at the same folder sees the same models."""
+
+    def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
+        self.root = Path(root).expanduser() if root is not None else default_root()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.root)!r})"
+
+    def dir(self, name: str) -> Path:
+        return self.root / check_name(name)
+
+    def exists(self, name: str) -> bool:
+        return (self.dir(name) / STATE).is_file()
+
+    def names(self) -> list[str]:
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if (p / STATE).is_file())
+
+    # --- state ---------------------------------------------------------------------------
+
+    def signature(self, name: str) -> tuple[int, int, int] | None:
+        """Changes whenever ``state.json`` is replaced (another process committed)."""
+        try:
+            st = os.stat(self.dir(name) / STATE)
+        except FileNotFoundError:
+            return None
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def read_state(self, name: str) -> tuple[dict[str, Any] | None, tuple[int, int, int] | None]:
+        path = self.dir(name) / STATE
+        for _ in range(50):
+            sig = self.signature(name)
+            if sig is None:
+                return None, None
+            try:
+                with open(path, encoding="utf-8") as handle:
+                    state = json.load(handle)
+            except FileNotFoundError:
+                continue
+            except json.JSONDecodeError:
+                time.sleep(0.01)  # cannot happen with atomic replace; be defensive anyway
+                continue
+            if self.signature(name) == sig:
+                return state, sig
+        raise Conflict(f"Model {name!r} is changing too fast to read. Try again.")
+
+    @contextlib.contextmanager
+    def lock(self, name: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
+        folder = self.dir(name)
+        folder.mkdir(parents=True, exist_ok=True)
+        lock = filelock.FileLock(str(folder / ".lock"), timeout=timeout)
+        try:
+            lock.acquire()
+        except filelock.Timeout:
+            raise Conflict(
+                f"Model {name!r} is busy with another change (training or appending). "
+                "Try again when it finishes."
+            ) from None
+        try:
+            yield
+        finally:
+            lock.release()
+
+    def commit(self, name: str, state: dict[str, Any]) -> None:
+        """Replace the model's state (call with the lock held), then drop unreferenced files."""
+        folder = self.dir(name)
+        state["version"] = int(state.get("version", 0)) + 1
+        state["updated_at"] = time.time()
+        write_json(folder / STATE, state)
+        self._collect(folder, state)
+
+    def new_file(self, name: str, kind: str, suffix: str, writer: Callable[[str], None]) -> str:
+        """Write a new data/model file atomically under a fresh name; returns its file name."""
+        folder = self.dir(name)
+        filename = f"{kind}-{time.time_ns():x}{suffix}"
+        atomic_write(folder / filename, writer)
+        return filename
+
+    def _collect(self, folder: Path, state: dict[str, Any]) -> None:
+        keep = {STATE, ".lock", state.get("data"), state.get("model")}
+        for path in folder.iterdir():
+            # With the lock held, temp files are debris from a killed writer, and data/model
+            # files that the new state does not name are superseded. A reader that read the
+            # previous state just before this retries with the new one (see MLModel._load).
+            stale = path.name.startswith(("data-", "model-")) or path.name.endswith(".tmp")
+            if stale and path.name not in keep:
+                with contextlib.suppress(OSError):
+                    path.unlink()
+
+    def remove(self, name: str) -> None:
+        """Delete a model folder entirely."""
+        import shutil
+
+        folder = self.dir(name)
+        with self.lock(name):
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(folder / STATE)
+        shutil.rmtree(folder, ignore_errors=True)

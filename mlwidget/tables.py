@@ -1,0 +1,270 @@
+"""Every way a table arrives: DataFrames, records, files, raw bytes, SQL, URL queries.
+
+Formats are csv, json (records, columns or one record), xlsx and parquet. The format comes from
+an explicit ``fmt``, then the Content-Type, then the file name, and finally the bytes themselves.
+A body in no known format is a 415; a known format that does not parse is a 400.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from .errors import BadRequest, UnsupportedFormat
+
+FORMATS = ("csv", "json", "xlsx", "parquet")
+MIME = {
+    "csv": "text/csv",
+    "json": "application/json",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "parquet": "application/vnd.apache.parquet",
+}
+_CONTENT_TYPES = {
+    "text/csv": "csv",
+    "application/csv": "csv",
+    "text/comma-separated-values": "csv",
+    "application/json": "json",
+    "text/json": "json",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
+    "application/vnd.ms-excel": "xlsx",
+    "application/vnd.apache.parquet": "parquet",
+    "application/x-parquet": "parquet",
+    "application/parquet": "parquet",
+}
+_EXTENSIONS = {
+    ".csv": "csv",
+    ".txt": "csv",
+    ".json": "json",
+    ".xlsx": "xlsx",
+    ".xls": "xlsx",
+    ".parquet": "parquet",
+    ".pq": "parquet",
+}
+# Content types that say nothing about the format: fall through to the file name and the bytes.
+_VAGUE = {
+    "",
+    "application/octet-stream",
+    "application/x-www-form-urlencoded",
+    "text/plain",
+    "multipart/form-data",
+}
+
+
+def format_of(
+    content: bytes | None = None, content_type: str | None = None, filename: str | None = None
+) -> str:
+    """The format of a body, from the Content-Type, the file name, then the bytes."""
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    if ctype in _CONTENT_TYPES:
+        return _CONTENT_TYPES[ctype]
+    if filename:
+        ext = os.path.splitext(filename)[1].lower()
+        if ext in _EXTENSIONS:
+            return _EXTENSIONS[ext]
+    if content is not None:
+        sniffed = sniff(content)
+        if sniffed:
+            return sniffed
+    what = f"Content-Type {ctype!r}" if ctype and ctype not in _VAGUE else "a body"
+    if filename:
+        what += f" named {os.path.basename(filename)!r}"
+    raise UnsupportedFormat(
+        f"Expected CSV, JSON, XLSX or Parquet data, got {what} in none of these formats. "
+        "Send one of them (set the Content-Type or use a file name ending in .csv, .json, "
+        ".xlsx or .parquet)."
+    )
+
+
+def sniff(content: bytes) -> str | None:
+    """Guess a format from the first bytes."""
+    head = content[:2048].lstrip()
+    if content[:4] == b"PK\x03\x04":
+        return "xlsx"
+    if content[:4] == b"PAR1":
+        return "parquet"
+    if head[:1] in (b"[", b"{"):
+        return "json"
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if "\x00" in text:
+        return None
+    first = text.splitlines()[0] if text else ""
+    if first and any(sep in first for sep in (",", ";", "\t")):
+        return "csv"
+    if first and text.count("\n") >= 1:  # one-column CSV
+        return "csv"
+    return None
+
+
+def _from_json_obj(obj: Any) -> pd.DataFrame:
+    if isinstance(obj, list):
+        if not obj:
+            return pd.DataFrame()
+        if not all(isinstance(row, Mapping) for row in obj):
+            raise BadRequest(
+                "Expected JSON records (a list of objects such as "
+                '[{"Sex": "male", "Age": 22}]), got a list with non-object items.'
+            )
+        return pd.DataFrame.from_records(obj)
+    if isinstance(obj, Mapping):
+        if not obj:
+            raise BadRequest("Expected at least one column, got an empty JSON object.")
+        values = list(obj.values())
+        if all(isinstance(v, list) for v in values):
+            lengths = {len(v) for v in values}
+            if len(lengths) > 1:
+                raise BadRequest(
+                    "Expected JSON columns of equal length ({column: [values]}), got lengths "
+                    f"{sorted(lengths)}."
+                )
+            return pd.DataFrame(dict(obj))
+        if any(isinstance(v, list | dict) for v in values):
+            raise BadRequest(
+                "Expected one JSON record with scalar values, or columns given as lists of "
+                "equal length; got a mix of both."
+            )
+        return pd.DataFrame([dict(obj)])
+    raise BadRequest(
+        f"Expected JSON records, columns or one record, got a JSON {type(obj).__name__}."
+    )
+
+
+def _parse(content: bytes, fmt: str) -> pd.DataFrame:
+    try:
+        if fmt == "csv":
+            return pd.read_csv(io.BytesIO(content))
+        if fmt == "json":
+            try:
+                obj = json.loads(content)
+            except (ValueError, UnicodeDecodeError) as exc:
+                raise BadRequest(
+                    f"Expected valid JSON, got a body that does not parse ({exc}). "
+                    "Send JSON records, columns or one record."
+                ) from None
+            return _from_json_obj(obj)
+        if fmt == "xlsx":
+            return pd.read_excel(io.BytesIO(content))
+        if fmt == "parquet":
+            return pd.read_parquet(io.BytesIO(content))
+    except BadRequest:
+        raise
+    except pd.errors.EmptyDataError:
+        raise BadRequest(
+            "Expected a table, got an empty CSV body. Send a header row and data."
+        ) from None
+    except Exception as exc:  # every reader has its own error types; report them uniformly
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadRequest(
+            f"Expected a valid {fmt.upper()} table, but it could not be read: {reason[:200]}. "
+            "Check the file and try again."
+        ) from None
+    raise UnsupportedFormat(f"Expected one of {', '.join(FORMATS)}, got format {fmt!r}.")
+
+
+def read_table(
+    source: Any,
+    fmt: str | None = None,
+    filename: str | None = None,
+    content_type: str | None = None,
+) -> pd.DataFrame:
+    """A DataFrame from any supported source. Always returns a new frame."""
+    if isinstance(source, pd.DataFrame):
+        return source.copy()
+    if isinstance(source, pd.Series):
+        return source.to_frame().T.reset_index(drop=True)
+    if isinstance(source, Mapping) and not (
+        "url" in source and ("table" in source or "query" in source)
+    ):
+        return _from_json_obj(source)
+    if isinstance(source, Mapping):
+        return read_sql(source)
+    if isinstance(source, list | tuple):
+        return _from_json_obj(list(source))
+    if isinstance(source, str | os.PathLike):
+        path = Path(source).expanduser()
+        if not path.is_file():
+            raise BadRequest(f"Expected a data file, but {Path(source).name!r} does not exist.")
+        return read_table(path.read_bytes(), fmt=fmt, filename=path.name)
+    if isinstance(source, bytes | bytearray | memoryview):
+        content = bytes(source)
+        if not content.strip():
+            raise BadRequest(
+                "Expected a table, got an empty body. Send CSV, JSON, XLSX or Parquet."
+            )
+        if fmt is None:
+            fmt = format_of(content, content_type, filename)
+        return _parse(content, fmt)
+    raise BadRequest(
+        "Expected a DataFrame, a dict, a list of records, a file path or bytes, got "
+        f"{type(source).__name__}."
+    )
+
+
+def read_sql(source: Mapping[str, Any]) -> pd.DataFrame:
+    """``{url: <SQLAlchemy URL>, table: name}`` or ``{url, query}``."""
+    import sqlalchemy as sa
+
+    url = source.get("url")
+    try:
+        engine = sa.create_engine(url)
+    except Exception as exc:
+        raise BadRequest(
+            f"Expected a SQLAlchemy URL in data.url, got one it rejects: {exc}."
+        ) from None
+    try:
+        with engine.connect() as conn:
+            if source.get("query"):
+                return pd.read_sql_query(sa.text(source["query"]), conn)
+            return pd.read_sql_table(source["table"], conn)
+    except Exception as exc:
+        reason = str(exc).splitlines()[0]
+        raise BadRequest(
+            f"Could not read the training data from the database: {reason[:200]}."
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def from_query(args: Mapping[str, list[Any]]) -> pd.DataFrame:
+    """Rows from URL query arguments: repeated keys give several rows; ``Age=`` is missing."""
+    cols = {k: list(v) for k, v in args.items() if not k.startswith("_")}
+    if not cols:
+        raise BadRequest("Expected feature values in the query (e.g. ?Sex=male&Age=22), got none.")
+    lengths = {k: len(v) for k, v in cols.items()}
+    if len(set(lengths.values())) > 1:
+        detail = ", ".join(f"{k}: {n}" for k, n in lengths.items())
+        raise BadRequest(
+            f"Expected every repeated query key to appear the same number of times (one per "
+            f"row), got {detail}."
+        )
+    decoded = {
+        k: [(x.decode("utf-8", "replace") if isinstance(x, bytes) else x) for x in v]
+        for k, v in cols.items()
+    }
+    frame = pd.DataFrame(decoded, dtype=object)
+    return frame.where(frame != "", None)
+
+
+def to_bytes(df: pd.DataFrame, fmt: str) -> tuple[bytes, str, str]:
+    """Serialize a table: (content, mime type, file extension)."""
+    if fmt == "csv":
+        return df.to_csv(index=False).encode("utf-8"), MIME["csv"], ".csv"
+    if fmt == "json":
+        return df.to_json(orient="records").encode("utf-8"), MIME["json"], ".json"
+    if fmt == "xlsx":
+        buf = io.BytesIO()
+        df.to_excel(buf, index=False)
+        return buf.getvalue(), MIME["xlsx"], ".xlsx"
+    if fmt == "parquet":
+        buf = io.BytesIO()
+        df.to_parquet(buf, index=False)
+        return buf.getvalue(), MIME["parquet"], ".parquet"
+    raise BadRequest(f"Expected _format to be one of {', '.join(FORMATS)}, got {fmt!r}.")
