@@ -1,0 +1,143 @@
+"""The predict form: one input per feature, generated from the model's training schema."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as widgets
+
+from ._common import Status, button, error_text, esc, jsonable
+
+
+def feature_input(feature: dict) -> widgets.ValueWidget:
+    """A Dropdown of the seen values for a categorical feature, a number box for a numeric one."""
+    name = feature["name"]
+    default = jsonable(feature.get("default"))
+    common = {
+        "description": name,
+        "tooltip": f"{name} ({feature.get('dtype', feature.get('kind', ''))})",
+        "style": {"description_width": "120px"},
+        "layout": widgets.Layout(width="340px"),
+    }
+    if feature.get("kind") == "category":
+        cats = [jsonable(c) for c in feature.get("categories") or []]
+        if default is not None and default not in cats:
+            cats.insert(0, default)
+        if not cats:
+            w = widgets.Text(value="" if default is None else str(default), **common)
+        else:
+            options = [(str(c), c) for c in cats]
+            w = widgets.Dropdown(
+                options=options, value=default if default in cats else cats[0], **common
+            )
+    else:
+        dtype = str(feature.get("dtype", ""))
+        is_int = dtype.startswith(("int", "uint", "Int", "UInt")) or (
+            isinstance(default, int) and not isinstance(default, bool)
+        )
+        if is_int and (default is None or float(default).is_integer()):
+            w = widgets.IntText(value=int(default or 0), **common)
+        else:
+            w = widgets.FloatText(value=float(default if default is not None else 0), **common)
+    w.add_class("mlwidget-input")
+    w.add_class(f"mlwidget-input-{name}")
+    return w
+
+
+class PredictForm(widgets.VBox):
+    """Fill one row, press Predict, read the answer (and class probabilities for classifiers)."""
+
+    def __init__(self, model: Any, **kwargs: Any) -> None:
+        self.model = model
+        self.inputs: dict[str, widgets.ValueWidget] = {}
+        self.prediction: Any = None
+        self.probabilities: dict | None = None
+        self.fields = widgets.VBox()
+        self.fields.add_class("mlwidget-predict-fields")
+        self.button = button("Predict", "mlwidget-predict-button", "Predict this row", "primary")
+        self.button.on_click(lambda _: self.predict())
+        self.answer = widgets.HTML()
+        self.answer.add_class("mlwidget-answer")
+        self.status = Status("mlwidget-predict-status")
+        super().__init__(children=[self.fields, self.button, self.answer, self.status], **kwargs)
+        self.add_class("mlwidget-predict")
+        self.refresh()
+
+    # ---- building ----------------------------------------------------------------------
+    def refresh(self) -> None:
+        """Rebuild the inputs from the model's schema, keeping values the user already set."""
+        try:
+            features = self.model.features or []
+        except Exception as err:
+            self.status.error(err)
+            features = []
+        old = {name: w.value for name, w in self.inputs.items()}
+        inputs = {}
+        for feature in features:
+            w = feature_input(feature)
+            if feature["name"] in old:
+                try:
+                    w.value = old[feature["name"]]
+                except Exception:  # the type or the categories changed: keep the default
+                    pass
+            inputs[feature["name"]] = w
+        self.inputs = inputs
+        self.fields.children = list(inputs.values())
+        self.button.disabled = not inputs
+        if not inputs:
+            self.status.show(
+                "No fitted model yet: train one in the Upload or Editor tab, then come back.",
+                "info",
+            )
+        elif self.status.kind == "info":
+            self.status.clear()
+
+    def row(self) -> dict:
+        """The row the form holds, as {feature: value}."""
+        return {name: w.value for name, w in self.inputs.items()}
+
+    def set_row(self, row: dict) -> None:
+        """Fill the form from a dict (unknown keys are ignored)."""
+        for name, value in row.items():
+            if name in self.inputs:
+                self.inputs[name].value = value
+
+    # ---- acting ------------------------------------------------------------------------
+    def predict(self) -> Any:
+        """Predict the row; show the answer (and probabilities) or the error."""
+        self.status.clear()
+        row = self.row()
+        try:
+            self.prediction = jsonable(self.model.predict(row)[0])
+            self.probabilities = None
+            if getattr(self.model, "kind", None) == "classifier":
+                try:
+                    proba = self.model.predict_proba(row)[0]
+                    self.probabilities = {str(k): float(v) for k, v in proba.items()}
+                except Exception as err:  # e.g. an SVC without probability=True
+                    self.status.show(f"No class probabilities: {error_text(err)}", "info")
+        except Exception as err:
+            self.prediction, self.probabilities = None, None
+            self.answer.value = ""
+            self.status.error(err)
+            return None
+        self.answer.value = self._answer_html()
+        return self.prediction
+
+    def _answer_html(self) -> str:
+        target = self.model.target_col or "prediction"
+        out = [
+            '<div class="mlwidget-answer-line" style="font-size:1.2em;margin:6px 0">'
+            f"{esc(target)} = "
+            f'<b class="mlwidget-prediction">{esc(self.prediction)}</b></div>'
+        ]
+        if self.probabilities:
+            out.append('<table class="mlwidget-proba"><tr><th>class</th><th>probability</th></tr>')
+            for label, p in sorted(self.probabilities.items(), key=lambda kv: -kv[1]):
+                bar = f'<div style="background:#90caf9;height:10px;width:{p * 120:.0f}px"></div>'
+                out.append(
+                    f'<tr><td>{esc(label)}</td><td class="mlwidget-proba-value">{p:.3f}</td>'
+                    f"<td>{bar}</td></tr>"
+                )
+            out.append("</table>")
+        return "".join(out)

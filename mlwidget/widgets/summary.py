@@ -1,0 +1,247 @@
+"""The summary: what is configured, what is serving, its score, and plots of the fitted model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import ipywidgets as widgets
+import numpy as np
+
+from ._common import Status, button, error_text, esc, figure_png, jsonable
+
+MAX_PLOT_ROWS = 5000
+MAX_BARS = 15
+
+
+def feature_names(pipeline: Any, n: int) -> list[str]:
+    """Names of the estimator's input columns, from the pipeline's transformers when possible."""
+    try:
+        names = [str(x) for x in pipeline[:-1].get_feature_names_out()]
+    except Exception:
+        names = []
+    if len(names) != n:
+        return [f"x{i}" for i in range(n)]
+    # "cat__Sex_male" -> "Sex_male": the transformer prefix is noise to a reader.
+    return [name.split("__", 1)[-1] for name in names]
+
+
+def importance(pipeline: Any, estimator: Any) -> tuple[str, list[str], np.ndarray] | None:
+    """(title, names, values) from feature_importances_ or coef_, or None if the model has neither."""
+    if estimator is None:
+        return None
+    if getattr(estimator, "feature_importances_", None) is not None:
+        values = np.asarray(estimator.feature_importances_, dtype=float).ravel()
+        title = "Feature importance"
+    elif getattr(estimator, "coef_", None) is not None:
+        coef = np.asarray(estimator.coef_, dtype=float)
+        if coef.ndim == 2 and coef.shape[0] > 1:
+            values, title = np.abs(coef).mean(axis=0), "Mean |coefficient| over classes"
+        else:
+            values, title = coef.ravel(), "Coefficients"
+    else:
+        return None
+    return title, feature_names(pipeline, len(values)), values
+
+
+def plot_importance(pipeline: Any, estimator: Any) -> bytes | None:
+    found = importance(pipeline, estimator)
+    if found is None:
+        return None
+    title, names, values = found
+    order = np.argsort(np.abs(values))[::-1][:MAX_BARS][::-1]
+
+    def draw(ax) -> None:
+        colors = ["#1e88e5" if values[i] >= 0 else "#e53935" for i in order]
+        ax.barh([names[i] for i in order], values[order], color=colors)
+        ax.axvline(0, color="#555", linewidth=0.8)
+        ax.set_title(f"{title} ({type(estimator).__name__})")
+        ax.tick_params(axis="y", labelsize=8)
+
+    return figure_png(draw)
+
+
+def plot_performance(model: Any) -> tuple[str, bytes] | None:
+    """Confusion matrix (classifier) or predicted vs actual (regressor) on the stored data."""
+    kind = _fitted_kind(model)
+    target = model.target_col
+    if kind not in ("classifier", "regressor") or not target:
+        return None
+    data = model.data()
+    if target not in data.columns:
+        return None
+    data = data[data[target].notna()]
+    if len(data) == 0:
+        return None
+    if len(data) > MAX_PLOT_ROWS:
+        data = data.sample(MAX_PLOT_ROWS, random_state=0)
+    actual = data[target].tolist()
+    predicted = model.predict(data.drop(columns=[target]))
+    if kind == "classifier":
+        from sklearn.metrics import ConfusionMatrixDisplay
+
+        def draw(ax) -> None:
+            labels = sorted({*map(str, actual), *map(str, predicted)})
+            ConfusionMatrixDisplay.from_predictions(
+                [str(v) for v in actual],
+                [str(v) for v in predicted],
+                labels=labels,
+                ax=ax,
+                colorbar=False,
+            )
+            ax.set_title(f"Confusion matrix ({len(actual)} training rows)")
+            ax.set_xlabel(f"predicted {target}")
+            ax.set_ylabel(f"actual {target}")
+
+        return "confusion", figure_png(draw, (4.5, 4))
+
+    y, p = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
+
+    def draw(ax) -> None:
+        ax.scatter(y, p, s=10, alpha=0.5, color="#1e88e5")
+        lo, hi = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
+        ax.plot([lo, hi], [lo, hi], color="#e53935", linewidth=1)
+        ax.set_xlabel(f"actual {target}")
+        ax.set_ylabel(f"predicted {target}")
+        ax.set_title(f"Predicted vs actual ({len(y)} training rows)")
+
+    return "predicted_vs_actual", figure_png(draw, (4.5, 4))
+
+
+def _fitted_kind(model: Any) -> str | None:
+    from ..estimators import estimator_kind
+
+    est = model.estimator
+    if est is None:
+        return None
+    try:
+        return estimator_kind(type(est))
+    except Exception:
+        return getattr(model, "kind", None)
+
+
+def _fmt(value: Any) -> str:
+    value = jsonable(value)
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    return "" if value is None else str(value)
+
+
+def info_html(info: dict) -> str:
+    """The model's state as a small HTML report."""
+    fitted = info.get("fitted") or {}
+    stale = bool(info.get("stale"))
+    rows = [
+        ("name", esc(info.get("name", ""))),
+        ("class", f'<span class="mlwidget-class">{esc(info.get("model") or "")}</span>'),
+        ("kind", esc(info.get("kind") or "")),
+        ("target", esc(info.get("target_col") or "")),
+        ("features", esc(", ".join(map(str, info.get("features") or [])))),
+        ("training rows", f'<span class="mlwidget-rows">{esc(info.get("rows", 0))}</span>'),
+    ]
+    if fitted:
+        rows += [
+            (
+                "serving",
+                f'<span class="mlwidget-fitted-class">{esc(fitted.get("model", ""))}</span>',
+            ),
+            (
+                "score",
+                f'<span class="mlwidget-score">{esc(_fmt(fitted.get("score")))}</span> '
+                f"({esc(fitted.get('metric') or '')}, {esc(fitted.get('rows', '?'))} rows)",
+            ),
+            ("trained at", esc(fitted.get("trained_at") or "")),
+        ]
+    else:
+        rows.append(
+            ("serving", '<span class="mlwidget-fitted-class">nothing: not trained yet</span>')
+        )
+    flag = (
+        '<span class="mlwidget-stale" data-stale="true" style="color:#b71c1c">stale: the options '
+        "changed since the last training; retrain to use them</span>"
+        if stale
+        else '<span class="mlwidget-stale" data-stale="false" style="color:#1b5e20">up to date</span>'
+    )
+    reasons = info.get("stale_reasons") or []
+    if stale and reasons:
+        flag += "<br><small>" + esc("; ".join(map(str, reasons))) + "</small>"
+    rows.append(("stale", flag))
+    body = "".join(
+        f'<tr><th style="text-align:left;padding-right:12px">{k}</th><td>{v}</td></tr>'
+        for k, v in rows
+    )
+    params = info.get("params") or {}
+    ptable = "".join(
+        f"<tr><td>{esc(k)}</td><td><code>{esc(_fmt(v) if v is not None else 'None')}</code></td></tr>"
+        for k, v in sorted(params.items())
+    )
+    warnings = info.get("warnings") or []
+    warn = (
+        '<ul class="mlwidget-warnings" style="color:#e65100">'
+        + "".join(f"<li>{esc(w)}</li>" for w in warnings)
+        + "</ul>"
+        if warnings
+        else ""
+    )
+    return (
+        f'<table class="mlwidget-info">{body}</table>{warn}'
+        f"<details><summary>parameters of {esc(info.get('model') or '')}</summary>"
+        f'<table class="mlwidget-params">{ptable}</table></details>'
+    )
+
+
+class SummaryPanel(widgets.VBox):
+    """Class, parameters, training rows, score, stale flag and plots. ``refresh()`` re-reads."""
+
+    def __init__(self, model: Any, **kwargs: Any) -> None:
+        self.model = model
+        self.info: dict = {}
+        self.images: dict[str, bytes] = {}
+        self.html = widgets.HTML()
+        self.html.add_class("mlwidget-summary-info")
+        self.importance_image = widgets.Image(format="png", layout={"max_width": "520px"})
+        self.importance_image.add_class("mlwidget-plot-importance")
+        self.performance_image = widgets.Image(format="png", layout={"max_width": "440px"})
+        self.performance_image.add_class("mlwidget-plot-performance")
+        self.plots = widgets.HBox([self.importance_image, self.performance_image])
+        self.refresh_button = button("Refresh", "mlwidget-summary-refresh", "Re-read the model")
+        self.refresh_button.on_click(lambda _: self.refresh())
+        self.status = Status("mlwidget-summary-status")
+        super().__init__(
+            children=[self.html, self.plots, self.refresh_button, self.status], **kwargs
+        )
+        self.add_class("mlwidget-summary")
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the model (another process may have changed it) and redraw."""
+        self.status.clear()
+        try:
+            self.info = self.model.info()
+        except Exception as err:
+            self.status.error(err)
+            return
+        self.html.value = info_html(self.info)
+        self.images = {}
+        problems = []
+        try:
+            png = plot_importance(self.model.pipeline, self.model.estimator)
+            if png:
+                self.images["importance"] = png
+        except Exception as err:
+            problems.append(f"importance plot: {error_text(err)}")
+        try:
+            found = plot_performance(self.model)
+            if found:
+                self.images[found[0]] = found[1]
+        except Exception as err:
+            problems.append(f"performance plot: {error_text(err)}")
+        self._show(self.importance_image, self.images.get("importance"))
+        perf = self.images.get("confusion") or self.images.get("predicted_vs_actual")
+        self._show(self.performance_image, perf)
+        if problems:
+            self.status.show("; ".join(problems), "error")
+
+    @staticmethod
+    def _show(image: widgets.Image, png: bytes | None) -> None:
+        image.value = png or b""
+        image.layout.display = "" if png else "none"

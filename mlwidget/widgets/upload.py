@@ -1,0 +1,291 @@
+"""The upload panel: bulk predict, retrain, append and score from csv/json/xlsx/parquet files."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+
+from ..errors import BadRequest, PayloadTooLarge
+from ._common import Runner, Status, button, error_text, esc, progress_bar, table_html
+
+#: Files above this size cannot travel over the widget channel (Jupyter's websocket messages are
+#: limited to 10 MiB by default). Override with ``max_upload_bytes=`` or $MLWIDGET_WIDGET_MAX_UPLOAD.
+DEFAULT_MAX_UPLOAD = int(os.environ.get("MLWIDGET_WIDGET_MAX_UPLOAD", 10 * 1024 * 1024))
+
+ACTIONS = ("predict", "retrain", "append", "score")
+CLASSIFIER_METRICS = [
+    "accuracy",
+    "balanced_accuracy",
+    "f1",
+    "f1_weighted",
+    "f1_macro",
+    "precision_weighted",
+    "recall_weighted",
+    "roc_auc",
+    "neg_log_loss",
+]
+REGRESSOR_METRICS = [
+    "r2",
+    "neg_mean_absolute_error",
+    "neg_mean_squared_error",
+    "neg_root_mean_squared_error",
+    "explained_variance",
+]
+DEFAULT_METRIC = "(model default)"
+
+
+def metrics_for(kind: str | None) -> list[str]:
+    if kind == "classifier":
+        return [DEFAULT_METRIC, *CLASSIFIER_METRICS]
+    if kind == "regressor":
+        return [DEFAULT_METRIC, *REGRESSOR_METRICS]
+    return [DEFAULT_METRIC, *CLASSIFIER_METRICS, *REGRESSOR_METRICS]
+
+
+def _mb(n: int) -> str:
+    return f"{n / 1024 / 1024:.1f} MB"
+
+
+def download_link(df, filename: str, max_bytes: int) -> str:
+    """An <a download> link carrying ``df`` as a CSV data URI (or a note when too big)."""
+    data = df.to_csv(index=False).encode("utf-8")
+    if len(data) > max_bytes:
+        return (
+            f'<span class="mlwidget-download-too-big">The table is {_mb(len(data))}, too big to '
+            "download through the widget; use the REST API with <code>_format=csv</code>.</span>"
+        )
+    uri = "data:text/csv;base64," + base64.b64encode(data).decode("ascii")
+    return (
+        f'<a class="mlwidget-download" download="{esc(filename)}" href="{uri}" '
+        f'style="color:#0d47a1;text-decoration:underline">Download {esc(filename)}</a>'
+    )
+
+
+class UploadForm(widgets.VBox):
+    """Upload files, pick an action, press Run. Long actions run in the background."""
+
+    def __init__(
+        self,
+        model: Any,
+        runner: Runner | None = None,
+        on_change: Callable[[str], None] | None = None,
+        max_upload_bytes: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.model = model
+        self.runner = runner or Runner()
+        self.on_change = on_change
+        self.max_upload_bytes = max_upload_bytes or DEFAULT_MAX_UPLOAD
+        self.table = None  # the uploaded rows (DataFrame)
+        self.result: Any = None  # the last action's result (DataFrame for predict, else dict)
+
+        self.upload = widgets.FileUpload(
+            accept=".csv,.json,.xlsx,.parquet",
+            multiple=True,
+            description="Upload",
+            tooltip="csv, json, xlsx or parquet; several files are concatenated",
+        )
+        self.upload.add_class("mlwidget-upload-file")
+        self.upload.observe(self._on_upload, "value")
+        self.file_info = widgets.HTML()
+        self.file_info.add_class("mlwidget-upload-info")
+        self.action = widgets.ToggleButtons(
+            options=list(ACTIONS),
+            value="predict",
+            description="Action",
+            tooltips=[
+                "predict every row",
+                "train on these rows (they become the training data)",
+                "add these rows to the training data",
+                "score the model on these rows",
+            ],
+        )
+        self.action.add_class("mlwidget-upload-action")
+        self.action.observe(lambda _: self._show_options(), "value")
+        self.target = widgets.Dropdown(
+            options=[], description="Target", tooltip="the column to predict"
+        )
+        self.target.add_class("mlwidget-upload-target")
+        self.metric = widgets.Dropdown(
+            options=metrics_for(getattr(model, "kind", None)),
+            value=DEFAULT_METRIC,
+            description="Metric",
+            tooltip="any scikit-learn scorer name",
+        )
+        self.metric.add_class("mlwidget-upload-metric")
+        self.run_button = button(
+            "Run", "mlwidget-upload-run", "Run the action on the file", "primary"
+        )
+        self.run_button.on_click(lambda _: self.run())
+        self.runner.register(self.run_button)
+        self.progress = progress_bar("mlwidget-upload-progress")
+        self.status = Status("mlwidget-upload-status")
+        self.output = widgets.HTML()
+        self.output.add_class("mlwidget-upload-result")
+        self.download = widgets.HTML()
+        self.download.add_class("mlwidget-upload-download")
+        hint = widgets.HTML(
+            f'<small class="mlwidget-upload-hint">Files up to {_mb(self.max_upload_bytes)}. '
+            "For bigger files use the REST API: "
+            f"<code>POST …/mlhandler/{esc(model.name)}?_action=predict</code> "
+            "(or retrain, append, score) on the Jupyter server.</small>"
+        )
+        super().__init__(
+            children=[
+                widgets.HBox([self.upload, self.file_info]),
+                hint,
+                self.action,
+                self.target,
+                self.metric,
+                widgets.HBox([self.run_button, self.progress]),
+                self.status,
+                self.output,
+                self.download,
+            ],
+            **kwargs,
+        )
+        self.add_class("mlwidget-upload")
+        self._show_options()
+
+    # ---- the file ----------------------------------------------------------------------
+    def rest_hint(self, action: str) -> str:
+        return (
+            f"POST the file to the REST endpoint instead: "
+            f"<jupyter server>/mlhandler/{self.model.name}?_action={action}, e.g. "
+            f"curl -H 'Authorization: token <token>' -F file=@<file> "
+            f"'http://<server>/mlhandler/{self.model.name}?_action={action}'"
+        )
+
+    def _read(self):
+        """The uploaded files as one DataFrame (or raise an error with a readable message)."""
+        import pandas as pd
+
+        from ..tables import read_table
+
+        files = list(self.upload.value or ())
+        if not files:
+            raise BadRequest("Choose a file first: csv, json, xlsx or parquet.")
+        size = sum(int(f.get("size") or len(f["content"])) for f in files)
+        if size > self.max_upload_bytes:
+            raise PayloadTooLarge(
+                f"The upload is {_mb(size)}, more than the {_mb(self.max_upload_bytes)} the widget "
+                f"channel allows. {self.rest_hint(self.action.value)}"
+            )
+        frames = [
+            read_table(
+                bytes(f["content"]), filename=f.get("name"), content_type=f.get("type") or None
+            )
+            for f in files
+        ]
+        return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def _on_upload(self, _change=None) -> None:
+        self.table, self.result = None, None
+        self.output.value = self.download.value = ""
+        self.status.clear()
+        files = list(self.upload.value or ())
+        if not files:
+            self.file_info.value = ""
+            return
+        names = ", ".join(f.get("name", "?") for f in files)
+        try:
+            self.table = self._read()
+        except Exception as err:
+            self.file_info.value = esc(names)
+            self.status.error(err)
+            return
+        rows, cols = self.table.shape
+        self.file_info.value = f"{esc(names)}: {rows} rows × {cols} columns"
+        columns = [str(c) for c in self.table.columns]
+        target = self.model.target_col
+        self.target.options = columns
+        if target in columns:
+            self.target.value = target
+        elif columns:
+            self.target.value = columns[-1]
+
+    def _show_options(self) -> None:
+        action = self.action.value
+        self.target.layout.display = "" if action == "retrain" else "none"
+        self.metric.layout.display = "" if action in ("retrain", "score") else "none"
+
+    # ---- actions -----------------------------------------------------------------------
+    def run(self) -> bool:
+        """Run the chosen action in the background; :meth:`join` waits for it."""
+        self.output.value = self.download.value = ""
+        action = self.action.value
+        try:
+            table = self.table if self.table is not None else self._read()
+        except Exception as err:
+            self.status.error(err)
+            return False
+        self.table = table
+        metric = None if self.metric.value == DEFAULT_METRIC else self.metric.value
+        target = self.target.value or None
+        work = {
+            "predict": lambda: self.model.predict_table(table),
+            "retrain": lambda: self._retrain(table, target, metric),
+            "append": lambda: self.model.append(table),
+            "score": lambda: self.model.score(table, metric=metric),
+        }[action]
+        labels = {
+            "predict": "Predicting",
+            "retrain": "Training",
+            "append": "Appending",
+            "score": "Scoring",
+        }
+        return self.runner.run(
+            labels[action],
+            work,
+            lambda result: self._done(action, result),
+            self.status,
+            self.progress,
+        )
+
+    def _retrain(self, table, target, metric) -> dict:
+        result = dict(self.model.retrain(table, target_col=target))
+        if metric:
+            result["file_score"] = self.model.score(table, metric=metric)
+        return result
+
+    def _done(self, action: str, result: Any) -> None:
+        self.result = result
+        if action == "predict":
+            self.output.value = table_html(result)
+            stem = os.path.splitext((self.upload.value or [{}])[0].get("name") or "data")[0]
+            self.download.value = download_link(
+                result, f"{stem}-predictions.csv", self.max_upload_bytes
+            )
+            self.status.show(f"Predicted {len(result)} rows.", "ok")
+        elif action == "retrain":
+            text = f"Trained {result.get('model', '')} on {result.get('rows', '?')} rows: "
+            text += f"{result.get('metric', 'score')} = {_fmt(result.get('score'))}."
+            if "file_score" in result:
+                fs = result["file_score"]
+                text += f" {fs.get('metric')} on this file = {_fmt(fs.get('score'))}."
+            self.status.show(text, "ok")
+        elif action == "append":
+            self.status.show(
+                f"Appended {result.get('appended')} rows; the training data now has "
+                f"{result.get('rows')} rows. Retrain to use them.",
+                "ok",
+            )
+        else:
+            self.status.show(f"{result.get('metric')} = {_fmt(result.get('score'))}", "ok")
+        if action in ("retrain", "append") and self.on_change is not None:
+            try:
+                self.on_change(action)
+            except Exception as err:
+                self.status.show(f"{self.status.text} (refresh failed: {error_text(err)})", "error")
+
+    def join(self, timeout: float | None = 120) -> None:
+        """Wait for the running action to finish (for tests and scripts)."""
+        self.runner.join(timeout)
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else str(value)

@@ -1,0 +1,321 @@
+"""The widget face, driven in pure Python the way ipywidgets' own tests do it.
+
+Every test assigns ``.value``s, clicks buttons and reads what the user would see in the forms.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import io
+import threading
+from pathlib import Path
+
+import ipywidgets as widgets
+import pandas as pd
+import pytest
+from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER, NOTEBOOKS
+
+from mlwidget import BadRequest, MLModel
+from mlwidget.widgets import MLApp, build_app
+from mlwidget.widgets.summary import importance
+
+PNG = b"\x89PNG"
+
+
+@pytest.fixture
+def titanic(store_dir: Path, titanic_csv: Path) -> MLModel:
+    return MLModel("titanic", data=str(titanic_csv), model=dict(GUIDE_OPTIONS), store=store_dir)
+
+
+@pytest.fixture
+def app(titanic: MLModel) -> MLApp:
+    return build_app(titanic)
+
+
+def file_value(path: Path, name: str | None = None, mime: str = "text/csv") -> tuple[dict, ...]:
+    """A FileUpload value as ipywidgets 8 sends it from the browser."""
+    content = path.read_bytes() if isinstance(path, Path) else path
+    return (
+        {
+            "name": name or path.name,
+            "type": mime,
+            "size": len(content),
+            "content": memoryview(content),
+            "last_modified": datetime.datetime.now(datetime.timezone.utc),
+        },
+    )
+
+
+# ---- predict ----------------------------------------------------------------------------
+
+
+def test_widget_method_returns_the_app(titanic: MLModel) -> None:
+    ui = titanic.widget()
+    assert isinstance(ui, MLApp)
+    assert [ui.tabs.get_title(i) for i in range(4)] == ["Predict", "Upload", "Editor", "Summary"]
+
+
+def test_predict_form_is_built_from_the_schema(app: MLApp) -> None:
+    inputs = app.predict.inputs
+    assert set(inputs) == set(GUIDE_PASSENGER)
+    assert isinstance(inputs["Sex"], widgets.Dropdown)
+    assert set(inputs["Sex"].options) >= {("male", "male"), ("female", "female")}
+    assert isinstance(inputs["Pclass"], widgets.Dropdown)  # a forced categorical
+    assert [v for _, v in inputs["Pclass"].options] == [1, 2, 3]
+    assert isinstance(inputs["Age"], widgets.FloatText | widgets.IntText)
+    assert isinstance(inputs["Fare"], widgets.FloatText)
+    assert isinstance(inputs["SibSp"], widgets.IntText)
+    # prefilled with a typical row, so Predict works right away
+    assert app.predict.predict() in (0, 1)
+
+
+def test_guide_passenger_predicts_0(app: MLApp) -> None:
+    form = app.predict
+    for name, value in GUIDE_PASSENGER.items():
+        form.inputs[name].value = value
+    form.button.click()
+    assert form.prediction == 0
+    assert 'class="mlwidget-prediction">0<' in form.answer.value
+    assert set(form.probabilities) == {"0", "1"}
+    assert form.probabilities["0"] > 0.5
+    assert sum(form.probabilities.values()) == pytest.approx(1)
+    assert form.status.kind == ""
+
+
+def test_predict_form_without_a_fitted_model(store_dir: Path) -> None:
+    model = MLModel("empty", store=store_dir, model={"class": "LogisticRegression"})
+    ui = build_app(model)
+    assert ui.predict.inputs == {}
+    assert ui.predict.button.disabled
+    assert "No fitted model yet" in ui.predict.status.text
+
+
+# ---- upload -----------------------------------------------------------------------------
+
+
+def test_upload_csv_predicts_891_rows(app: MLApp, titanic_csv: Path) -> None:
+    up = app.upload
+    up.upload.value = file_value(titanic_csv)
+    assert "891 rows" in up.file_info.value
+    up.action.value = "predict"
+    up.run_button.click()
+    app.wait()
+    assert up.status.kind == "ok", up.status.text
+    assert len(up.result) == 891
+    assert 'data-rows="891"' in up.output.value
+    assert "first 10 of 891 rows" in up.output.value
+    href = up.download.value.split('href="', 1)[1].split('"', 1)[0]
+    assert href.startswith("data:text/csv;base64,")
+    table = pd.read_csv(io.BytesIO(base64.b64decode(href.split(",", 1)[1])))
+    assert len(table) == 891
+    assert set(table["Survived"]) <= {0, 1}
+    assert 'download="titanic-predictions.csv"' in up.download.value
+
+
+def test_upload_json_scores_with_a_metric(app: MLApp, titanic_csv: Path) -> None:
+    records = pd.read_csv(titanic_csv).head(200).to_json(orient="records").encode()
+    up = app.upload
+    up.upload.value = file_value(records, "rows.json", "application/json")
+    up.action.value = "score"
+    up.metric.value = "f1_weighted"
+    up.run_button.click()
+    app.wait()
+    assert up.status.kind == "ok", up.status.text
+    assert up.result["metric"] == "f1_weighted"
+    assert up.status.text.startswith("f1_weighted = 0.")
+
+
+def test_upload_retrain_with_target_and_append(app: MLApp, titanic_csv: Path) -> None:
+    up = app.upload
+    up.upload.value = file_value(titanic_csv)
+    up.action.value = "retrain"
+    assert up.target.layout.display == "" and up.target.value == "Survived"
+    up.metric.value = "accuracy"
+    up.run_button.click()
+    app.wait()
+    assert up.status.kind == "ok", up.status.text
+    assert up.status.text.startswith("Trained LogisticRegression")
+    assert "accuracy on this file = 0." in up.status.text
+
+    up.action.value = "append"
+    up.run_button.click()
+    app.wait()
+    assert up.status.kind == "ok", up.status.text
+    assert up.result["appended"] == 891
+    assert up.result["rows"] == 1782
+    assert 'class="mlwidget-rows">1782<' in app.summary.html.value
+
+
+def test_upload_too_big_points_to_rest(titanic: MLModel, titanic_csv: Path) -> None:
+    ui = build_app(titanic, max_upload_bytes=1000)
+    up = ui.upload
+    up.upload.value = file_value(titanic_csv)
+    assert up.status.kind == "error"
+    assert "more than the" in up.status.text
+    assert "/mlhandler/titanic?_action=predict" in up.status.text
+    up.run_button.click()
+    assert up.status.kind == "error" and up.result is None
+
+
+def test_upload_unreadable_file_shows_the_error(app: MLApp) -> None:
+    up = app.upload
+    up.upload.value = file_value(
+        b"\x00\x01\x02 not a table", "junk.bin", "application/octet-stream"
+    )
+    assert up.status.kind == "error"
+    assert "Traceback" not in up.status.text
+    up.run_button.click()
+    assert up.result is None
+
+
+def test_run_without_a_file(app: MLApp) -> None:
+    app.upload.run_button.click()
+    assert app.upload.status.text.startswith("Choose a file first")
+
+
+# ---- editor -----------------------------------------------------------------------------
+
+
+def test_editor_offers_classifiers_and_typed_params(app: MLApp) -> None:
+    ed = app.editor
+    assert ed.kind.value == "classifier"
+    assert "RandomForestClassifier" in ed.cls.options
+    assert "LinearRegression" not in ed.cls.options
+    assert ed.cls.value == "LogisticRegression"
+    assert isinstance(ed.params["C"], widgets.FloatText)
+    assert isinstance(ed.params["fit_intercept"], widgets.Checkbox)
+    assert isinstance(ed.params["max_iter"], widgets.IntText)
+    assert isinstance(ed.columns["exclude"], widgets.TagsInput)
+    assert list(ed.columns["exclude"].value) == ["PassengerId", "Ticket", "Cabin", "Name"]
+    assert ed.target.value == "Survived"
+    assert ed.changes() == {}
+
+
+def test_switch_to_random_forest_and_retrain(app: MLApp) -> None:
+    before = app.summary.info["fitted"]["score"]
+    ed = app.editor
+    ed.cls.value = "RandomForestClassifier"
+    assert "n_estimators" in ed.params and "C" not in ed.params
+    ed.params["n_estimators"].value = 10
+    ed.retrain_button.click()
+    app.wait()
+    assert ed.status.kind == "ok", ed.status.text
+    info = app.summary.info
+    assert info["model"] == "RandomForestClassifier"
+    assert info["fitted"]["model"] == "RandomForestClassifier"
+    assert info["fitted"]["params"]["n_estimators"] == 10
+    assert info["stale"] is False
+    assert 'class="mlwidget-class">RandomForestClassifier<' in app.summary.html.value
+    assert info["fitted"]["score"] != before
+    assert f"{info['fitted']['score']:.4f}" in app.summary.html.value
+    # the editor shows the new configuration, the forest has importances
+    assert ed.cls.value == "RandomForestClassifier" and ed.params["n_estimators"].value == 10
+    assert "importance" in app.summary.images
+
+
+def test_apply_stages_and_summary_says_stale(app: MLApp) -> None:
+    ed = app.editor
+    ed.params["C"].value = 0.5
+    ed.columns["exclude"].value = ["PassengerId", "Ticket", "Cabin", "Name", "Fare"]
+    ed.apply_button.click()
+    assert ed.status.kind == "ok", ed.status.text
+    assert app.summary.info["stale"] is True
+    assert 'data-stale="true"' in app.summary.html.value
+    assert app.summary.info["params"]["C"] == 0.5
+    assert "Fare" in app.predict.inputs  # the fitted model keeps serving until a retrain
+
+
+def test_invalid_parameter_shows_sklearn_message(app: MLApp) -> None:
+    ed = app.editor
+    ed.params["C"].value = -1
+    ed.apply_button.click()
+    assert ed.status.kind == "error"
+    assert "The 'C' parameter of LogisticRegression must be" in ed.status.text
+    assert "Traceback" not in ed.status.text
+    assert app.summary.info["params"]["C"] == 1.0  # nothing was staged
+
+
+def test_retrain_runs_in_background(app: MLApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    release = threading.Event()
+    model = app.model
+    real = model.retrain
+
+    def slow_retrain(*args, **kwargs):
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(model, "retrain", slow_retrain)
+    app.editor.retrain_button.click()  # returns at once: the kernel stays responsive
+    try:
+        assert app.runner.busy
+        assert app.editor.retrain_button.disabled and app.upload.run_button.disabled
+        assert app.editor.progress.layout.visibility == "visible"
+        assert app.editor.status.kind == "busy"
+        assert app.predict.predict() in (0, 1)  # other forms keep working
+    finally:
+        release.set()
+    app.wait()
+    assert not app.editor.retrain_button.disabled and not app.upload.run_button.disabled
+    assert app.editor.progress.bar_style == "success"
+    assert app.editor.status.kind == "ok"
+
+
+def test_training_errors_are_readable(app: MLApp, monkeypatch: pytest.MonkeyPatch) -> None:
+    def failing(*args, **kwargs):
+        raise BadRequest("Column 'Survived' has one value only; add rows with another value.")
+
+    monkeypatch.setattr(app.model, "retrain", failing)
+    app.editor.retrain_button.click()
+    app.wait()
+    assert app.editor.status.kind == "error"
+    assert app.editor.status.text == (
+        "Column 'Survived' has one value only; add rows with another value."
+    )
+    assert app.editor.progress.bar_style == "danger"
+    assert not app.editor.retrain_button.disabled
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(app.model, "retrain", broken)
+    app.editor.retrain_button.click()
+    app.wait()
+    assert app.editor.status.text == "Unexpected error (RuntimeError): boom"
+
+
+# ---- summary ----------------------------------------------------------------------------
+
+
+def test_summary_of_a_classifier(app: MLApp) -> None:
+    s = app.summary
+    assert s.info["model"] == "LogisticRegression"
+    html = s.html.value
+    assert 'class="mlwidget-class">LogisticRegression<' in html
+    assert 'class="mlwidget-rows">891<' in html
+    assert 'data-stale="false"' in html
+    assert s.images["importance"].startswith(PNG)
+    assert s.images["confusion"].startswith(PNG)
+    assert s.importance_image.value == s.images["importance"]
+    title, names, values = importance(app.model.pipeline, app.model.estimator)
+    assert title == "Coefficients"
+    assert "Sex_male" in names and len(names) == len(values)
+
+
+def test_summary_of_a_regressor(store_dir: Path) -> None:
+    model = MLModel(
+        "weight",
+        data=str(NOTEBOOKS / "weight.csv"),
+        model={"class": "LinearRegression", "target_col": "weight"},
+        store=store_dir,
+    )
+    ui = build_app(model)
+    assert ui.editor.kind.value == "regressor"
+    assert "LinearRegression" in ui.editor.cls.options
+    assert "LogisticRegression" not in ui.editor.cls.options
+    assert ui.upload.metric.options[1] == "r2"
+    assert ui.summary.images["importance"].startswith(PNG)
+    assert ui.summary.images["predicted_vs_actual"].startswith(PNG)
+    assert "confusion" not in ui.summary.images
+    _, names, _ = importance(model.pipeline, model.estimator)
+    assert set(names) == {"male", "age", "height"}
