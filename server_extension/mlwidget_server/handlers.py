@@ -1,0 +1,513 @@
+"""The MLHandler HTTP API. Handlers stay thin: parse the request, call ``MLModel``, answer.
+
+Every core call runs on the app's worker threads (``MLWidgetApp.run``) so that training and
+large predictions never block the Jupyter server's event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from http.client import responses
+from typing import TYPE_CHECKING, Any
+
+import tornado.escape
+import tornado.template
+import tornado.web
+from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import authorized
+from jupyter_server.base.handlers import APIHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from jupyter_server.utils import url_escape, url_path_join
+from tornado.httputil import parse_body_arguments, parse_qs_bytes
+
+from mlwidget import BadRequest, Forbidden, MLWidgetError, NotFound, PayloadTooLarge
+from mlwidget.errors import UnsupportedFormat
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from mlwidget import MLModel
+
+    from .app import MLWidgetApp
+
+TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
+_loader = tornado.template.Loader(TEMPLATES)
+
+ACTIONS = ("predict", "predict_proba", "score", "retrain", "train", "append")
+WRITE_ACTIONS = ("retrain", "train", "append")
+LIST_OPTIONS = ("include", "exclude", "cats", "nums")
+# Options that name files on the server: settable from server config or Python, never over HTTP
+# (a request must not make the server read, write or execute a file of its choosing).
+SERVER_ONLY_OPTIONS = ("data", "path", "template")
+# Query keys Jupyter itself consumes: never features or options.
+JUPYTER_KEYS = ("token", "_xsrf")
+# Content types that say nothing about the format: let the file name or the content decide.
+GENERIC_TYPES = ("", "application/octet-stream", "application/x-www-form-urlencoded", "text/plain")
+METRICS = {
+    "classifier": ["accuracy", "balanced_accuracy", "f1_weighted", "f1_macro", "roc_auc"],
+    "regressor": ["r2", "neg_mean_absolute_error", "neg_mean_squared_error", "explained_variance"],
+}
+
+
+class BaseHandler(ExtensionHandlerMixin, APIHandler):
+    """JSON API handler: Jupyter authentication, one error shape, worker-thread calls."""
+
+    auth_resource = "mlwidget"
+
+    @property
+    def app(self) -> MLWidgetApp:
+        return self.extensionapp  # type: ignore[return-value]
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        """Every error is ``{"error": message}``; never a traceback or a server path."""
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        reply: dict[str, Any] = {}
+        if isinstance(exc, MLWidgetError):
+            status_code = exc.status
+            message = str(exc)
+        elif isinstance(exc, tornado.web.HTTPError):
+            message = exc.log_message or responses.get(status_code, "HTTP error")
+            if exc.args and exc.log_message:
+                try:
+                    message = exc.log_message % exc.args
+                except (TypeError, ValueError):
+                    pass
+            reply = {"message": message, "reason": exc.reason}
+        elif exc is None:
+            message = responses.get(status_code, "HTTP error")
+        else:
+            status_code = 500
+            message = "Internal error in the mlwidget server extension. The server log has details."
+        self.set_status(status_code)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": message, **reply}))
+
+    def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
+        if isinstance(value, MLWidgetError):
+            self.log.warning("%d %s: %s", value.status, self._request_summary(), value)
+        else:
+            super().log_exception(typ, value, tb)
+
+    def send_json(self, obj: Any) -> None:
+        self.finish(json.dumps(jsonable(obj)))
+
+    def send_file(self, data: bytes, mime: str, filename: str) -> None:
+        self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
+        self.finish(data, set_content_type=mime)
+
+    async def check_authorized(self, action: str) -> None:
+        """Jupyter's authorizer, as ``@authorized`` does it, with an action chosen per request."""
+        user = self.current_user
+        ok = user and await ensure_async(
+            self.authorizer.is_authorized(self, user, action, self.auth_resource)
+        )
+        if not ok:
+            raise tornado.web.HTTPError(
+                403, f"User is not authorized to {action} on resource: {self.auth_resource}."
+            )
+
+
+class ModelListHandler(BaseHandler):
+    """``GET {base_url}mlhandler/``: the models of the store and of the server config."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        app = self.app
+        patterns = {name: pattern for pattern, name in app.routes}
+        models = []
+        for name in await app.run(app.model_names):
+            entry = {"name": name, "url": url_path_join(self.base_url, "mlhandler", name)}
+            if name in patterns:
+                entry["pattern"] = url_path_join(self.base_url, patterns[name].lstrip("/"))
+            if name in app._failed:
+                entry["error"] = app._failed[name]
+            models.append(entry)
+        self.send_json({"models": models, "store": "configured" if models else "empty"})
+
+
+@tornado.web.stream_request_body
+class ModelHandler(BaseHandler):
+    """``{base_url}mlhandler/{name}`` (and a YAML model's own pattern): the MLHandler API."""
+
+    def initialize(self, name: str, model_name: str | None = None) -> None:  # type: ignore[override]
+        super().initialize(name)
+        self.model_name = model_name
+        self.mlmodel: MLModel | None = None
+        self._chunks: list[bytes] = []
+        self._received = 0
+        self._too_large = False
+
+    @property
+    def model(self) -> Any:
+        """The fitted scikit-learn pipeline (``handler.model`` in templates), or None."""
+        return self.mlmodel.pipeline if self.mlmodel is not None else None
+
+    # ------------------------------------------------------------------ request body
+
+    async def prepare(self) -> None:
+        await super().prepare()  # authentication (403) and XSRF, before any body is read
+        if self._finished:
+            return
+        limit = self.app.max_body_size
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge(
+                f"The request body is {int(length)} bytes; this server accepts at most {limit} "
+                "bytes (MLWidgetApp.max_body_size). Send a smaller file or raise the limit."
+            )
+        # Bodies without a Content-Length are counted in data_received and dropped beyond the
+        # limit; the connection itself gives up at twice the limit.
+        self.request.connection.set_max_body_size(2 * limit + 1)
+        await self.check_authorized(self._auth_action())
+
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self._received += len(chunk)
+        if self._received > self.app.max_body_size:
+            self._too_large = True
+            self._chunks = []
+        else:
+            self._chunks.append(chunk)
+
+    def body(self) -> bytes:
+        if self._too_large:
+            raise PayloadTooLarge(
+                f"The request body is over {self.app.max_body_size} bytes, the most this server "
+                "accepts (MLWidgetApp.max_body_size). Send a smaller file or raise the limit."
+            )
+        return b"".join(self._chunks)
+
+    def _auth_action(self) -> str:
+        method = self.request.method
+        if method in ("GET", "HEAD"):
+            return "read"
+        if method == "POST":
+            action = self.get_query_argument("_action", "predict")
+            return "write" if action in WRITE_ACTIONS else "read"
+        return "write"
+
+    # ------------------------------------------------------------------ helpers
+
+    def query_args(self) -> dict[str, list[str]]:
+        """The query as ``{key: [values]}`` (strings), without Jupyter's own keys."""
+        return {
+            key: [v.decode("utf-8", "replace") for v in values]
+            for key, values in self.request.query_arguments.items()
+            if key not in JUPYTER_KEYS
+        }
+
+    async def resolve(self, name: str | None) -> MLModel:
+        self.mlmodel = await self.app.get_model(self.model_name or name or "")
+        return self.mlmodel
+
+    def api_url(self, name: str) -> str:
+        return url_path_join(self.base_url, "mlhandler", url_escape(name))
+
+    # ------------------------------------------------------------------ GET
+
+    @tornado.web.authenticated
+    async def get(self, name: str | None = None, *_: str) -> None:
+        args = self.query_args()
+        m = await self.resolve(name)
+        run = self.app.run
+        fmt = last(args, "_format")
+        if "_download" in args:
+            data = await run(m.model_bytes)
+            self.send_file(data, "application/octet-stream", f"{m.name}.joblib")
+        elif "_model" in args:
+            self.send_json(await run(m.info))
+        elif "_params" in args:
+            self.send_json(await run(m.params_info))
+        elif "_cache" in args:
+            df = await run(m.data)
+            await self.send_table(df, fmt or "json", f"{m.name}-data")
+        elif any(not key.startswith("_") for key in args):
+            from mlwidget.tables import from_query
+
+            df = from_query(args)
+            await self.send_predictions(m, df, fmt)
+        else:
+            await self.render_page(m)
+
+    async def send_table(self, df: pd.DataFrame, fmt: str, stem: str) -> None:
+        if fmt in ("json", "records"):
+            text = await self.app.run(df.to_json, orient="records", date_format="iso")
+            self.finish(text)
+            return
+        if fmt not in ("csv", "xlsx", "parquet"):
+            raise BadRequest(f"Unknown _format {fmt!r}. Use json, csv, xlsx or parquet.")
+        from mlwidget.tables import to_bytes
+
+        data, mime, ext = await self.app.run(to_bytes, df, fmt)
+        self.send_file(data, mime, f"{stem}.{ext.lstrip('.')}")
+
+    async def send_predictions(self, m: MLModel, df: pd.DataFrame, fmt: str | None) -> None:
+        if fmt in (None, "", "json"):
+            self.send_json(await self.app.run(m.predict, df))
+            return
+        if fmt not in ("records", "csv", "xlsx"):
+            raise BadRequest(f"Unknown _format {fmt!r} for predictions. Use records, csv or xlsx.")
+        table = await self.app.run(m.predict_table, df)
+        await self.send_table(table, fmt, f"{m.name}-predictions")
+
+    # ------------------------------------------------------------------ POST
+
+    @tornado.web.authenticated
+    async def post(self, name: str | None = None, *_: str) -> None:
+        args = self.query_args()
+        action = last(args, "_action") or "predict"
+        if action not in ACTIONS:
+            raise BadRequest(
+                f"Unknown _action {action!r}. Use one of: {', '.join(ACTIONS)} (default predict)."
+            )
+        m = await self.resolve(name)
+        body = self.body()
+        run = self.app.run
+        df = await run(parse_body, body, self.request.headers.get("Content-Type", ""), args)
+        metric = last(args, "_metric") or last(args, "metric") or None
+        if action in ("predict", "predict_proba", "score", "append") and df is None:
+            raise BadRequest(
+                f"_action={action} needs rows in the request body: JSON records, CSV, XLSX or "
+                "Parquet, or a multipart file upload."
+            )
+        if action == "predict":
+            await self.send_predictions(m, df, last(args, "_format"))
+        elif action == "predict_proba":
+            self.send_json(await run(m.predict_proba, df))
+        elif action == "score":
+            self.send_json(await run(m.score, df, metric=metric))
+        elif action == "append":
+            self.send_json(await run(m.append, df))
+        else:  # retrain / train
+            target = last(args, "target_col") or last(args, "_target_col") or None
+            result = await run(m.retrain, df, target_col=target)
+            if metric:
+                scored = await run(m.score, df if df is not None else m.data(), metric=metric)
+                result = {**result, **scored}
+            self.send_json(result)
+
+    # ------------------------------------------------------------------ PUT
+
+    @tornado.web.authenticated
+    async def put(self, name: str | None = None, *_: str) -> None:
+        changes: dict[str, Any] = {}
+        body = self.body()
+        if body.strip():
+            try:
+                obj = json.loads(body)
+            except ValueError as exc:
+                raise BadRequest(
+                    f"The PUT body is not valid JSON ({exc}). Send a flat JSON object such as "
+                    '{"class": "RandomForestClassifier", "n_estimators": 10}, or use the query.'
+                ) from None
+            if not isinstance(obj, dict):
+                raise BadRequest(
+                    f"The PUT body must be a JSON object of options and parameters, "
+                    f"not a {type(obj).__name__}."
+                )
+            changes.update(obj)
+        for key, values in self.query_args().items():
+            if not key.startswith("_"):
+                changes[key] = values if len(values) > 1 else values[0]
+        for key in LIST_OPTIONS:
+            if isinstance(changes.get(key), str):
+                changes[key] = [changes[key]] if changes[key] else []
+        blocked = sorted(set(changes) & set(SERVER_ONLY_OPTIONS))
+        if blocked:
+            raise Forbidden(
+                f"{', '.join(blocked)} can only be set in the server config or from Python, "
+                "not over HTTP: they name files on the server."
+            )
+        if "class" in changes:
+            changes["class_"] = changes.pop("class")
+        name = self.model_name or name or ""
+        try:
+            m = await self.resolve(name)
+        except NotFound:
+            self.send_json(await self.app.create_model(name, changes))
+            return
+        self.send_json(await self.app.run(m.configure, **changes))
+
+    # ------------------------------------------------------------------ DELETE
+
+    @tornado.web.authenticated
+    async def delete(self, name: str | None = None, *_: str) -> None:
+        items = []
+        for key, values in self.query_args().items():
+            if key in ("_model", "_cache"):
+                items.append(key[1:])
+            elif key == "delete":
+                items.extend(values)
+            else:
+                items.append(key)
+        unknown = [item for item in items if item not in ("model", "cache")]
+        if unknown or not items:
+            raise BadRequest(
+                f"Cannot delete {', '.join(map(repr, unknown)) or 'nothing'}: use ?_model (the "
+                "fitted model), ?_cache (the training data), or ?delete=model|cache."
+            )
+        m = await self.resolve(name)
+        deleted = []
+        for item in dict.fromkeys(items):
+            await self.app.run(m.delete_model if item == "model" else m.delete_data)
+            deleted.append(item)
+        self.send_json({"name": m.name, "deleted": deleted})
+
+    # ------------------------------------------------------------------ HTML
+
+    async def render_page(self, m: MLModel) -> None:
+        self.xsrf_token  # noqa: B018 -- sets the _xsrf cookie the page's scripts send back
+        options = await self.app.run(lambda: dict(m.options))
+        template = options.get("template")
+        if template:
+            await self.render_template_file(m, str(template))
+        else:
+            await self.render_default_page(m)
+
+    async def render_template_file(self, m: MLModel, path: str) -> None:
+        import pandas as pd
+
+        if not os.path.isabs(path):
+            path = os.path.join(self.serverapp.root_dir, path)
+        try:
+            data = await self.app.run(m.data)
+        except NotFound:
+            data = pd.DataFrame()
+        try:
+            loader = tornado.template.Loader(os.path.dirname(path))
+            tmpl = loader.load(os.path.basename(path))
+        except OSError:
+            raise NotFound(
+                f"The template of model {m.name!r} ({os.path.basename(path)}) cannot be read."
+            ) from None
+        ns = self.get_template_namespace()
+        ns.update(handler=self, data=data, name=m.name, api_url=self.api_url(m.name))
+        html = tmpl.generate(**ns)
+        self.finish(html, set_content_type="text/html; charset=UTF-8")
+
+    async def render_default_page(self, m: MLModel) -> None:
+        from mlwidget.estimators import list_estimators
+
+        def gather() -> dict:
+            info = m.info()
+            try:
+                columns = [str(c) for c in m.data().columns]
+            except NotFound:
+                columns = []
+            features = m.features
+            if not columns:
+                columns = [f["name"] for f in features] + (
+                    [info["target_col"]] if info.get("target_col") else []
+                )
+            kind = info.get("kind")
+            return {
+                "info": info,
+                "features": features,
+                "columns": columns,
+                "estimators": list_estimators(kind) if kind else list_estimators(),
+            }
+
+        ctx = await self.app.run(gather)
+        kind = ctx["info"].get("kind")
+        html = _loader.load("page.html").generate(
+            name=m.name,
+            api_url=self.api_url(m.name),
+            list_url=url_path_join(self.base_url, "mlhandler/"),
+            metrics=METRICS.get(kind or "", []),
+            json_encode=tornado.escape.json_encode,
+            jsonable=jsonable,
+            **ctx,
+        )
+        self.set_header(
+            "Content-Security-Policy",
+            "frame-ancestors 'self'; default-src 'none'; script-src 'unsafe-inline'; "
+            "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
+            "form-action 'self'; base-uri 'none'",
+        )
+        self.finish(html, set_content_type="text/html; charset=UTF-8")
+
+
+# ---------------------------------------------------------------------- parsing and rendering
+
+
+def last(args: dict[str, list[str]], key: str) -> str | None:
+    values = args.get(key)
+    return values[-1] if values else None
+
+
+def parse_body(body: bytes, content_type: str, args: dict[str, list[str]]) -> pd.DataFrame | None:
+    """The request body as one table (None if it carries none). Multipart form fields, and the
+    fields of a urlencoded form, are added to ``args``."""
+    from mlwidget.tables import read_table
+
+    if not body.strip():
+        return None
+    main = content_type.split(";")[0].strip().lower()
+    if main == "multipart/form-data":
+        fields: dict[str, list[bytes]] = {}
+        files: dict[str, list[Any]] = {}
+        try:
+            parse_body_arguments(content_type, body, fields, files)
+        except Exception:
+            fields, files = {}, {}
+        if not fields and not files:
+            raise BadRequest(
+                "The multipart/form-data body cannot be parsed. Upload files as form fields "
+                "(curl -F file=@data.csv) or send the table itself as the body."
+            )
+        for key, values in fields.items():
+            if key not in JUPYTER_KEYS:
+                args.setdefault(key, []).extend(v.decode("utf-8", "replace") for v in values)
+        tables = [
+            read_table(f.body, filename=f.filename or None, content_type=_specific(f.content_type))
+            for uploads in files.values()
+            for f in uploads
+            if f.body
+        ]
+        if not tables:
+            return None
+        if len(tables) == 1:
+            return tables[0]
+        import pandas as pd
+
+        return pd.concat(tables, ignore_index=True)
+    if main == "application/x-www-form-urlencoded":
+        # curl -d @file sends this type for any file: the content decides. A real form
+        # (key=value pairs) only carries arguments.
+        try:
+            return read_table(body)
+        except UnsupportedFormat:
+            fields = parse_qs_bytes(body, keep_blank_values=True)
+            if not fields:
+                raise
+            for key, values in fields.items():
+                if key not in JUPYTER_KEYS:
+                    args.setdefault(key, []).extend(v.decode("utf-8", "replace") for v in values)
+            return None
+    return read_table(body, content_type=_specific(main))
+
+
+def _specific(content_type: str | None) -> str | None:
+    main = (content_type or "").split(";")[0].strip().lower()
+    return None if main in GENERIC_TYPES else main
+
+
+def jsonable(obj: Any) -> Any:
+    """``obj`` with numpy scalars and arrays as Python values and NaN/inf as None."""
+    if isinstance(obj, dict):
+        return {str(k): jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    if isinstance(obj, float):
+        return obj if math.isfinite(obj) else None
+    if obj is None or isinstance(obj, (str, bool, int)):
+        return obj
+    if hasattr(obj, "tolist"):  # numpy scalars and arrays
+        return jsonable(obj.tolist())
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    return str(obj)
