@@ -139,7 +139,9 @@ def _required_defaults(cls: type) -> dict[str, Any]:
     for pname, param in inspect.signature(cls.__init__).parameters.items():
         if pname == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
             continue
-        if param.default is not inspect.Parameter.empty:
+        declared = getattr(cls, "_parameter_constraints", {}).get(pname)
+        none_ok = not isinstance(declared, list) or None in declared
+        if param.default is not inspect.Parameter.empty and (param.default is not None or none_ok):
             continue
         if pname == INNER_ESTIMATOR:
             out[pname] = _default_inner(cls)

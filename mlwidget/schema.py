@@ -194,12 +194,14 @@ def schema_from_estimator(model: Any) -> list[dict[str, Any]] | None:
     if names is None:
         return None
     categories: dict[str, list[Any]] = {}
-    for _, step in _walk(model):
-        cats = getattr(step, "categories_", None)
-        cols = getattr(step, "feature_names_in_", None)
-        if cats is not None and cols is not None and len(cols) == len(cats):
-            for col, values in zip(cols, cats, strict=True):
-                categories[str(col)] = est.to_jsonable([v for v in values if v == v])
+    for step in _walk(model):
+        for item in getattr(step, "transformers_", None) or []:
+            cols = item[2]
+            for inner in _walk(item[1]):
+                cats = getattr(inner, "categories_", None)
+                if cats is not None and isinstance(cols, list) and len(cols) == len(cats):
+                    for col, values in zip(cols, cats, strict=True):
+                        categories[str(col)] = est.to_jsonable([v for v in values if v == v])
     schema = []
     for name in map(str, names):
         if name in categories:
@@ -227,10 +229,10 @@ def schema_from_estimator(model: Any) -> list[dict[str, Any]] | None:
     return schema
 
 
-def _walk(model: Any) -> Iterable[tuple[str, Any]]:
-    yield "", model
+def _walk(model: Any) -> Iterable[Any]:
+    """The model and every estimator nested in its pipelines and column transformers."""
+    yield model
     for attr in ("steps", "transformers_"):
         for item in getattr(model, attr, None) or []:
-            step = item[1]
-            if hasattr(step, "get_params"):
-                yield from _walk(step)
+            if hasattr(item[1], "get_params"):
+                yield from _walk(item[1])

@@ -32,7 +32,6 @@ _CONTENT_TYPES = {
     "application/json": "json",
     "text/json": "json",
     "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "xlsx",
-    "application/vnd.ms-excel": "xlsx",
     "application/vnd.apache.parquet": "parquet",
     "application/x-parquet": "parquet",
     "application/parquet": "parquet",
@@ -53,6 +52,8 @@ _VAGUE = {
     "application/x-www-form-urlencoded",
     "text/plain",
     "multipart/form-data",
+    "application/vnd.ms-excel",  # browsers on Windows send it for .csv files too
+    "binary/octet-stream",
 }
 
 
@@ -63,11 +64,12 @@ def format_of(
     ctype = (content_type or "").split(";")[0].strip().lower()
     if ctype in _CONTENT_TYPES:
         return _CONTENT_TYPES[ctype]
-    if filename:
-        ext = os.path.splitext(filename)[1].lower()
-        if ext in _EXTENSIONS:
-            return _EXTENSIONS[ext]
-    if content is not None:
+    if ctype in _VAGUE or ctype.startswith("text/"):
+        if filename:
+            ext = os.path.splitext(filename)[1].lower()
+            if ext in _EXTENSIONS:
+                return _EXTENSIONS[ext]
+    if content is not None and (ctype in _VAGUE or ctype.startswith("text/")):
         sniffed = sniff(content)
         if sniffed:
             return sniffed

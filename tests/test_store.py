@@ -1,0 +1,206 @@
+"""The store shared by processes: cross-process visibility, concurrent appends, crashes."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
+
+from mlwidget import BadRequest, MLModel
+from mlwidget.store import STATE, Store, default_root, safe_name
+
+# A second, long-lived Python process: reads one JSON command per line, answers one JSON line.
+WORKER = textwrap.dedent(
+    """
+    import json, sys
+    from mlwidget import MLModel
+    model = MLModel.open(sys.argv[1], store=sys.argv[2])
+    for line in sys.stdin:
+        cmd = json.loads(line)
+        if cmd["op"] == "info":
+            info = model.info()
+            out = {"model": info["model"], "fitted": (info["fitted"] or {}).get("model"),
+                   "params": info["params"], "rows": info["rows"],
+                   "predict": model.predict(cmd["row"])}
+        elif cmd["op"] == "configure":
+            out = model.configure(**cmd["changes"])["params"]
+        elif cmd["op"] == "retrain":
+            out = model.retrain()
+        print(json.dumps(out, default=str), flush=True)
+    """
+)
+
+
+class Worker:
+    def __init__(self, name: str, store: Path) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-c", WORKER, name, str(store)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+
+    def ask(self, **cmd):
+        self.proc.stdin.write(json.dumps(cmd) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, "worker process died"
+        return json.loads(line)
+
+    def close(self) -> None:
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def titanic(titanic_csv, store_dir) -> MLModel:
+    return MLModel("titanic", data=titanic_csv, store=store_dir, **GUIDE_OPTIONS)
+
+
+def test_default_root_honours_env(store_dir):
+    assert default_root() == store_dir
+    assert Store().root == store_dir
+    assert safe_name("mlhandler/tutorial") == "mlhandler-tutorial"
+
+
+def test_second_process_sees_changes_without_restart(titanic, store_dir):
+    worker = Worker("titanic", store_dir)
+    try:
+        first = worker.ask(op="info", row=GUIDE_PASSENGER)
+        assert first["fitted"] == "LogisticRegression" and first["predict"] == [0]
+        assert first["rows"] == 891
+        # configure in this process -> seen there
+        titanic.configure(class_="RandomForestClassifier", n_estimators=7)
+        seen = worker.ask(op="info", row=GUIDE_PASSENGER)
+        assert seen["model"] == "RandomForestClassifier" and seen["params"]["n_estimators"] == 7
+        assert seen["fitted"] == "LogisticRegression"  # staged, not trained
+        # retrain here -> the other process predicts with the new model
+        titanic.retrain()
+        assert worker.ask(op="info", row=GUIDE_PASSENGER)["fitted"] == "RandomForestClassifier"
+        # append here -> row count there
+        titanic.append(titanic.data().head(3))
+        assert worker.ask(op="info", row=GUIDE_PASSENGER)["rows"] == 894
+        # and the other way round: a change there is seen here
+        worker.ask(op="configure", changes={"n_estimators": "3"})
+        assert titanic.info()["params"]["n_estimators"] == 3
+        worker.ask(op="retrain")
+        assert len(titanic.estimator.estimators_) == 3
+    finally:
+        worker.close()
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".lock"}
+
+
+def test_bad_append_changes_nothing(titanic, store_dir):
+    folder = store_dir / "titanic"
+    before = _files(folder)
+    row = titanic.data().head(1)
+    with pytest.raises(BadRequest, match="missing 'Fare'"):
+        titanic.append(row.drop(columns=["Fare"]))
+    with pytest.raises(BadRequest, match="unexpected 'Colour'"):
+        titanic.append(row.assign(Colour="red"))
+    with pytest.raises(BadRequest, match="Expected numbers in column 'Age'"):
+        titanic.append(row.assign(Age="very old"))
+    assert _files(folder) == before  # byte for byte
+
+
+APPENDER = textwrap.dedent(
+    """
+    import sys
+    import pandas as pd
+    from mlwidget import MLModel
+    model = MLModel.open(sys.argv[1], store=sys.argv[2])
+    row = pd.read_csv(sys.argv[3]).head(1)
+    for i in range(int(sys.argv[4])):
+        model.append(row)
+    """
+)
+
+
+def test_concurrent_appends_from_two_processes_all_land(titanic, store_dir, titanic_csv):
+    n = 15
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", APPENDER, "titanic", str(store_dir), str(titanic_csv), str(n)]
+        )
+        for _ in range(2)
+    ]
+    for proc in procs:
+        assert proc.wait(timeout=120) == 0
+    assert len(titanic.data()) == 891 + 2 * n
+    assert titanic.info()["rows"] == 891 + 2 * n
+
+
+# The writer is killed (SIGKILL) while the new model file is half written: the hook makes the
+# real store write half of the file, tell the parent, and wait to be killed.
+KILLED_WRITER = textwrap.dedent(
+    """
+    import os, sys, time
+    import mlwidget.store as store
+    real = store.atomic_write
+    def slow(path, writer):
+        def half(tmp):
+            writer(tmp)
+            with open(tmp, "r+b") as f:
+                f.truncate(os.path.getsize(tmp) // 2)
+            print("writing", flush=True)
+            time.sleep(60)
+        real(path, half if path.name.startswith(sys.argv[3]) else writer)
+    store.atomic_write = slow
+    from mlwidget import MLModel
+    model = MLModel.open(sys.argv[1], store=sys.argv[2])
+    model.configure(class_="RandomForestClassifier", n_estimators=5)
+    if sys.argv[3] == "model-":
+        model.retrain()
+    else:
+        model.append(model.data().head(2))
+    """
+)
+
+
+@pytest.mark.parametrize("target", ["model-", "data-"])
+def test_writer_killed_mid_save_leaves_previous_state(titanic, store_dir, target):
+    folder = store_dir / "titanic"
+    before = json.loads((folder / STATE).read_text())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", KILLED_WRITER, "titanic", str(store_dir), target],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout.readline().strip() == "writing"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert any(p.name.endswith(".tmp") for p in folder.iterdir())  # it died mid-write
+    reopened = MLModel.open("titanic", store=store_dir)
+    after = json.loads((folder / STATE).read_text())
+    assert after["model"] == before["model"] and after["data"] == before["data"]
+    assert reopened.predict(GUIDE_PASSENGER) == [0]
+    assert reopened.info()["fitted"]["model"] == "LogisticRegression"
+    assert len(reopened.data()) == 891
+    # The lock died with the process: the next writer gets it at once.
+    start = time.monotonic()
+    reopened.append(reopened.data().head(1))
+    assert time.monotonic() - start < 5
+    assert not any(p.name.endswith(".tmp") for p in folder.iterdir())  # debris collected
+
+
+def test_reader_in_same_process_sees_new_state(titanic, store_dir):
+    other = MLModel.open("titanic", store=store_dir)
+    titanic.configure(C="0.25")
+    assert other.info()["params"]["C"] == 0.25
+    titanic.delete_model()
+    assert other.info()["fitted"] is None
+    frame = pd.DataFrame([GUIDE_PASSENGER])
+    with pytest.raises(Exception, match="no fitted estimator"):
+        other.predict(frame)
