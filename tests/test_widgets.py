@@ -216,6 +216,8 @@ def test_switch_to_random_forest_and_retrain(app: MLApp) -> None:
 
 def test_apply_stages_and_summary_says_stale(app: MLApp) -> None:
     ed = app.editor
+    assert ed.params["class_weight"].value == "none"
+    ed.params["class_weight"].value = "balanced"
     ed.params["C"].value = 0.5
     ed.columns["exclude"].value = ["PassengerId", "Ticket", "Cabin", "Name", "Fare"]
     ed.apply_button.click()
@@ -223,6 +225,8 @@ def test_apply_stages_and_summary_says_stale(app: MLApp) -> None:
     assert app.summary.info["stale"] is True
     assert 'data-stale="true"' in app.summary.html.value
     assert app.summary.info["params"]["C"] == 0.5
+    assert app.summary.info["params"]["class_weight"] == "balanced"
+    assert "Fare" in app.model.options["exclude"]
     assert "Fare" in app.predict.inputs  # the fitted model keeps serving until a retrain
 
 
@@ -319,3 +323,17 @@ def test_summary_of_a_regressor(store_dir: Path) -> None:
     assert "confusion" not in ui.summary.images
     _, names, _ = importance(model.pipeline, model.estimator)
     assert set(names) == {"male", "age", "height"}
+
+
+def test_tab_switch_rereads_the_store_but_keeps_pending_edits(app: MLApp, store_dir: Path) -> None:
+    other = MLModel.open("titanic", store=store_dir)
+    other.configure(class_="RandomForestClassifier")  # as if REST or another notebook did it
+    app.tabs.selected_index = 3
+    assert app.summary.info["model"] == "RandomForestClassifier"
+    assert app.summary.info["stale"] is True
+    app.tabs.selected_index = 2
+    assert app.editor.cls.value == "RandomForestClassifier"
+    app.editor.params["n_estimators"].value = 7
+    app.tabs.selected_index = 0
+    app.tabs.selected_index = 2
+    assert app.editor.params["n_estimators"].value == 7

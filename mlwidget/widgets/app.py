@@ -53,8 +53,8 @@ class MLApp(widgets.VBox):
             self.summary.refresh()
         elif change["new"] == TITLES.index("Predict"):
             self.predict.refresh()
-        elif change["new"] == TITLES.index("Editor"):
-            self.editor.refresh()
+        elif change["new"] == TITLES.index("Editor") and not self.editor.changes():
+            self.editor.refresh()  # but never over edits the user has not applied yet
 
     def refresh(self) -> None:
         """Re-read the model in every form."""

@@ -45,7 +45,10 @@ def param_input(spec: dict, value: Any) -> widgets.ValueWidget:
     if kind == "bool" and isinstance(value, bool):
         w = widgets.Checkbox(value=value, indent=True, **common)
     elif kind == "choice" and value in choices:
-        w = widgets.Dropdown(options=[(as_text(c), c) for c in choices], value=value, **common)
+        # Options hold the text the core parses ("none", "balanced"): a Dropdown whose value
+        # is None would show no selection at all.
+        options = list(dict.fromkeys(as_text(c) for c in choices))
+        w = widgets.Dropdown(options=options, value=as_text(value), **common)
     elif kind == "int" and isinstance(value, int) and not isinstance(value, bool):
         w = widgets.IntText(value=value, **common)
     elif kind == "float" and isinstance(value, float):

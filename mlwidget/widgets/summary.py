@@ -88,7 +88,7 @@ def plot_performance(model: Any) -> tuple[str, bytes] | None:
                 ax=ax,
                 colorbar=False,
             )
-            ax.set_title(f"Confusion matrix ({len(actual)} training rows)")
+            ax.set_title(f"Confusion matrix ({len(actual)} stored rows)")
             ax.set_xlabel(f"predicted {target}")
             ax.set_ylabel(f"actual {target}")
 
@@ -102,7 +102,7 @@ def plot_performance(model: Any) -> tuple[str, bytes] | None:
         ax.plot([lo, hi], [lo, hi], color="#e53935", linewidth=1)
         ax.set_xlabel(f"actual {target}")
         ax.set_ylabel(f"predicted {target}")
-        ax.set_title(f"Predicted vs actual ({len(y)} training rows)")
+        ax.set_title(f"Predicted vs actual ({len(y)} stored rows)")
 
     return "predicted_vs_actual", figure_png(draw, (4.5, 4))
 

@@ -1,0 +1,230 @@
+"""notebooks/dashboard.ipynb in Voila, served by a real `jupyter server`, driven by Chromium.
+
+The server runs as a subprocess (Playwright's sync API cannot run inside pytest-jupyter's event
+loop) with the voila and mlwidget_server extensions, a private store and runtime directory.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import requests
+from conftest import GUIDE_PASSENGER, NOTEBOOKS, ROOT
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+TIMEOUT_MS = 90_000
+SHOTS = os.environ.get("MLWIDGET_SCREENSHOTS")  # a folder: save screenshots there for a look
+
+
+def shot(page, name: str) -> None:
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS, f"{name}.png")), full_page=True)
+
+
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
+)
+
+
+# pytest-jupyter's autouse fixtures close "their" event loop after each test, which here is the
+# loop Playwright's sync API keeps running ("Cannot close a running event loop"). This module runs
+# no in-process server, so it replaces them with no-ops.
+@pytest.fixture(autouse=True)
+def jp_asyncio_loop():
+    yield None
+
+
+@pytest.fixture(autouse=True)
+def jp_server_cleanup():
+    yield
+
+
+@dataclass
+class Server:
+    url: str
+    token: str
+    store: Path
+    log: Path
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"token {self.token}"}
+
+    def dashboard(self) -> str:
+        return f"{self.url}/voila/render/dashboard.ipynb?token={self.token}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    tmp = tmp_path_factory.mktemp("voila")
+    root, store, runtime = tmp / "root", tmp / "store", tmp / "runtime"
+    root.mkdir()
+    store.mkdir()
+    runtime.mkdir()
+    for name in ("dashboard.ipynb", "titanic.csv"):
+        shutil.copy(NOTEBOOKS / name, root / name)
+    port, token = free_port(), secrets.token_hex(16)
+    env = dict(os.environ, MLWIDGET_STORE=str(store), JUPYTER_RUNTIME_DIR=str(runtime))
+    # Work even when the project is not pip-installed (the kernel inherits this too).
+    paths = [str(ROOT), str(ROOT / "server_extension"), env.get("PYTHONPATH", "")]
+    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    log = tmp / "server.log"
+    cmd = [
+        sys.executable,
+        "-m",
+        "jupyter_server",
+        "--allow-root",
+        "--no-browser",
+        "--ip=127.0.0.1",
+        f"--port={port}",
+        "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}",
+        f"--ServerApp.root_dir={root}",
+        '--ServerApp.jpserver_extensions={"voila.server_extension": True, "mlwidget_server": True}',
+    ]
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
+    srv = Server(f"http://127.0.0.1:{port}", token, store, log)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"jupyter server exited ({proc.returncode}):\n{log.read_text()}")
+            try:
+                if requests.get(f"{srv.url}/api/status", headers=srv.auth, timeout=2).ok:
+                    break
+            except requests.RequestException:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"jupyter server did not answer in 60 s:\n{log.read_text()}")
+            time.sleep(0.3)
+        yield srv
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
+        try:
+            yield b
+        finally:
+            b.close()
+
+
+@pytest.fixture
+def page(browser):
+    page = browser.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    # The Voila template links CDNs; fail those fast and explicitly (the tests run offline).
+    page.route(
+        "**/*",
+        lambda route: route.continue_() if "127.0.0.1" in route.request.url else route.abort(),
+    )
+    yield page
+    page.close()
+
+
+def fill_passenger(page) -> None:
+    for name, value in GUIDE_PASSENGER.items():
+        field = page.locator(f".mlwidget-input-{name}")
+        if field.locator("select").count():
+            field.locator("select").select_option(label=str(value))
+        else:
+            box = field.locator("input")
+            box.fill(str(value))
+            box.press("Tab")  # number boxes sync on change (blur), not on each keystroke
+
+
+def test_dashboard_predicts_the_guide_passenger(server: Server, page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(server.dashboard())
+    page.locator(".mlwidget-app").wait_for()
+    expect(page.locator(".mlwidget-title")).to_have_text("Model: titanic")
+    fill_passenger(page)
+    page.locator(".mlwidget-predict-button").click()
+    expect(page.locator(".mlwidget-predict .mlwidget-prediction")).to_have_text("0")
+    expect(page.locator(".mlwidget-predict .mlwidget-answer-line")).to_contain_text("Survived")
+    expect(page.locator(".mlwidget-proba-value").first).to_be_visible()
+    shot(page, "predict")
+    # the dashboard created the model in the store the REST API reads
+    assert (server.store / "titanic").is_dir()
+
+
+def test_rest_change_shows_in_the_dashboard(server: Server, page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(server.dashboard())  # creates the model if the first test did not run
+    page.locator(".mlwidget-app").wait_for()
+    expect(page.locator(".mlwidget-summary .mlwidget-class")).to_have_text("LogisticRegression")
+
+    api = f"{server.url}/mlhandler/titanic"
+    probe = requests.get(f"{api}?_model", headers=server.auth, timeout=30)
+    if probe.status_code == 404 and "error" not in probe.text:
+        pytest.skip("the mlwidget_server REST extension is not serving /mlhandler/ yet")
+    put = requests.put(
+        f"{api}?_model&class=RandomForestClassifier&n_estimators=10",
+        headers=server.auth,
+        timeout=30,
+    )
+    assert put.status_code == 200, put.text
+    assert put.json()["model"] == "RandomForestClassifier"
+    train = requests.post(f"{api}?_action=retrain", headers=server.auth, timeout=120)
+    assert train.status_code == 200, train.text
+
+    page.reload()
+    page.locator(".mlwidget-app").wait_for()
+    page.get_by_role("tab", name="Summary").click()
+    summary = page.locator(".mlwidget-summary")
+    expect(summary.locator(".mlwidget-class")).to_have_text("RandomForestClassifier")
+    expect(summary.locator(".mlwidget-fitted-class")).to_have_text("RandomForestClassifier")
+    expect(summary.locator(".mlwidget-stale")).to_have_attribute("data-stale", "false")
+    expect(summary.locator(".mlwidget-plot-importance")).to_be_visible()
+    shot(page, "summary")
+    page.get_by_role("tab", name="Editor").click()
+    expect(page.locator(".mlwidget-editor-class select")).to_have_value("RandomForestClassifier")
+    shot(page, "editor")
+    page.get_by_role("tab", name="Upload").click()
+    shot(page, "upload")
+    # and the predict form still answers, now from the forest
+    page.get_by_role("tab", name="Predict").click()
+    page.locator(".mlwidget-predict-button").click()
+    expect(page.locator(".mlwidget-predict .mlwidget-prediction")).to_have_text(
+        re.compile(r"^[01]$")
+    )
