@@ -1,0 +1,254 @@
+"""Bad requests: each answers a JSON error naming the problem and changes nothing stored."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import pytest
+from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
+from rest_helpers import TITANIC, Reply, assert_clean_error, call, multipart
+
+from mlwidget import MLModel
+
+NAME = "titanic"
+LIMIT = 2 * 1024 * 1024
+JSON = {"Content-Type": "application/json"}
+FEATURES = pd.read_csv(TITANIC).drop(columns=["Survived"]).head(20)
+PASSENGER = {k: str(v) for k, v in GUIDE_PASSENGER.items()}
+
+
+@pytest.fixture
+def jp_server_config(store_dir: Path, titanic_csv: Path) -> dict:
+    return {
+        "ServerApp": {"jpserver_extensions": {"mlwidget_server": True}},
+        "MLWidgetApp": {
+            "store_dir": str(store_dir),
+            "max_body_size": LIMIT,
+            "models": {NAME: {"data": str(titanic_csv), **GUIDE_OPTIONS}},
+        },
+    }
+
+
+def snapshot(store_dir: Path) -> dict[str, Any]:
+    m = MLModel.open(NAME, store=store_dir)
+    info = m.info()
+    return {
+        "fitted": info["fitted"],
+        "model": info["model"],
+        "params": info["params"],
+        "options": info["options"],
+        "rows": info["rows"],
+        "data": m.data(),
+        "model_file": m.model_bytes(),
+    }
+
+
+def records(rows: list[dict] | pd.DataFrame) -> str:
+    if isinstance(rows, pd.DataFrame):
+        return rows.to_json(orient="records")
+    return json.dumps(rows)
+
+
+BAD_CSV_UPLOAD = multipart([("file", "broken.xlsx", b"this is not a spreadsheet")])
+
+# id, request (method, params, body, headers), status, words the error must contain
+CASES = [
+    ("malformed JSON", ("POST", {"_action": "predict"}, '[{"Sex": "male",', JSON), 400, ["JSON"]),
+    (
+        "unknown _action",
+        ("POST", {"_action": "explode"}, records(FEATURES), JSON),
+        400,
+        ["explode"],
+    ),
+    (
+        "unknown class",
+        ("PUT", {"_model": "", "class": "NoSuchClassifier"}, None, None),
+        400,
+        ["NoSuchClassifier"],
+    ),
+    ("unknown parameter", ("PUT", {"_model": "", "nonsense": "1"}, None, None), 400, ["nonsense"]),
+    (
+        "invalid parameter value",
+        ("PUT", {"_model": "", "C": "-1"}, None, None),
+        400,
+        ["'C' parameter", "-1"],
+    ),
+    (
+        "invalid option value",
+        ("PUT", {"_model": "", "dropna": "maybe"}, None, None),
+        400,
+        ["dropna"],
+    ),
+    (
+        "missing feature column",
+        ("GET", {"Sex": "male", "Age": "22"}, None, None),
+        400,
+        ["Pclass", "Embarked"],
+    ),
+    (
+        "missing feature column in a body",
+        ("POST", {}, records(FEATURES.drop(columns=["Fare"])), JSON),
+        400,
+        ["Fare"],
+    ),
+    ("uncastable value", ("GET", {**PASSENGER, "Age": "abc"}, None, None), 400, ["Age", "abc"]),
+    (
+        "ragged repeated keys",
+        ("GET", [*PASSENGER.items(), ("Sex", "female")], None, None),
+        400,
+        ["Sex"],
+    ),
+    (
+        "score without the target column",
+        ("POST", {"_action": "score"}, records(FEATURES), JSON),
+        400,
+        ["Survived"],
+    ),
+    (
+        "append with mismatched columns",
+        ("POST", {"_action": "append"}, records([{"Sex": "male", "Colour": "red"}]), JSON),
+        400,
+        ["Colour", "Survived"],
+    ),
+    (
+        "retrain on an unknown target",
+        ("POST", {"_action": "retrain", "target_col": "Nope"}, records(FEATURES), JSON),
+        400,
+        ["Nope"],
+    ),
+    ("predict without a body", ("POST", {"_action": "predict"}, None, None), 400, ["body"]),
+    (
+        "body in no known format",
+        ("POST", {}, b"\x00\x01\x02\x03 binary junk \xff\xfe", {"Content-Type": "image/png"}),
+        415,
+        [],
+    ),
+    (
+        "upload that cannot be parsed",
+        ("POST", {}, BAD_CSV_UPLOAD[0], BAD_CSV_UPLOAD[1]),
+        400,
+        [],
+    ),
+    (
+        "body over the limit",
+        ("POST", {"_action": "append"}, b"x" * (LIMIT + 1), JSON),
+        413,
+        ["max_body_size"],
+    ),
+    ("no authentication", ("GET", {"_model": ""}, None, {"Authorization": ""}), 403, []),
+    (
+        "no authentication for a retrain",
+        ("POST", {"_action": "retrain"}, None, {"Authorization": ""}),
+        403,
+        [],
+    ),
+    (
+        "a class that is not an estimator",
+        ("PUT", {"_model": "", "class": "os.system"}, None, None),
+        400,
+        ["os.system"],
+    ),
+    (
+        "a file option over HTTP",
+        ("PUT", {"_model": "", "template": "/etc/passwd"}, None, None),
+        403,
+        ["template"],
+    ),
+    (
+        "training data path over HTTP",
+        ("PUT", {"_model": "", "data": "/etc/passwd"}, None, None),
+        403,
+        ["data"],
+    ),
+    ("PUT body not JSON", ("PUT", {"_model": ""}, "class=SVC", None), 400, ["JSON"]),
+    ("PUT body not an object", ("PUT", {"_model": ""}, "[1, 2]", None), 400, ["object"]),
+    ("delete an unknown item", ("DELETE", {"_model": "", "_foo": ""}, None, None), 400, ["_foo"]),
+    ("delete nothing", ("DELETE", {}, None, None), 400, ["_model", "_cache"]),
+    ("unknown _format", ("GET", {"_cache": "", "_format": "pdf"}, None, None), 400, ["pdf"]),
+]
+
+
+@pytest.mark.parametrize(
+    "request_, status, words", [c[1:] for c in CASES], ids=[c[0] for c in CASES]
+)
+async def test_bad_request(jp_fetch, store_dir, request_, status, words):
+    method, params, body, headers = request_
+    # the configured model is created in the background at start: a request waits for it
+    assert (await call(jp_fetch, "mlhandler", NAME, params={"_model": ""})).code == 200
+    before = snapshot(store_dir)
+    reply = await call(
+        jp_fetch, "mlhandler", NAME, method=method, params=params, body=body, headers=headers
+    )
+    assert_clean_error(reply, status, *words)
+    after = snapshot(store_dir)
+    pd.testing.assert_frame_equal(before.pop("data"), after.pop("data"))
+    assert before == after
+
+
+async def test_unknown_model(jp_fetch, store_dir):
+    reply = await call(jp_fetch, "mlhandler", "nosuch", params=PASSENGER)
+    assert_clean_error(reply, 404, "nosuch")
+    reply = await call(jp_fetch, "mlhandler", "..", params={"_model": ""})
+    assert reply.code in (400, 404)
+    # a failed PUT to a new name leaves nothing behind
+    reply = await call(
+        jp_fetch, "mlhandler", "newbie", method="PUT", params={"_model": "", "class": "Nope"}
+    )
+    assert_clean_error(reply, 400, "Nope")
+    assert not (store_dir / "newbie").exists()
+    reply = await call(jp_fetch, "mlhandler", "")
+    assert [m["name"] for m in reply.json()["models"]] == [NAME]
+
+
+async def test_bad_config_does_not_stop_the_server(jp_fetch, jp_serverapp, store_dir):
+    """A configured model that cannot be created is reported; the others keep serving."""
+    from mlwidget_server.app import MLWidgetApp
+
+    app = jp_serverapp.web_app.settings["mlwidget"]
+    assert isinstance(app, MLWidgetApp)
+    app._pending["broken"] = app.executor.submit(
+        app._create, "broken", {"class": "NoSuchModel", "data": str(TITANIC)}, None
+    )
+    app.configured["broken"] = ({}, None)
+    reply = await call(jp_fetch, "mlhandler", "broken", params={"_model": ""})
+    assert_clean_error(reply, 404, "broken", "NoSuchModel", "server config")
+    reply = await call(jp_fetch, "mlhandler", "")
+    entries = {m["name"]: m for m in reply.json()["models"]}
+    assert "NoSuchModel" in entries["broken"]["error"]
+    assert (await call(jp_fetch, "mlhandler", NAME, params=PASSENGER)).json() == [0]
+
+
+async def test_xsrf_required_for_cookie_requests(jp_fetch, jp_base_url):
+    """A browser-style request (login cookie, no token, no XSRF header) may not write."""
+    page = await call(jp_fetch, "mlhandler", NAME)
+    cookies = "; ".join(
+        c.split(";")[0] for c in page.headers.get_list("Set-Cookie") if not c.startswith("_xsrf")
+    )
+    assert cookies, page.headers.get_list("Set-Cookie")
+    reply = await call(
+        jp_fetch, "mlhandler", NAME, method="PUT", params={"_model": "", "class": "SVC"},
+        headers={"Authorization": "", "Cookie": cookies},
+    )  # fmt: skip
+    assert_clean_error(reply, 403)
+
+
+async def test_chunked_body_over_the_limit(jp_fetch, store_dir):
+    """Without a Content-Length the body is counted as it arrives and dropped past the limit."""
+    assert (await call(jp_fetch, "mlhandler", NAME, params={"_model": ""})).code == 200
+    rows = MLModel.open(NAME, store=store_dir).info()["rows"]
+
+    async def produce(write):
+        for _ in range(3):
+            await write(b"x" * (LIMIT // 2 + 1))
+
+    response = await jp_fetch(
+        "mlhandler", NAME, method="POST", params={"_action": "append"},
+        headers={"Content-Type": "text/csv"}, body_producer=produce, raise_error=False,
+    )  # fmt: skip
+    assert "Content-Length" not in response.request.headers
+    reply = Reply(response.code, response.headers, response.body)
+    assert_clean_error(reply, 413, "max_body_size")
+    assert MLModel.open(NAME, store=store_dir).info()["rows"] == rows
