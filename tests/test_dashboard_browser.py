@@ -220,6 +220,12 @@ def test_rest_change_shows_in_the_dashboard(server: Server, page) -> None:
     page.get_by_role("tab", name="Editor").click()
     expect(page.locator(".mlwidget-editor-class select")).to_have_value("RandomForestClassifier")
     shot(page, "editor")
+    # a retrain from the widget runs in a kernel thread; its result still reaches the page
+    page.locator(".mlwidget-editor-retrain").click()
+    expect(page.locator(".mlwidget-editor-status")).to_contain_text(
+        "Trained RandomForestClassifier"
+    )
+    expect(page.locator(".mlwidget-editor-retrain")).to_be_enabled()
     page.get_by_role("tab", name="Upload").click()
     shot(page, "upload")
     # and the predict form still answers, now from the forest
