@@ -2,13 +2,24 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
+import secrets
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
-from conftest import NOTEBOOKS
+from conftest import NOTEBOOKS, ROOT
 
 TITANIC = NOTEBOOKS / "titanic.csv"
 
@@ -95,3 +106,63 @@ def assert_no_leak(text: str) -> None:
     assert "Traceback" not in text
     assert 'File "' not in text
     assert not re.search(r"(/tmp/|/work/|/root/|/home/|site-packages|\.py\b)", text), text
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def jupyter_server(tmp: Path, store: Path) -> Iterator[tuple[str, str]]:
+    """A ``python -m jupyter_server`` subprocess on a free loopback port with the extension
+    enabled and ``MLWIDGET_STORE=store``; yields ``(url, token)``, stops it on exit."""
+    root = tmp / "root"
+    root.mkdir(exist_ok=True)
+    port, token = free_port(), secrets.token_hex(16)
+    env = {
+        **os.environ,
+        "MLWIDGET_STORE": str(store),
+        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
+        "JUPYTER_CONFIG_DIR": str(tmp / "config"),
+        "JUPYTER_DATA_DIR": str(tmp / "data"),
+        # the installed package finds mlwidget_server too; this keeps a plain checkout working
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT / "server_extension"), str(ROOT), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    cmd = [
+        sys.executable, "-m", "jupyter_server", "--allow-root", "--no-browser",
+        "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+        '--ServerApp.jpserver_extensions={"mlwidget_server": True}',
+    ]  # fmt: skip
+    log_path = tmp / "server.log"
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+        url = f"http://127.0.0.1:{port}"
+        try:
+            deadline = time.monotonic() + 60
+            request = urllib.request.Request(
+                f"{url}/mlhandler/", headers={"Authorization": f"token {token}"}
+            )
+            while True:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"jupyter server exited: {log_path.read_text()}")
+                try:
+                    with urllib.request.urlopen(request, timeout=5) as reply:
+                        json.load(reply)
+                        break
+                except (urllib.error.URLError, ConnectionError, TimeoutError):
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.3)
+            yield url, token
+        finally:
+            proc.terminate()
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import os
-import secrets
-import socket
-import subprocess
-import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER, ROOT
-from rest_helpers import TITANIC
+from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
+from rest_helpers import TITANIC, jupyter_server
 
 from mlwidget import MLModel
 
@@ -36,66 +28,13 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
     """A ``python -m jupyter_server`` subprocess serving a store with the guide's model."""
     tmp = tmp_path_factory.mktemp("browser")
-    store, root = tmp / "store", tmp / "root"
-    root.mkdir()
-    MLModel("titanic", data=str(TITANIC), store=store, **GUIDE_OPTIONS)
-    port, token = free_port(), secrets.token_hex(16)
-    env = {
-        **os.environ,
-        "MLWIDGET_STORE": str(store),
-        "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
-        "JUPYTER_CONFIG_DIR": str(tmp / "config"),
-        "JUPYTER_DATA_DIR": str(tmp / "data"),
-        # the installed package finds mlwidget_server too; this keeps a plain checkout working
-        "PYTHONPATH": os.pathsep.join(
-            [str(ROOT / "server_extension"), str(ROOT), os.environ.get("PYTHONPATH", "")]
-        ),
-    }
-    cmd = [
-        sys.executable, "-m", "jupyter_server", "--allow-root", "--no-browser",
-        "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        '--ServerApp.jpserver_extensions={"mlwidget_server": True}',
-    ]  # fmt: skip
-    log = open(tmp / "server.log", "wb")  # noqa: SIM115 -- closed in teardown
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"jupyter server exited: {(tmp / 'server.log').read_text()}")
-            try:
-                request = urllib.request.Request(
-                    f"{url}/mlhandler/", headers={"Authorization": f"token {token}"}
-                )
-                with urllib.request.urlopen(request, timeout=5) as reply:
-                    names = [m["name"] for m in json.load(reply)["models"]]
-                    assert names == ["titanic"], names
-                    break
-            except (urllib.error.URLError, ConnectionError, TimeoutError):
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.3)
+    MLModel("titanic", data=str(TITANIC), store=tmp / "store", **GUIDE_OPTIONS)
+    with jupyter_server(tmp, tmp / "store") as (url, token):
         yield url, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 def test_default_page_predicts_one_row_and_a_file(server: tuple[str, str]) -> None:

@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import io
 import json
+import os
+import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import joblib
 import pandas as pd
 import pytest
-from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
-from rest_helpers import TITANIC, assert_clean_error, call, multipart
+from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER, ROOT
+from rest_helpers import TITANIC, assert_clean_error, call, jupyter_server, multipart
 
 from mlwidget import MLModel
 
@@ -412,3 +416,65 @@ class TestYAML:
         assert '<p id="est">LogisticRegression</p>' in r.text
         assert '<p id="rows">891</p>' in r.text
         assert '<p id="cols">PassengerId,Survived</p>' in r.text
+
+
+DOCS = ROOT / "docs" / "rest.md"
+
+
+def test_every_trait_is_documented():
+    from mlwidget_server import MLWidgetApp
+
+    text = DOCS.read_text()
+    traits = MLWidgetApp.class_own_traits(config=True)
+    assert {"models", "config_yaml", "store_dir", "allowed_classes", "max_body_size"} <= set(traits)
+    for name in traits:
+        assert f"| `{name}` |" in text, f"MLWidgetApp.{name} is not in the table of docs/rest.md"
+
+
+def doc_blocks(lang: str) -> list[str]:
+    return re.findall(rf"```{lang}\n(.*?)```", DOCS.read_text(), re.S)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="needs curl")
+def test_docs_curl_commands_work(tmp_path, monkeypatch):
+    """Every curl command of docs/rest.md, in order, against a real server."""
+    work = tmp_path / "work"
+    work.mkdir()
+    shutil.copy(TITANIC, work / "titanic.csv")
+    store = tmp_path / "store"
+    monkeypatch.setenv("MLWIDGET_STORE", str(store))
+    monkeypatch.chdir(work)
+    # the docs' own steps: make the data files, create the model in "a notebook"
+    [make_files] = [b for b in doc_blocks("bash") if b.startswith("python -c")]
+    path = os.pathsep.join([os.path.dirname(sys.executable), os.environ.get("PATH", "")])
+    subprocess.run(
+        ["bash", "-c", make_files], check=True, timeout=120, env={**os.environ, "PATH": path}
+    )
+    [create] = [b for b in doc_blocks("python") if b.startswith("from mlwidget import MLModel")]
+    exec(create, {})
+    commands = [
+        line.strip()
+        for block in doc_blocks("bash")
+        for line in block.replace("\\\n", " ").splitlines()
+        if line.strip().startswith("curl ")
+    ]
+    assert len(commands) >= 24
+    (tmp_path / ".curlrc").write_text("fail-with-body\nsilent\nshow-error\n")
+    outputs = []
+    with jupyter_server(tmp_path, store) as (url, token):
+        env = {
+            **os.environ,
+            "URL": url,
+            "TOKEN": token,
+            "AUTH": f"Authorization: token {token}",
+            "CURL_HOME": str(tmp_path),
+        }
+        for command in commands:
+            done = subprocess.run(
+                ["bash", "-c", command], env=env, capture_output=True, timeout=120
+            )
+            assert done.returncode == 0, (command, done.stdout[:500], done.stderr[:500])
+            outputs.append(done.stdout)
+    assert json.loads(outputs[0]) == [0]
+    assert joblib.load(work / "titanic.joblib").predict is not None
+    assert len(pd.read_csv(work / "data.csv")) > 800

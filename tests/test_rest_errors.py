@@ -252,3 +252,18 @@ async def test_chunked_body_over_the_limit(jp_fetch, store_dir):
     reply = Reply(response.code, response.headers, response.body)
     assert_clean_error(reply, 413, "max_body_size")
     assert MLModel.open(NAME, store=store_dir).info()["rows"] == rows
+
+
+async def test_page_without_login_redirects_to_login(jp_fetch, jp_base_url):
+    reply = await call(
+        jp_fetch, "mlhandler", NAME, headers={"Authorization": "", "Accept": "text/html"},
+        follow_redirects=False,
+    )  # fmt: skip
+    assert reply.code == 302
+    assert reply.headers["Location"].startswith(f"{jp_base_url}login?next=")
+    # API requests are refused with JSON, never redirected
+    reply = await call(
+        jp_fetch, "mlhandler", NAME, params=PASSENGER,
+        headers={"Authorization": "", "Accept": "text/html"}, follow_redirects=False,
+    )  # fmt: skip
+    assert_clean_error(reply, 403)

@@ -17,7 +17,7 @@ import tornado.template
 import tornado.web
 from jupyter_core.utils import ensure_async
 from jupyter_server.auth.decorator import authorized
-from jupyter_server.base.handlers import APIHandler
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_escape, url_path_join
 from tornado.httputil import parse_body_arguments, parse_qs_bytes
@@ -90,8 +90,12 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
         else:
             super().log_exception(typ, value, tb)
 
-    def send_json(self, obj: Any) -> None:
-        self.finish(json.dumps(jsonable(obj)))
+    async def send_json(self, obj: Any) -> None:
+        if isinstance(obj, list) and len(obj) > 1000:  # large predictions: off the event loop
+            text = await self.app.run(dumps, obj)
+        else:
+            text = dumps(obj)
+        self.finish(text)
 
     def send_file(self, data: bytes, mime: str, filename: str) -> None:
         self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
@@ -125,7 +129,7 @@ class ModelListHandler(BaseHandler):
             if name in app._failed:
                 entry["error"] = app._failed[name]
             models.append(entry)
-        self.send_json({"models": models, "store": "configured" if models else "empty"})
+        await self.send_json({"models": models})
 
 
 @tornado.web.stream_request_body
@@ -148,8 +152,13 @@ class ModelHandler(BaseHandler):
     # ------------------------------------------------------------------ request body
 
     async def prepare(self) -> None:
-        await super().prepare()  # authentication (403) and XSRF, before any body is read
+        await super().prepare()  # identifies the user and checks XSRF, before any body is read
         if self._finished:
+            return
+        if not self.current_user:
+            # as @tornado.web.authenticated does (the login page for a browser, else 403),
+            # but before the body is read
+            tornado.web.authenticated(lambda handler: None)(self)
             return
         limit = self.app.max_body_size
         length = self.request.headers.get("Content-Length", "")
@@ -180,6 +189,16 @@ class ModelHandler(BaseHandler):
                 "accepts (MLWidgetApp.max_body_size). Send a smaller file or raise the limit."
             )
         return b"".join(self._chunks)
+
+    def get_login_url(self) -> str:
+        """A browser opening the page without being logged in goes to Jupyter's login page
+        (and comes back); API requests get 403 as usual."""
+        page = self.request.method == "GET" and not any(
+            not key.startswith("_xsrf") and key != "token" for key in self.request.query_arguments
+        )
+        if page and "text/html" in self.request.headers.get("Accept", ""):
+            return JupyterHandler.get_login_url(self)
+        return super().get_login_url()
 
     def _auth_action(self) -> str:
         method = self.request.method
@@ -219,9 +238,9 @@ class ModelHandler(BaseHandler):
             data = await run(m.model_bytes)
             self.send_file(data, "application/octet-stream", f"{m.name}.joblib")
         elif "_model" in args:
-            self.send_json(await run(m.info))
+            await self.send_json(await run(m.info))
         elif "_params" in args:
-            self.send_json(await run(m.params_info))
+            await self.send_json(await run(m.params_info))
         elif "_cache" in args:
             df = await run(m.data)
             await self.send_table(df, fmt or "json", f"{m.name}-data")
@@ -247,7 +266,7 @@ class ModelHandler(BaseHandler):
 
     async def send_predictions(self, m: MLModel, df: pd.DataFrame, fmt: str | None) -> None:
         if fmt in (None, "", "json"):
-            self.send_json(await self.app.run(m.predict, df))
+            await self.send_json(await self.app.run(m.predict, df))
             return
         if fmt not in ("records", "csv", "xlsx"):
             raise BadRequest(f"Unknown _format {fmt!r} for predictions. Use records, csv or xlsx.")
@@ -277,18 +296,18 @@ class ModelHandler(BaseHandler):
         if action == "predict":
             await self.send_predictions(m, df, last(args, "_format"))
         elif action == "predict_proba":
-            self.send_json(await run(m.predict_proba, df))
+            await self.send_json(await run(m.predict_proba, df))
         elif action == "score":
-            self.send_json(await run(m.score, df, metric=metric))
+            await self.send_json(await run(m.score, df, metric=metric))
         elif action == "append":
-            self.send_json(await run(m.append, df))
+            await self.send_json(await run(m.append, df))
         else:  # retrain / train
             target = last(args, "target_col") or last(args, "_target_col") or None
             result = await run(m.retrain, df, target_col=target)
             if metric:
                 scored = await run(m.score, df if df is not None else m.data(), metric=metric)
                 result = {**result, **scored}
-            self.send_json(result)
+            await self.send_json(result)
 
     # ------------------------------------------------------------------ PUT
 
@@ -328,9 +347,9 @@ class ModelHandler(BaseHandler):
         try:
             m = await self.resolve(name)
         except NotFound:
-            self.send_json(await self.app.create_model(name, changes))
+            await self.send_json(await self.app.create_model(name, changes))
             return
-        self.send_json(await self.app.run(m.configure, **changes))
+        await self.send_json(await self.app.run(m.configure, **changes))
 
     # ------------------------------------------------------------------ DELETE
 
@@ -355,7 +374,7 @@ class ModelHandler(BaseHandler):
         for item in dict.fromkeys(items):
             await self.app.run(m.delete_model if item == "model" else m.delete_data)
             deleted.append(item)
-        self.send_json({"name": m.name, "deleted": deleted})
+        await self.send_json({"name": m.name, "deleted": deleted})
 
     # ------------------------------------------------------------------ HTML
 
@@ -494,6 +513,10 @@ def parse_body(body: bytes, content_type: str, args: dict[str, list[str]]) -> pd
 def _specific(content_type: str | None) -> str | None:
     main = (content_type or "").split(";")[0].strip().lower()
     return None if main in GENERIC_TYPES else main
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(jsonable(obj))
 
 
 def jsonable(obj: Any) -> Any:
