@@ -44,7 +44,15 @@ SERVER_ONLY_OPTIONS = ("data", "path", "template")
 # Query keys Jupyter itself consumes: never features or options.
 JUPYTER_KEYS = ("token", "_xsrf")
 # Content types that say nothing about the format: let the file name or the content decide.
-GENERIC_TYPES = ("", "application/octet-stream", "application/x-www-form-urlencoded", "text/plain")
+# ("application/unknown" is what tornado gives a multipart file sent without a Content-Type, as
+# requests.post(files={"file": open("titanic.csv", "rb")}) does.)
+GENERIC_TYPES = (
+    "",
+    "application/octet-stream",
+    "application/x-www-form-urlencoded",
+    "text/plain",
+    "application/unknown",
+)
 METRICS = {
     "classifier": ["accuracy", "balanced_accuracy", "f1_weighted", "f1_macro", "roc_auc"],
     "regressor": ["r2", "neg_mean_absolute_error", "neg_mean_squared_error", "explained_variance"],
