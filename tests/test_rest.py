@@ -248,6 +248,12 @@ async def test_list_models_and_params(jp_fetch, jp_base_url):
     data = r.json()
     assert data["params"]["class"] == "LogisticRegression"
     assert "coef_" in data["attrs"] and data["opts"]["target_col"] == "Survived"
+    # Gramex's ?delete=model|cache
+    for item in ("cache", "model"):
+        r = await call(jp_fetch, "mlhandler", NAME, method="DELETE", params={"delete": item})
+        assert r.code == 200 and r.json()["deleted"] == [item]
+    info = (await call(jp_fetch, "mlhandler", NAME, params={"_model": ""})).json()
+    assert info["fitted"] is None and info["rows"] == 0
 
 
 async def test_prediction_formats(jp_fetch, titanic):

@@ -9,6 +9,7 @@ from typing import Any
 import pandas as pd
 import pytest
 from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
+from jupyter_server.auth import Authorizer
 from rest_helpers import TITANIC, Reply, assert_clean_error, call, multipart
 
 from mlwidget import MLModel
@@ -267,3 +268,48 @@ async def test_page_without_login_redirects_to_login(jp_fetch, jp_base_url):
         headers={"Authorization": "", "Accept": "text/html"}, follow_redirects=False,
     )  # fmt: skip
     assert_clean_error(reply, 403)
+
+
+class ReadOnlyAuthorizer(Authorizer):
+    """Lets every authenticated user read, nobody write."""
+
+    def is_authorized(self, handler, user, action, resource):
+        return action == "read"
+
+
+class TestAuthorization:
+    @pytest.fixture
+    def jp_server_config(self, store_dir: Path, titanic_csv: Path) -> dict:
+        return {
+            "ServerApp": {
+                "jpserver_extensions": {"mlwidget_server": True},
+                "authorizer_class": ReadOnlyAuthorizer,
+            },
+            "MLWidgetApp": {
+                "store_dir": str(store_dir),
+                "models": {NAME: {"data": str(titanic_csv), **GUIDE_OPTIONS}},
+            },
+        }
+
+    async def test_reads_are_allowed_and_writes_are_not(self, jp_fetch, store_dir):
+        assert (await call(jp_fetch, "mlhandler", NAME, params=PASSENGER)).json() == [0]
+        reply = await call(jp_fetch, "mlhandler", NAME, method="POST", body=records(FEATURES))
+        assert reply.code == 200 and len(reply.json()) == len(FEATURES)
+        reply = await call(
+            jp_fetch, "mlhandler", NAME, method="POST", params={"_action": "score"},
+            body=pd.read_csv(TITANIC).to_json(orient="records"),
+        )  # fmt: skip
+        assert reply.code == 200
+        assert (await call(jp_fetch, "mlhandler", "")).code == 200
+        before = snapshot(store_dir)
+        for method, params, body in [
+            ("PUT", {"_model": "", "class": "SVC"}, None),
+            ("DELETE", {"_model": ""}, None),
+            ("POST", {"_action": "retrain"}, None),
+            ("POST", {"_action": "append"}, records(FEATURES)),
+        ]:
+            reply = await call(jp_fetch, "mlhandler", NAME, method=method, params=params, body=body)
+            assert_clean_error(reply, 403, "write", "mlwidget")
+        after = snapshot(store_dir)
+        pd.testing.assert_frame_equal(before.pop("data"), after.pop("data"))
+        assert before == after

@@ -404,6 +404,7 @@ class ModelHandler(BaseHandler):
             data = await self.app.run(m.data)
         except NotFound:
             data = pd.DataFrame()
+        await self.app.run(lambda: m.pipeline)  # load it off the loop; handler.model reuses it
         try:
             loader = tornado.template.Loader(os.path.dirname(path))
             tmpl = loader.load(os.path.basename(path))
