@@ -66,10 +66,14 @@ async def call(
 
 
 def multipart(
-    files: list[tuple[str, str, bytes]], fields: dict[str, str] | None = None
+    files: list[tuple[str, str, bytes]],
+    fields: dict[str, str] | None = None,
+    content_type: str | None = "application/octet-stream",
 ) -> tuple[bytes, dict[str, str]]:
-    """A multipart/form-data body, as ``curl -F`` or ``requests.post(files=...)`` send it.
-    ``files`` are ``(field, filename, content)``."""
+    """A multipart/form-data body, as ``curl -F`` sends it (or, with ``content_type=None``,
+    ``requests.post(files=...)``: no Content-Type per file). ``files`` are
+    ``(field, filename, content)``."""
+    part_type = f"Content-Type: {content_type}\r\n" if content_type else ""
     boundary = uuid.uuid4().hex
     chunks: list[bytes] = []
     for key, value in (fields or {}).items():
@@ -80,7 +84,7 @@ def multipart(
         chunks.append(
             (
                 f'--{boundary}\r\nContent-Disposition: form-data; name="{field}"; '
-                f'filename="{filename}"\r\nContent-Type: application/octet-stream\r\n\r\n'
+                f'filename="{filename}"\r\n{part_type}\r\n'
             ).encode()
             + content
             + b"\r\n"

@@ -293,6 +293,11 @@ async def test_prediction_formats(jp_fetch, titanic):
     body, headers = multipart([("file", "a.csv", csv), ("file", "b.csv", csv)])
     r = await call(jp_fetch, "mlhandler", NAME, method="POST", body=body, headers=headers)
     assert len(r.json()) == 8
+    # requests.post(files={"file": open("titanic.csv", "rb")}) sends no Content-Type per file
+    body, headers = multipart([("file", "titanic.csv", csv)], content_type=None)
+    r = await call(jp_fetch, "mlhandler", NAME, method="POST", body=body, headers=headers)
+    assert r.code == 200, r.text
+    assert len(r.json()) == 4
 
 
 async def test_put_creates_a_model_and_kernel_models_are_served(jp_fetch, store_dir, titanic):
