@@ -341,6 +341,12 @@ async def test_default_page(jp_fetch, jp_base_url):
     assert '<select name="Sex"' in html and 'name="Age"' in html
     assert "X-XSRFToken" in html
     assert "http://" not in html and "https://" not in html  # self-contained: no CDN
+    # a model with nothing yet (created by an empty PUT) has a page too
+    r = await call(jp_fetch, "mlhandler", "blank", method="PUT", params={"_model": ""})
+    assert r.code == 200 and r.json()["model"] is None
+    r = await call(jp_fetch, "mlhandler", "blank")
+    assert r.code == 200, r.text
+    assert "No fitted model yet" in r.text and "RandomForestClassifier" in r.text
 
 
 GUIDE_YAML = """\
