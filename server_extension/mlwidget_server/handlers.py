@@ -313,7 +313,8 @@ class ModelHandler(BaseHandler):
             target = last(args, "target_col") or last(args, "_target_col") or None
             result = await run(m.retrain, df, target_col=target)
             if metric:
-                scored = await run(m.score, df if df is not None else m.data(), metric=metric)
+                rows = df
+                scored = await run(lambda: m.score(rows if rows is not None else m.data(), metric))
                 result = {**result, **scored}
             await self.send_json(result)
 
