@@ -24,8 +24,9 @@ from . import estimators as est
 from . import options as opt
 from . import schema
 from .errors import BadRequest, MLWidgetError, NotFound
+from .fastpath import FastPredictor, compile_model
 from .store import Store, check_name
-from .tables import read_table
+from .tables import from_query, read_table
 
 
 def list_models(store: str | os.PathLike[str] | Store | None = None) -> list[str]:
@@ -81,6 +82,7 @@ class MLModel:
         self._state: dict[str, Any] = {}
         self._pipeline: Any = None
         self._pipeline_file: str | None = None
+        self._fast: tuple[Any, Any] = (None, None)  # (pipeline, its FastPredictor or None)
         self._data: pd.DataFrame | None = None
         self._data_file: str | None = None
         raw = dict(options)
@@ -338,9 +340,35 @@ class MLModel:
             )
         return schema.cast(frame[names].reset_index(drop=True), features)
 
+    def _fast_predictor(self) -> FastPredictor | None:
+        """The compiled few-row predictor of the loaded pipeline (None: the pipeline answers).
+        Compiled once per loaded pipeline, so it follows the model file like the pipeline."""
+        pipeline = self._load_pipeline()
+        if pipeline is None:
+            return None
+        cached_for, fast = self._fast
+        if cached_for is not pipeline:
+            state = self._refresh()
+            kind = (state.get("fitted") or {}).get("kind")
+            fast = compile_model(pipeline, state.get("schema"), kind)
+            self._fast = (pipeline, fast)
+        return fast
+
+    def predict_query(self, args: Mapping[str, list[str]]) -> list[Any]:
+        """Predictions for a GET query ``{column: [values]}`` (repeated keys give rows): the
+        answers and errors of ``predict(tables.from_query(args))``, without a DataFrame for
+        the few rows a query carries."""
+        fast = self._fast_predictor()
+        out = fast.predict(query=args) if fast is not None else None
+        return out if out is not None else self.predict(from_query(args))
+
     def predict(self, data: Any) -> list[Any]:
         """One prediction per input row, in input order."""
         pipeline = self._require_pipeline()
+        fast = self._fast_predictor()
+        out = fast.predict(data) if fast is not None else None
+        if out is not None:
+            return out
         frame = self._features_frame(data)
         if frame.empty:
             return []
@@ -366,6 +394,10 @@ class MLModel:
                 f"{type(self.estimator).__name__} does not give probabilities. Use "
                 "predict, or a classifier with predict_proba (SGDClassifier needs loss=log_loss)."
             )
+        fast = self._fast_predictor()
+        out = fast.predict_proba(data) if fast is not None else None
+        if out is not None:
+            return out
         frame = self._features_frame(data)
         if frame.empty:
             return []
@@ -466,7 +498,18 @@ class MLModel:
             "warnings": list(state.get("warnings") or []),
             "path": os.path.basename(path) if path else "store",
             "version": state.get("version"),
+            "predict_path": self._predict_path(),
         }
+
+    def _predict_path(self) -> str | None:
+        """What answers a few-row prediction: "fast (<family>)", "pipeline", or None unfitted."""
+        try:
+            fast = self._fast_predictor()
+        except Exception:  # a model file that cannot load: info() still answers
+            return None
+        if fast is not None:
+            return fast.label
+        return "pipeline" if self._pipeline is not None else None
 
     def params_info(self) -> dict[str, Any]:
         """The ``?_params`` answer, as Gramex gives it: options, class + params, fitted attrs."""

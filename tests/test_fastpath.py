@@ -1,0 +1,281 @@
+"""The few-row fast path gives exactly the pipeline's answers, for every covered family."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import GUIDE_PASSENGER
+
+from mlwidget import BadRequest, MLModel
+from mlwidget.fastpath import MAX_ROWS, compile_model
+from mlwidget.tables import from_query
+
+FEATURES = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
+EXCLUDE = ["PassengerId", "Ticket", "Cabin", "Name"]
+CLASSIFY = {
+    "target_col": "Survived",
+    "exclude": EXCLUDE,
+    "cats": ["Embarked", "Parch", "Pclass", "Sex"],
+}
+# Multiclass with string labels: predict the port from the rest.
+PORT = {"target_col": "Embarked", "exclude": EXCLUDE, "cats": ["Parch", "Pclass", "Sex"]}
+REGRESS = {
+    "target_col": "Fare",
+    "exclude": EXCLUDE,
+    "cats": ["Embarked", "Parch", "Pclass", "Sex", "Survived"],
+}
+
+CASES = [
+    # (class, params, options, family)
+    ("LogisticRegression", {}, CLASSIFY, "linear"),
+    ("LogisticRegression", {}, PORT, "linear"),
+    ("RidgeClassifier", {}, CLASSIFY, "linear"),
+    ("SGDClassifier", {"random_state": 0}, CLASSIFY, "linear"),
+    ("RandomForestClassifier", {"n_estimators": 25, "random_state": 0}, CLASSIFY, "forest"),
+    ("RandomForestClassifier", {"n_estimators": 10, "random_state": 0}, PORT, "forest"),
+    ("ExtraTreesClassifier", {"n_estimators": 25, "random_state": 0}, CLASSIFY, "forest"),
+    ("GradientBoostingClassifier", {"n_estimators": 40}, CLASSIFY, "gradient boosting"),
+    ("GradientBoostingClassifier", {"n_estimators": 10}, PORT, "gradient boosting"),
+    ("DecisionTreeClassifier", {"random_state": 0}, CLASSIFY, "tree"),
+    ("GaussianNB", {}, CLASSIFY, "naive bayes"),
+    ("BernoulliNB", {}, PORT, "naive bayes"),
+    ("KNeighborsClassifier", {}, CLASSIFY, "k-neighbours"),
+    ("SVC", {"probability": True, "random_state": 0}, CLASSIFY, "SVC.predict"),
+    ("LinearRegression", {}, REGRESS, "linear"),
+    ("Ridge", {}, REGRESS, "linear"),
+    ("Lasso", {"alpha": 0.1}, REGRESS, "linear"),
+    ("RandomForestRegressor", {"n_estimators": 15, "random_state": 0}, REGRESS, "forest"),
+    ("ExtraTreesRegressor", {"n_estimators": 15, "random_state": 0}, REGRESS, "forest"),
+    ("GradientBoostingRegressor", {"n_estimators": 30}, REGRESS, "gradient boosting"),
+    ("DecisionTreeRegressor", {"random_state": 0}, REGRESS, "tree"),
+    ("KNeighborsRegressor", {}, REGRESS, "k-neighbours"),
+]
+
+
+def _id(case) -> str:
+    return f"{case[0]}-{case[2]['target_col']}"
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """OpenMP threads make k-neighbours slow and noisy on a busy 2-core machine."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
+@pytest.fixture(scope="module")
+def titanic() -> pd.DataFrame:
+    from conftest import NOTEBOOKS
+
+    return pd.read_csv(NOTEBOOKS / "titanic.csv")
+
+
+def _odd_rows(features: list[str]) -> list[dict]:
+    """Unseen categories, missing values of every spelling, numbers as strings."""
+    base = {
+        "Pclass": 3,
+        "Sex": "male",
+        "Age": 22.0,
+        "SibSp": 1,
+        "Parch": 0,
+        "Fare": 7.25,
+        "Embarked": "S",
+        "Survived": 0,
+    }
+    variants = [
+        {"Embarked": "X", "Sex": "other", "Pclass": 5, "Parch": 9, "Survived": 7},
+        {"Age": None, "Fare": None, "Embarked": None, "Sex": None},
+        {"Age": float("nan"), "Pclass": float("nan"), "Embarked": ""},
+        {"Age": "", "Fare": "  ", "Parch": ""},
+        {"Age": "31.5", "Fare": "1e2", "Pclass": "1", "SibSp": "+2", "Parch": "2"},
+        {"Age": -3, "Fare": 10_000, "SibSp": 12},
+        {"Sex": "female", "Pclass": 1.0, "Parch": 0.0, "Age": ".5"},
+    ]
+    rows = []
+    for change in variants:
+        row = {**base, **change}
+        rows.append({k: v for k, v in row.items() if k in features})
+    rows.append({k: v for k, v in base.items() if k in features and k not in ("Age", "Fare")})
+    return rows
+
+
+def _pipeline_predict(m: MLModel, rows, proba: bool = False):
+    """What the pipeline answers for these rows (the path predict took before the fast path)."""
+    X = m._features_frame(rows)
+    if proba:
+        return m.pipeline.predict_proba(X)
+    return np.asarray(m.pipeline.predict(X))
+
+
+def _same(got: list, want: np.ndarray, kind: str) -> None:
+    if kind == "classifier":
+        assert got == want.tolist()
+    else:
+        np.testing.assert_allclose(np.asarray(got, dtype=float), want, rtol=1e-12, atol=1e-9)
+
+
+def _as_query(rows: list[dict], features: list[str]) -> dict[str, list[str]]:
+    def text(v) -> str:
+        if v is None or (isinstance(v, float) and math.isnan(v)):
+            return ""
+        return str(v)
+
+    return {name: [text(r.get(name)) for r in rows] for name in features}
+
+
+@pytest.mark.parametrize("dropna", [True, False], ids=["dropna", "impute"])
+@pytest.mark.parametrize("case", CASES, ids=[_id(c) for c in CASES])
+def test_fast_equals_pipeline_on_every_training_row(case, dropna, titanic, store_dir):
+    cls, params, options, family = case
+    m = MLModel(
+        "fp", data=titanic, store=store_dir, dropna=dropna, **{"class": cls}, **options, **params
+    )
+    info = m.info()
+    kind = info["fitted"]["kind"]
+    assert info["predict_path"] == f"fast ({family})"
+    features = info["features"]
+    fast = compile_model(m.pipeline, m.features, kind)
+    assert fast is not None and fast.label == info["predict_path"]
+    target = options["target_col"]
+    # the odd rows first, so the one without Age and Fare shares a batch with complete rows
+    rows = _odd_rows(features) + titanic[titanic[target].notna()][features].to_dict("records")
+    assert any(any(isinstance(v, float) and math.isnan(v) for v in r.values()) for r in rows)
+    probas = kind == "classifier" and hasattr(m.pipeline, "predict_proba")
+
+    for start in range(0, len(rows), MAX_ROWS):
+        batch = rows[start : start + MAX_ROWS]
+        want = _pipeline_predict(m, batch)
+        got = fast.predict(batch)
+        assert got is not None, "the fast path declined a covered batch"
+        _same(got, want, kind)
+        assert m.predict(batch) == got
+        query = _as_query(batch, features)
+        assert m.predict_query(query) == got
+        assert m.predict(from_query(query)) == got
+        if probas:
+            want_p = _pipeline_predict(m, batch, proba=True)
+            got_p = fast.predict_proba(batch)
+            assert got_p is not None
+            assert list(got_p[0]) == fast.classes_json
+            np.testing.assert_allclose(
+                [list(p.values()) for p in got_p], want_p, rtol=0, atol=1e-12
+            )
+            assert m.predict_proba(batch) == got_p
+
+    # one row at a time: the first rows and every row with a missing value or an odd one
+    singles = [r for r in rows[:30] if len(r) == len(features)]
+    singles += [r for r in rows if any(v is None or v != v for v in r.values())][:30]
+    for row in singles:
+        want = _pipeline_predict(m, [row])
+        _same(fast.predict(row), want, kind)
+        assert m.predict(row) == fast.predict([row])
+        assert m.predict_query(_as_query([row], features)) == fast.predict(row)
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c[3] != "k-neighbours"], ids=_id)
+def test_fast_batches_equal_one_pipeline_call(case, titanic, store_dir):
+    """Beyond batch-for-batch: the fast path's answers equal one pipeline call on all rows
+    (k-neighbours is left out: scikit-learn itself breaks distance ties differently by batch)."""
+    cls, params, options, family = case
+    m = MLModel(
+        "fp", data=titanic, store=store_dir, dropna=False, **{"class": cls}, **options, **params
+    )
+    features = m.info()["features"]
+    kind = m.info()["fitted"]["kind"]
+    rows = titanic[titanic[options["target_col"]].notna()][features].to_dict("records")
+    want = _pipeline_predict(m, rows)
+    got = []
+    for start in range(0, len(rows), MAX_ROWS):
+        got += m.predict(rows[start : start + MAX_ROWS])
+    _same(got, want, kind)
+
+
+def _model(titanic, store_dir, cls="LogisticRegression", **params) -> MLModel:
+    return MLModel("guide", data=titanic, store=store_dir, **{"class": cls}, **CLASSIFY, **params)
+
+
+def _error(call) -> tuple[int, str]:
+    with pytest.raises(BadRequest) as err:
+        call()
+    return err.value.status, str(err.value)
+
+
+def test_predict_query_errors_match_predict(titanic, store_dir):
+    m = _model(titanic, store_dir)
+    q = {k: [str(v)] for k, v in GUIDE_PASSENGER.items()}
+    assert m.predict_query(q) == m.predict(from_query(q)) == [0]
+    cases = {
+        "ragged": {**q, "Age": ["22", "23"]},
+        "missing": {k: v for k, v in q.items() if k != "Fare"},
+        "uncastable": {**q, "Age": ["old"]},
+        "nan text": {**q, "Fare": ["nan"]},
+        "nothing": {"_format": ["json"]},
+        "infinite": {**q, "Fare": ["inf"]},
+    }
+    for label, args in cases.items():
+        status, message = _error(lambda a=args: m.predict_query(a))
+        assert (status, message) == _error(lambda a=args: m.predict(from_query(a))), label
+        assert status == 400
+    assert "'Fare'" in _error(lambda: m.predict_query(cases["missing"]))[1]
+    assert "'Age'" in _error(lambda: m.predict_query(cases["uncastable"]))[1]
+    # empty values are missing: imputed, one answer per row
+    blank = {**q, "Age": [""], "Embarked": [""]}
+    assert m.predict_query(blank) == m.predict({**GUIDE_PASSENGER, "Age": None, "Embarked": None})
+    # underscore keys are not features; extra columns are ignored
+    assert m.predict_query({**q, "_format": ["json"], "Name": ["x"]}) == [0]
+    # bytes values (as a server may hand them over)
+    assert m.predict_query({k: [v[0].encode()] for k, v in q.items()}) == [0]
+
+
+def test_every_input_shape_agrees(titanic, store_dir):
+    m = _model(titanic, store_dir, cls="RandomForestClassifier", n_estimators=10, random_state=0)
+    rows = titanic[FEATURES].head(10)
+    want = _pipeline_predict(m, rows).tolist()
+    records = rows.to_dict("records")
+    assert m.predict(rows) == want
+    assert m.predict(records) == want
+    assert m.predict(rows.to_dict("list")) == want
+    assert m.predict(records[0]) == want[:1]
+    assert m.predict(rows.astype(object)) == want
+    assert m.predict(rows[FEATURES[::-1]].assign(extra=1)) == want  # by name, extras ignored
+    # inputs the fast path leaves to the pipeline still answer (or fail) the same way
+    big = pd.concat([titanic[FEATURES]] * 1, ignore_index=True).head(MAX_ROWS + 1)
+    assert m.predict(big) == _pipeline_predict(m, big).tolist()
+    assert m.predict(rows.assign(Age=rows["Age"].astype("Float64"))) == want
+    status, message = _error(lambda: m.predict({**GUIDE_PASSENGER, "Age": [1, 2]}))
+    assert status == 400 and "mix" in message
+    status, message = _error(
+        lambda: m.predict({k: v for k, v in GUIDE_PASSENGER.items() if k != "Sex"})
+    )
+    assert "'Sex'" in message
+
+
+def test_not_covered_falls_back_to_the_pipeline(titanic, store_dir):
+    m = MLModel(
+        "pca", data=titanic, store=store_dir, **{"class": "PCA"}, exclude=EXCLUDE + ["Survived"]
+    )
+    assert m.info()["predict_path"] == "pipeline"
+    assert len(m.predict(GUIDE_PASSENGER)[0]) == m.estimator.n_components_
+    m2 = MLModel("none", store=store_dir)
+    assert m2.info()["predict_path"] is None
+
+
+def test_fast_path_follows_the_model_file(titanic, store_dir):
+    m = _model(titanic, store_dir)
+    assert m.info()["predict_path"] == "fast (linear)"
+    other = MLModel.open("guide", store=store_dir)  # another process, in effect
+    other.configure(class_="DecisionTreeClassifier", random_state=0)
+    other.retrain()
+    assert m.info()["predict_path"] == "fast (tree)"
+    rows = titanic[FEATURES].head(30).to_dict("records")
+    assert m.predict(rows) == _pipeline_predict(other, rows).tolist()
+    other.delete_model()
+    assert m.info()["predict_path"] is None
+    with pytest.raises(Exception) as err:
+        m.predict_query({k: [str(v)] for k, v in GUIDE_PASSENGER.items()})
+    assert getattr(err.value, "status", None) == 404
