@@ -655,6 +655,55 @@ class FastPredictor:
         return [dict(zip(classes, map(float, row), strict=True)) for row in proba]
 
 
+# ---------------------------------------------------------------------------------------------
+# bulk helpers: the same results as schema.cast / estimators.to_jsonable, column at a time
+
+
+def cast_frame(frame: Any, features: list[dict[str, Any]]) -> Any:
+    """``schema.cast(frame, features)``, vectorized for the columns that need no per-value
+    decisions (numeric columns for numbers; text-or-missing columns for strings). Every other
+    column goes through ``schema.cast`` itself, in the same order, so errors are the same."""
+    import pandas as pd
+
+    from . import schema
+
+    if not frame.columns.is_unique:
+        return schema.cast(frame, features)
+    out = {}
+    for f in features:
+        name = f["name"]
+        col = frame[name]
+        fast = _cast_column(col, f["dtype"])
+        out[name] = fast if fast is not None else schema.cast(frame[[name]], [f])[name]
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _cast_column(col: Any, dtype: str) -> Any:
+    import pandas as pd
+
+    kind = col.dtype.kind
+    if dtype == "number":
+        if kind in "iuf" and not isinstance(col.dtype, pd.api.extensions.ExtensionDtype):
+            return col.astype(np.float64)
+        return None
+    if kind == "O" and pd.api.types.infer_dtype(col, skipna=True) == "string":
+        values = col.to_numpy(dtype=object, copy=True)
+        values[pd.isna(values) | (values == "")] = np.nan
+        if pd.isna(values).all():
+            return None  # all missing: let schema.cast pick the dtype
+        return pd.Series(values.tolist(), index=col.index)
+    return None
+
+
+def jsonable(values: Any) -> Any:
+    """``estimators.to_jsonable(np.asarray(values))``, without a Python call per value when the
+    array is plain numbers."""
+    arr = np.asarray(values)
+    if arr.dtype.kind in "iub" or (arr.dtype.kind == "f" and np.isfinite(arr).all()):
+        return arr.tolist()
+    return to_jsonable(arr)
+
+
 def compile_model(
     pipeline: Any, features: list[dict[str, Any]] | None, kind: str | None
 ) -> FastPredictor | None:

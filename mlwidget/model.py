@@ -24,7 +24,7 @@ from . import estimators as est
 from . import options as opt
 from . import schema
 from .errors import BadRequest, MLWidgetError, NotFound
-from .fastpath import FastPredictor, compile_model
+from .fastpath import FastPredictor, cast_frame, compile_model, jsonable
 from .store import Store, check_name
 from .tables import from_query, read_table
 
@@ -338,7 +338,7 @@ class MLModel:
                 f"model was trained on; got columns {', '.join(map(repr, map(str, frame.columns)))}. "
                 "Add them (an empty value is imputed)."
             )
-        return schema.cast(frame[names].reset_index(drop=True), features)
+        return cast_frame(frame[names].reset_index(drop=True), features)
 
     def _fast_predictor(self) -> FastPredictor | None:
         """The compiled few-row predictor of the loaded pipeline (None: the pipeline answers).
@@ -384,7 +384,7 @@ class MLModel:
             raise
         except (ValueError, TypeError) as exc:
             raise BadRequest(f"The model could not predict these rows: {exc}") from None
-        return est.to_jsonable(np.asarray(out))
+        return jsonable(out)
 
     def predict_proba(self, data: Any) -> list[dict[Any, float]]:
         """Class probabilities for each row, as ``{class: probability}``."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -139,11 +140,74 @@ def _from_json_obj(obj: Any) -> pd.DataFrame:
     )
 
 
+# JSON bodies at least this large are tried with pyarrow's columnar reader first.
+ARROW_JSON_MIN_BYTES = 256 * 1024
+_RECORD_SEPARATOR = re.compile(rb"\}\s*,\s*\{")
+
+
+def _json_records_columnar(content: bytes) -> pd.DataFrame | None:
+    """A large JSON array of flat records, parsed straight into columns (pyarrow, no Python
+    object per row), or None when json + ``DataFrame.from_records`` must read it.
+
+    The array becomes line-delimited records by splitting between ``}`` and ``{``. A split
+    inside a string puts a raw newline in it, which no JSON reader accepts, so such bodies fail
+    here and take the json path. Only columns that read the same both ways are accepted:
+    int64, float64 (no integer beyond int64, which json keeps exact), string, and bool without
+    gaps (from_records tells a missing key (NaN) from null (None) there). Anything else, e.g.
+    dates (pyarrow would parse them), nested values or mixed types, returns None.
+    """
+    body = content.strip()
+    if len(body) < ARROW_JSON_MIN_BYTES or body[:1] != b"[" or body[-1:] != b"]":
+        return None
+    inner = body[1:-1].strip()
+    if inner[:1] != b"{" or inner[-1:] != b"}":
+        return None
+    try:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.json as pj
+    except ImportError:
+        return None
+    multiline = b"\n" in inner or b"\r" in inner
+    if multiline:
+        lines = _RECORD_SEPARATOR.sub(b"}\n{", inner)
+    else:
+        lines = inner.replace(b"},{", b"}\n{")
+        if b"}, {" in lines:
+            lines = lines.replace(b"}, {", b"}\n{")
+    try:
+        table = pj.read_json(
+            io.BytesIO(lines), parse_options=pj.ParseOptions(newlines_in_values=multiline)
+        )
+    except Exception:  # not line-delimited records after all: the json path decides
+        return None
+    if table.num_columns == 0:
+        return None
+    for column in table.columns:
+        kind = column.type
+        if pa.types.is_int64(kind) or pa.types.is_string(kind):
+            continue
+        if pa.types.is_boolean(kind) and column.null_count == 0:
+            continue
+        if pa.types.is_float64(kind):
+            values = column.to_numpy()
+            if not (np.abs(values) >= 2.0**63).any():  # NaN compares False
+                continue
+        return None
+    try:
+        return table.to_pandas()
+    except Exception:
+        return None
+
+
 def _parse(content: bytes, fmt: str) -> pd.DataFrame:
     try:
         if fmt == "csv":
             return pd.read_csv(io.BytesIO(content))
         if fmt == "json":
+            columnar = _json_records_columnar(content)
+            if columnar is not None:
+                return columnar
             try:
                 obj = json.loads(content)
             except (ValueError, UnicodeDecodeError) as exc:

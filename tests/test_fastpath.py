@@ -279,3 +279,107 @@ def test_fast_path_follows_the_model_file(titanic, store_dir):
     with pytest.raises(Exception) as err:
         m.predict_query({k: [str(v)] for k, v in GUIDE_PASSENGER.items()})
     assert getattr(err.value, "status", None) == 404
+
+
+# ---------------------------------------------------------------------------------------------
+# bulk: columnar casting and JSON parsing give the same tables as before
+
+
+CAST_VALUES = [None, float("nan"), "", " ", "a", "3", "2.5", "1e3", 1, 2.5, -0.0, 7, "x y"]
+
+
+@pytest.mark.parametrize("dtype", ["number", "string"])
+def test_cast_frame_equals_schema_cast(dtype, titanic):
+    from hypothesis import given, settings
+    from hypothesis import strategies as st
+
+    from mlwidget import schema
+    from mlwidget.fastpath import cast_frame
+
+    feature = [{"name": "c", "kind": "category", "dtype": dtype}]
+
+    def same(frame: pd.DataFrame) -> None:
+        try:
+            want = schema.cast(frame, feature)
+        except BadRequest as exc:
+            with pytest.raises(BadRequest) as err:
+                cast_frame(frame, feature)
+            assert str(err.value) == str(exc)
+            return
+        pd.testing.assert_frame_equal(cast_frame(frame, feature), want)
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.lists(st.sampled_from(CAST_VALUES), min_size=1, max_size=6))
+    def check(values):
+        same(pd.DataFrame({"c": values}))
+        same(pd.DataFrame({"c": pd.Series(values, dtype=object)}))
+
+    check()
+    for column in titanic.columns:  # every dtype a CSV gives
+        same(titanic[[column]].rename(columns={column: "c"}))
+    same(pd.DataFrame({"c": pd.array([1, None], dtype="Int64")}))
+    same(pd.DataFrame({"c": [True, False]}))
+
+
+def _big_records(titanic: pd.DataFrame, rows: int = 4000) -> pd.DataFrame:
+    frame = pd.concat([titanic] * (rows // len(titanic) + 1), ignore_index=True).head(rows)
+    return frame.assign(PassengerId=range(rows))
+
+
+def _json_path(body: bytes) -> pd.DataFrame:
+    import json
+
+    return pd.DataFrame.from_records(json.loads(body))
+
+
+def test_large_json_records_parse_in_columns(titanic):
+    import json
+
+    from mlwidget.tables import ARROW_JSON_MIN_BYTES, _json_records_columnar, read_table
+
+    frame = _big_records(titanic)
+    records = frame.to_dict("records")
+    clean = [{k: v for k, v in r.items() if v == v} for r in records]  # NaN: key left out
+    bodies = {
+        "pandas": frame.to_json(orient="records").encode(),
+        "json.dumps": json.dumps(clean).encode(),
+        "compact": json.dumps(clean, separators=(",", ":")).encode(),
+        "indented": json.dumps(clean, indent=2).encode(),
+        "null": json.dumps(
+            [{k: (None if v != v else v) for k, v in r.items()} for r in records]
+        ).encode(),
+    }
+    for label, body in bodies.items():
+        assert len(body) > ARROW_JSON_MIN_BYTES
+        columnar = _json_records_columnar(body)
+        assert columnar is not None, label
+        pd.testing.assert_frame_equal(columnar, _json_path(body))
+        pd.testing.assert_frame_equal(read_table(body), _json_path(body))
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"When": "2020-01-01"},  # pyarrow would read a date
+        {"Big": 12345678901234567890},  # beyond int64: json keeps it exact
+        {"Nested": {"a": 1}},
+        {"Flag": True},  # with gaps below: NaN vs None
+        {"Mixed": "x"},  # a string in a numeric column below
+        {"Text": 'a},{"b": 1'},  # a separator inside a string
+    ],
+)
+def test_large_json_that_only_json_reads_alike(extra, titanic):
+    import json
+
+    from mlwidget.tables import _json_records_columnar, read_table
+
+    records = [
+        {k: v for k, v in r.items() if v == v} for r in _big_records(titanic).to_dict("records")
+    ]
+    records[0].update(extra)
+    key = next(iter(extra))
+    if key == "Mixed":
+        records[1]["Mixed"] = 3
+    body = json.dumps(records).encode()
+    assert _json_records_columnar(body) is None
+    pd.testing.assert_frame_equal(read_table(body), _json_path(body))
