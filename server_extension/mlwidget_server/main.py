@@ -286,7 +286,7 @@ def summary(
         f'  curl {auth}"{api}?{EXAMPLE_QUERY}"',
         "",
         "The README's curl examples use these variables:",
-        f"  export URL={api} TOKEN={token}",
+        f"  export URL={url.rstrip('/')} TOKEN={token}",
         "",
     ]
     if not lab:
