@@ -206,11 +206,47 @@ class _Linear:
         return softmax(self.scores(X), copy=False)
 
 
+# Trees up to this many nodes in all (and this deep) become generated Python code; larger
+# ensembles are walked with numpy, level by level.
+CODEGEN_MAX_NODES = 60_000
+CODEGEN_MAX_DEPTH = 80
+
+
+def _codegen(trees: list[Any], offsets: list[int]) -> Any:
+    """One Python function ``leaves(x) -> (leaf id per tree)`` of nested ifs: the thresholds
+    as exact float literals (``repr``), compared with the float32-rounded input as a double,
+    as ``Tree.apply`` compares them. The source holds only numbers."""
+    lines = ["def leaves(x):"]
+    for k, (tree, offset) in enumerate(zip(trees, offsets, strict=True)):
+        t = tree.tree_
+        left, right = t.children_left.tolist(), t.children_right.tolist()
+        feature, threshold = t.feature.tolist(), t.threshold.tolist()
+        stack = [(0, 1)]  # (node, indent); else-branches are pushed as ("else", indent)
+        while stack:
+            node, indent = stack.pop()
+            pad = "    " * indent
+            if node == "else":
+                lines.append(pad + "else:")
+                continue
+            if left[node] == -1:
+                lines.append(f"{pad}l{k} = {offset + node}")
+                continue
+            lines.append(f"{pad}if x[{feature[node]}] <= {threshold[node]!r}:")
+            stack.append((right[node], indent + 1))
+            stack.append(("else", indent))
+            stack.append((left[node], indent + 1))
+    lines.append(f"    return ({', '.join(f'l{k}' for k in range(len(trees)))},)")
+    namespace: dict[str, Any] = {}
+    exec(compile("\n".join(lines), "<mlwidget.fastpath trees>", "exec"), namespace)
+    return namespace["leaves"]
+
+
 class _Trees:
     """Decision trees, random forests / extra trees, and gradient boosting (regression trees).
 
-    All trees are laid end to end in flat arrays and walked together, level by level; a leaf
-    points to itself. Inputs are rounded to float32 first, as ``Tree.apply`` reads them.
+    Inputs are rounded to float32 first, as ``Tree.apply`` reads them. Small ensembles run as
+    generated code (:func:`_codegen`); large ones are laid end to end in flat arrays and walked
+    together with numpy, level by level, a leaf pointing to itself.
     """
 
     def __init__(self, trees: list[Any]) -> None:
@@ -238,10 +274,20 @@ class _Trees:
         self.roots = np.asarray(roots, dtype=np.intp)
         self.is_leaf = self.children[:, 0] == np.arange(offset)
         self.depth = max(int(t.tree_.max_depth) for t in trees)
+        self.code = None
+        if offset <= CODEGEN_MAX_NODES and self.depth <= CODEGEN_MAX_DEPTH:
+            self.code = _codegen(trees, roots)
 
     def leaves(self, X: np.ndarray) -> np.ndarray:
         """Global leaf ids, shape (n_rows, n_trees)."""
-        X32 = X.astype(np.float32).astype(np.float64)
+        with np.errstate(over="ignore"):
+            X32 = X.astype(np.float32)
+        if not np.isfinite(X32).all():
+            raise _Unsupported  # too large for float32: scikit-learn refuses it
+        X32 = X32.astype(np.float64)
+        if self.code is not None:
+            code = self.code
+            return np.array([code(row) for row in X32.tolist()], dtype=np.intp)
         n = X.shape[0]
         node = np.broadcast_to(self.roots, (n, self.roots.shape[0])).copy()
         rows = np.arange(n)[:, None]

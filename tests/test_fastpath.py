@@ -195,6 +195,46 @@ def test_fast_batches_equal_one_pipeline_call(case, titanic, store_dir):
     _same(got, want, kind)
 
 
+TREE_CASES = [c for c in CASES if c[3] in ("forest", "tree", "gradient boosting")]
+
+
+@pytest.mark.parametrize("case", TREE_CASES, ids=_id)
+def test_numpy_tree_walk_equals_pipeline(case, titanic, store_dir, monkeypatch):
+    """Ensembles too large for generated code are walked with numpy: same answers."""
+    import mlwidget.fastpath as fp
+
+    monkeypatch.setattr(fp, "CODEGEN_MAX_NODES", 0)
+    cls, params, options, family = case
+    m = MLModel(
+        "fp", data=titanic, store=store_dir, dropna=False, **{"class": cls}, **options, **params
+    )
+    fast = compile_model(m.pipeline, m.features, m.info()["fitted"]["kind"])
+    assert fast.estimator.walk.code is None
+    features = m.info()["features"]
+    kind = m.info()["fitted"]["kind"]
+    rows = _odd_rows(features) + titanic[titanic[options["target_col"]].notna()][features].to_dict(
+        "records"
+    )
+    for start in range(0, len(rows), MAX_ROWS):
+        batch = rows[start : start + MAX_ROWS]
+        _same(fast.predict(batch), _pipeline_predict(m, batch), kind)
+        if kind == "classifier":
+            np.testing.assert_allclose(
+                [list(p.values()) for p in fast.predict_proba(batch)],
+                _pipeline_predict(m, batch, proba=True),
+                rtol=0,
+                atol=1e-12,
+            )
+
+
+def test_values_too_large_for_float32_go_to_the_pipeline(titanic, store_dir):
+    m = _model(titanic, store_dir, cls="DecisionTreeClassifier", random_state=0)
+    row = {**GUIDE_PASSENGER, "Fare": 1e300}  # finite, but scaled beyond float32
+    assert m._fast_predictor().predict(row) is None
+    with pytest.raises(BadRequest, match="could not predict"):
+        m.predict(row)
+
+
 def _model(titanic, store_dir, cls="LogisticRegression", **params) -> MLModel:
     return MLModel("guide", data=titanic, store=store_dir, **{"class": cls}, **CLASSIFY, **params)
 
