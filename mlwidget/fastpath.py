@@ -19,6 +19,7 @@ the caller runs the full pipeline, which gives the answer or the error it always
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -519,6 +520,7 @@ class FastPredictor:
     """Few-row predictions from the compiled arrays. Immutable once built (thread-safe)."""
 
     def __init__(self, pipeline: Any, features: list[dict[str, Any]], kind: str) -> None:
+        import pandas as pd
         from sklearn.compose import ColumnTransformer
         from sklearn.impute import SimpleImputer
         from sklearn.pipeline import Pipeline
@@ -593,6 +595,8 @@ class FastPredictor:
             raise _Unsupported
         self.width = width
         self.num_slice = num_slice
+        self.sklearn_estimator = est
+        self.cat_index = {c[0]: pd.Index(list(c[2]), dtype=object) for c in self.cats}
         self.estimator = _family(est, kind)
         self.family = self.estimator.family
         if not isinstance(self.estimator, _OwnPredict):
@@ -666,6 +670,43 @@ class FastPredictor:
             raise _Unsupported
         return X
 
+    def _transform_frame(self, frame: Any) -> np.ndarray:
+        """The ColumnTransformer's matrix for a cast feature frame of any size, vectorized."""
+
+        n = len(frame)
+        X = np.zeros((n, self.width))
+        for name, fill, _mapping, offset in self.cats:
+            col = frame[name]
+            if col.hasnans:
+                col = col.fillna(fill)
+            codes = self.cat_index[name].get_indexer(col.astype(object))
+            known = np.flatnonzero(codes >= 0)
+            X[known, offset + codes[known]] = 1.0
+        if self.nums:
+            V = frame[self.nums].to_numpy(dtype=np.float64, copy=True)
+            missing = np.isnan(V)
+            if missing.any():
+                V[missing] = np.broadcast_to(self.num_fill, V.shape)[missing]
+            if not np.isfinite(V).all():
+                raise _Unsupported
+            if self.num_mean is not None:
+                V -= self.num_mean
+            if self.num_scale is not None:
+                V /= self.num_scale
+            X[:, self.num_slice] = V
+        return X
+
+    def predict_frame(self, frame: Any, proba: bool = False) -> Any:
+        """The pipeline's answer for a cast feature frame of any size (None: run the pipeline):
+        the compiled transform, then the estimator's own predict / predict_proba on the same
+        matrix the column transformer would have given it."""
+        try:
+            X = self._transform_frame(frame)
+            est = self.sklearn_estimator
+            return est.predict_proba(X) if proba else est.predict(X)
+        except Exception:
+            return None
+
     def rows(self, data: Any = None, query: Mapping[str, Any] | None = None) -> np.ndarray:
         """The transformed matrix for the input (raises _Unsupported to defer to the pipeline)."""
         if query is not None:
@@ -732,6 +773,10 @@ def _cast_column(col: Any, dtype: str) -> Any:
         if kind in "iuf" and not isinstance(col.dtype, pd.api.extensions.ExtensionDtype):
             return col.astype(np.float64)
         return None
+    if col.dtype == _inferred_text_dtype() and col.dtype != object:
+        # pandas' own text dtype (pandas 3 "str"): stays in its (Arrow) storage
+        out = col.where(col != "")
+        return None if out.isna().all() else out
     if kind == "O" and pd.api.types.infer_dtype(col, skipna=True) == "string":
         values = col.to_numpy(dtype=object, copy=True)
         values[pd.isna(values) | (values == "")] = np.nan
@@ -739,6 +784,14 @@ def _cast_column(col: Any, dtype: str) -> Any:
             return None  # all missing: let schema.cast pick the dtype
         return pd.Series(values.tolist(), index=col.index)
     return None
+
+
+@functools.cache
+def _inferred_text_dtype() -> Any:
+    """The dtype pandas infers for text (what schema.cast's ``map`` produces)."""
+    import pandas as pd
+
+    return pd.Series(["a", np.nan]).dtype
 
 
 def jsonable(values: Any) -> Any:

@@ -373,6 +373,9 @@ class MLModel:
         if frame.empty:
             return []
         kind = (self._refresh().get("fitted") or {}).get("kind")
+        out = fast.predict_frame(frame) if fast is not None else None  # bulk: no ColumnTransformer
+        if out is not None:
+            return jsonable(out)
         try:
             if not hasattr(pipeline, "predict") and hasattr(pipeline, "transform"):
                 out = pipeline.transform(frame)
@@ -402,7 +405,9 @@ class MLModel:
         if frame.empty:
             return []
         try:
-            proba = pipeline.predict_proba(frame)
+            proba = fast.predict_frame(frame, proba=True) if fast is not None else None
+            if proba is None:
+                proba = pipeline.predict_proba(frame)
         except (ValueError, TypeError, AttributeError) as exc:
             raise BadRequest(f"The model could not give probabilities: {exc}") from None
         classes = est.to_jsonable(np.asarray(pipeline.classes_))

@@ -143,6 +143,7 @@ def _from_json_obj(obj: Any) -> pd.DataFrame:
 # JSON bodies at least this large are tried with pyarrow's columnar reader first.
 ARROW_JSON_MIN_BYTES = 256 * 1024
 _RECORD_SEPARATOR = re.compile(rb"\}\s*,\s*\{")
+_OPENING = re.compile(rb"\[\s*\{")
 
 
 def _json_records_columnar(content: bytes) -> pd.DataFrame | None:
@@ -159,8 +160,11 @@ def _json_records_columnar(content: bytes) -> pd.DataFrame | None:
     body = content.strip()
     if len(body) < ARROW_JSON_MIN_BYTES or body[:1] != b"[" or body[-1:] != b"]":
         return None
-    inner = body[1:-1].strip()
-    if inner[:1] != b"{" or inner[-1:] != b"}":
+    opening = _OPENING.match(body)
+    last = len(body) - 2  # the last record's "}", before any whitespace and the "]"
+    while last > 0 and body[last] in b" \t\r\n":
+        last -= 1
+    if opening is None or body[last] != ord("}"):
         return None
     try:
         import numpy as np
@@ -168,19 +172,23 @@ def _json_records_columnar(content: bytes) -> pd.DataFrame | None:
         import pyarrow.json as pj
     except ImportError:
         return None
-    multiline = b"\n" in inner or b"\r" in inner
+    # one copy of the body: the separators rewritten, the brackets skipped by a buffer slice
+    multiline = b"\n" in body or b"\r" in body
     if multiline:
-        lines = _RECORD_SEPARATOR.sub(b"}\n{", inner)
+        lines = _RECORD_SEPARATOR.sub(b"}\n{", body)
     else:
-        lines = inner.replace(b"},{", b"}\n{")
+        lines = body.replace(b"},{", b"}\n{")
         if b"}, {" in lines:
-            lines = lines.replace(b"}, {", b"}\n{")
+            lines = lines.replace(b"}, {", b"}\n {")  # same length
+    start, stop = opening.end() - 1, len(lines) - (len(body) - last - 1)
     try:
         table = pj.read_json(
-            io.BytesIO(lines), parse_options=pj.ParseOptions(newlines_in_values=multiline)
+            pa.BufferReader(pa.py_buffer(lines)[start:stop]),
+            parse_options=pj.ParseOptions(newlines_in_values=multiline),
         )
     except Exception:  # not line-delimited records after all: the json path decides
         return None
+    del lines
     if table.num_columns == 0:
         return None
     for column in table.columns:
@@ -195,7 +203,7 @@ def _json_records_columnar(content: bytes) -> pd.DataFrame | None:
                 continue
         return None
     try:
-        return table.to_pandas()
+        return table.to_pandas(self_destruct=True, split_blocks=True)
     except Exception:
         return None
 
@@ -320,17 +328,63 @@ def from_query(args: Mapping[str, list[Any]]) -> pd.DataFrame:
 
 
 def to_bytes(df: pd.DataFrame, fmt: str) -> tuple[bytes, str, str]:
-    """Serialize a table: (content, mime type, file extension)."""
+    """Serialize a table: (content, mime type, file extension). A table the format cannot
+    hold is a BadRequest naming the reason."""
+    try:
+        return _to_bytes(df, fmt)
+    except BadRequest:
+        raise
+    except Exception as exc:  # the writers' own errors (e.g. XLSX's row limit)
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise BadRequest(
+            f"The table cannot be written as {fmt.upper()}: {reason[:200]}. "
+            "Ask for _format=csv or json instead."
+        ) from None
+
+
+def _xlsx_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Without the control characters that a worksheet cannot hold (openpyxl refuses them)."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    def clean(value: Any) -> Any:
+        return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
+
+    out = df.rename(columns=clean)
+    for i in _text_columns(out):
+        out.isetitem(i, out.iloc[:, i].map(clean))
+    return out
+
+
+def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
+    """Text columns that also hold numbers (e.g. appended JSON) as text: Parquet columns
+    have one type."""
+    out = df.copy()
+    for i in _text_columns(out):
+        values = out.iloc[:, i]
+        if values.dropna().map(type).nunique() > 1:
+            out.isetitem(i, values.map(lambda v: v if v is None or v != v else str(v)))
+    return out
+
+
+def _text_columns(df: pd.DataFrame) -> list[int]:
+    return [
+        i
+        for i, dtype in enumerate(df.dtypes)
+        if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
+    ]
+
+
+def _to_bytes(df: pd.DataFrame, fmt: str) -> tuple[bytes, str, str]:
     if fmt == "csv":
         return df.to_csv(index=False).encode("utf-8"), MIME["csv"], ".csv"
     if fmt == "json":
         return df.to_json(orient="records").encode("utf-8"), MIME["json"], ".json"
     if fmt == "xlsx":
         buf = io.BytesIO()
-        df.to_excel(buf, index=False)
+        _xlsx_safe(df).to_excel(buf, index=False)
         return buf.getvalue(), MIME["xlsx"], ".xlsx"
     if fmt == "parquet":
         buf = io.BytesIO()
-        df.to_parquet(buf, index=False)
+        _parquet_safe(df).to_parquet(buf, index=False)
         return buf.getvalue(), MIME["parquet"], ".parquet"
     raise BadRequest(f"Expected _format to be one of {', '.join(FORMATS)}, got {fmt!r}.")

@@ -195,6 +195,32 @@ def test_fast_batches_equal_one_pipeline_call(case, titanic, store_dir):
     _same(got, want, kind)
 
 
+@pytest.mark.parametrize("case", CASES, ids=_id)
+def test_bulk_frames_skip_the_column_transformer_with_the_same_answers(case, titanic, store_dir):
+    """More than MAX_ROWS rows: the compiled transform feeds the estimator's own predict."""
+    cls, params, options, family = case
+    m = MLModel(
+        "fp", data=titanic, store=store_dir, dropna=False, **{"class": cls}, **options, **params
+    )
+    features = m.info()["features"]
+    kind = m.info()["fitted"]["kind"]
+    fast = compile_model(m.pipeline, m.features, kind)
+    rows = _odd_rows(features) + titanic[titanic[options["target_col"]].notna()][features].to_dict(
+        "records"
+    )
+    for data in (rows, pd.DataFrame(rows), titanic):
+        frame = m._features_frame(data)
+        got = fast.predict_frame(frame)
+        assert got is not None
+        want = m.pipeline.predict(frame)
+        assert np.array_equal(got, want)
+        assert m.predict(data) == want.tolist()
+        if kind == "classifier" and hasattr(m.pipeline, "predict_proba"):
+            proba = m.pipeline.predict_proba(frame)
+            assert np.array_equal(fast.predict_frame(frame, proba=True), proba)
+            assert [list(p.values()) for p in m.predict_proba(data)] == proba.tolist()
+
+
 TREE_CASES = [c for c in CASES if c[3] in ("forest", "tree", "gradient boosting")]
 
 
