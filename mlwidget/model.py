@@ -354,10 +354,27 @@ class MLModel:
             self._fast = (pipeline, fast)
         return fast
 
-    def predict_query(self, args: Mapping[str, list[str]]) -> list[Any]:
+    def predict_query(self, args: Mapping[str, list[str]], fast_only: bool = False) -> Any:
         """Predictions for a GET query ``{column: [values]}`` (repeated keys give rows): the
         answers and errors of ``predict(tables.from_query(args))``, without a DataFrame for
-        the few rows a query carries."""
+        the few rows a query carries.
+
+        ``fast_only=True`` answers only from memory (the compiled predictor of the loaded
+        model, up to ``fastpath.MAX_ROWS`` rows, in microseconds) and returns None for anything
+        else (not loaded or compiled yet, more rows, an error to report), without loading or
+        raising: a server can call it on its event loop, then call ``predict_query(args)`` on a
+        worker thread when it gets None."""
+        if fast_only:
+            try:
+                state = self._refresh()
+            except MLWidgetError:
+                return None
+            with self._mutex:
+                loaded = self._pipeline if self._pipeline_file == state.get("model") else None
+                cached_for, fast = self._fast
+            if loaded is None or cached_for is not loaded or fast is None:
+                return None
+            return fast.predict(query=args)
         fast = self._fast_predictor()
         out = fast.predict(query=args) if fast is not None else None
         return out if out is not None else self.predict(from_query(args))

@@ -449,3 +449,26 @@ def test_large_json_that_only_json_reads_alike(extra, titanic):
     body = json.dumps(records).encode()
     assert _json_records_columnar(body) is None
     pd.testing.assert_frame_equal(read_table(body), _json_path(body))
+
+
+def test_predict_query_fast_only_answers_from_memory_or_not_at_all(titanic, store_dir):
+    m = _model(titanic, store_dir)
+    q = {k: [str(v)] for k, v in GUIDE_PASSENGER.items()}
+    fresh = MLModel.open("guide", store=store_dir)
+    assert fresh.predict_query(q, fast_only=True) is None  # nothing loaded yet
+    assert fresh.predict_query(q) == [0]  # loads and compiles
+    assert fresh.predict_query(q, fast_only=True) == [0]
+    for bad in ({**q, "Age": ["old"]}, {**q, "Age": ["1", "2"]}, {"Sex": ["male"]}):
+        assert fresh.predict_query(bad, fast_only=True) is None
+        with pytest.raises(BadRequest):
+            fresh.predict_query(bad)
+    many = {k: v * (MAX_ROWS + 1) for k, v in q.items()}
+    assert fresh.predict_query(many, fast_only=True) is None
+    assert fresh.predict_query(many) == [0] * (MAX_ROWS + 1)
+    m.configure(class_="DecisionTreeClassifier", random_state=0)
+    m.retrain()  # a new model file: not in fresh's memory yet
+    assert fresh.predict_query(q, fast_only=True) is None
+    assert fresh.predict_query(q) == m.predict(GUIDE_PASSENGER)
+    assert fresh.predict_query(q, fast_only=True) == m.predict(GUIDE_PASSENGER)
+    m.destroy()
+    assert fresh.predict_query(q, fast_only=True) is None
