@@ -501,6 +501,11 @@ def main() -> None:
     print(flush=True)
     if (os.cpu_count() or 1) >= 2:
         os.sched_setaffinity(0, {1})  # the driver (and wrk) stay off the server's core
+    # In-process floors run on one core, like the server: one BLAS / OpenMP thread, as the
+    # server (started with taskset -c 0) gets. Two threads on one core would slow the floors.
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(1)
     with tempfile.TemporaryDirectory(prefix="mlwidget-bench-") as tmp:
         store = Path(tmp) / "store"
         store.mkdir()

@@ -33,11 +33,16 @@ _MISSING = None
 _INT_LIMIT = 2**53
 # Strings that float() and pandas.to_numeric read identically (verified on 200,000 samples);
 # anything else (blanks aside) is left to the pipeline path, which casts with pandas.
-_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
+# (ASCII digits only: float() also reads other scripts' digits, pandas does not.)
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z", re.ASCII)
 
 
 class _Unsupported(Exception):
     """This input (or model) is for the full pipeline."""
+
+
+class _TooLarge(_Unsupported):
+    """Trees too large to copy into arrays: the estimator's own predict answers."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -208,9 +213,11 @@ class _Linear:
 
 
 # Trees up to this many nodes in all (and this deep) become generated Python code; larger
-# ensembles are walked with numpy, level by level.
+# ensembles are walked with numpy, level by level, up to WALK_MAX_NODES (about 50 MB of
+# arrays); beyond that the estimator's own predict answers (on the transformed rows).
 CODEGEN_MAX_NODES = 60_000
 CODEGEN_MAX_DEPTH = 80
+WALK_MAX_NODES = 1_000_000
 
 
 def _codegen(trees: list[Any], offsets: list[int]) -> Any:
@@ -251,28 +258,30 @@ class _Trees:
     """
 
     def __init__(self, trees: list[Any]) -> None:
+        if sum(int(t.tree_.node_count) for t in trees) > WALK_MAX_NODES:
+            raise _TooLarge
         lefts, rights, features, thresholds, roots = [], [], [], [], []
         offset = 0
         for tree in trees:
             t = tree.tree_
             if t.n_outputs != 1:
                 raise _Unsupported
-            left = t.children_left.astype(np.intp)
-            right = t.children_right.astype(np.intp)
-            ids = np.arange(t.node_count, dtype=np.intp)
+            left = t.children_left.astype(np.int32)
+            right = t.children_right.astype(np.int32)
+            ids = np.arange(t.node_count, dtype=np.int32)
             leaf = left == -1
             left = np.where(leaf, ids, left) + offset
             right = np.where(leaf, ids, right) + offset
             lefts.append(left)
             rights.append(right)
-            features.append(np.where(leaf, 0, t.feature).astype(np.intp))
+            features.append(np.where(leaf, 0, t.feature).astype(np.int32))
             thresholds.append(np.where(leaf, np.inf, t.threshold))
             roots.append(offset)
             offset += t.node_count
         self.children = np.stack([np.concatenate(lefts), np.concatenate(rights)], axis=1)
         self.feature = np.concatenate(features)
         self.threshold = np.concatenate(thresholds)
-        self.roots = np.asarray(roots, dtype=np.intp)
+        self.roots = np.asarray(roots, dtype=np.int32)
         self.is_leaf = self.children[:, 0] == np.arange(offset)
         self.depth = max(int(t.tree_.max_depth) for t in trees)
         self.code = None
@@ -451,6 +460,13 @@ class _OwnPredict:
 
 
 def _family(est: Any, kind: str) -> Any:
+    try:
+        return _compiled_family(est, kind)
+    except _TooLarge:
+        return _OwnPredict(est, f"{type(est).__name__}.predict")
+
+
+def _compiled_family(est: Any, kind: str) -> Any:
     from sklearn import ensemble, naive_bayes, neighbors, tree
     from sklearn.linear_model import ElasticNet
     from sklearn.linear_model._base import LinearClassifierMixin, LinearModel

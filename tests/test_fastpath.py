@@ -472,3 +472,13 @@ def test_predict_query_fast_only_answers_from_memory_or_not_at_all(titanic, stor
     assert fresh.predict_query(q, fast_only=True) == m.predict(GUIDE_PASSENGER)
     m.destroy()
     assert fresh.predict_query(q, fast_only=True) is None
+
+
+def test_very_large_ensembles_use_the_estimators_own_predict(titanic, store_dir, monkeypatch):
+    import mlwidget.fastpath as fp
+
+    monkeypatch.setattr(fp, "WALK_MAX_NODES", 10)
+    m = _model(titanic, store_dir, cls="RandomForestClassifier", n_estimators=5, random_state=0)
+    assert m.info()["predict_path"] == "fast (RandomForestClassifier.predict)"
+    rows = titanic[FEATURES].head(40).to_dict("records")
+    assert m.predict(rows) == _pipeline_predict(m, rows).tolist()
