@@ -5,7 +5,10 @@ pandas work for what is a few hundred floating-point operations. :func:`compile_
 a prediction needs from the fitted mlwidget pipeline (see ``estimators.build_pipeline``) once:
 the feature order and dtypes, each category's one-hot position, the imputation values, the
 scaling arrays, and the estimator's own fitted arrays. :class:`FastPredictor` then answers a few
-rows (a dict, records, a small DataFrame or a GET query) with numpy on those arrays.
+rows (a dict, records, a small DataFrame or a GET query) with numpy on those arrays. Larger
+frames use :meth:`FastPredictor.predict_frame`: the same transform, vectorized, then the
+estimator's own predict (no ColumnTransformer); :func:`cast_frame` is ``schema.cast``
+vectorized.
 
 The answers are exactly the pipeline's: inputs are cast as ``schema.cast`` casts them, the
 transformed matrix is bit-for-bit what the ColumnTransformer produces, and each estimator family
@@ -20,6 +23,7 @@ the caller runs the full pipeline, which gives the answer or the error it always
 from __future__ import annotations
 
 import functools
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -667,6 +671,10 @@ class FastPredictor:
         X = np.zeros((n, self.width))
         for name, fill, mapping, offset in self.cats:
             for row, value in enumerate(cols[name]):
+                if type(value) is float and not math.isfinite(value):
+                    # the pipeline either rejects it or encodes it as unknown, depending on the
+                    # other categorical columns' types: let it decide
+                    raise _Unsupported
                 j = mapping.get(fill if value is None else value)
                 if j is not None:
                     X[row, offset + j] = 1.0
@@ -688,11 +696,12 @@ class FastPredictor:
 
     def _transform_frame(self, frame: Any) -> np.ndarray:
         """The ColumnTransformer's matrix for a cast feature frame of any size, vectorized."""
-
         n = len(frame)
         X = np.zeros((n, self.width))
         for name, fill, _mapping, offset in self.cats:
             col = frame[name]
+            if col.dtype.kind == "f" and np.isinf(col.to_numpy()).any():
+                raise _Unsupported  # as in _transform
             if col.hasnans:
                 col = col.fillna(fill)
             codes = self.cat_index[name].get_indexer(col.astype(object))

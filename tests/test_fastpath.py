@@ -482,3 +482,26 @@ def test_very_large_ensembles_use_the_estimators_own_predict(titanic, store_dir,
     assert m.info()["predict_path"] == "fast (RandomForestClassifier.predict)"
     rows = titanic[FEATURES].head(40).to_dict("records")
     assert m.predict(rows) == _pipeline_predict(m, rows).tolist()
+
+
+@pytest.mark.parametrize("cats", [["Embarked", "Parch", "Pclass", "Sex"], ["Parch", "Pclass"]])
+def test_infinite_category_values_are_left_to_the_pipeline(cats, titanic, store_dir):
+    """inf in a numeric categorical: scikit-learn rejects it or encodes it as unknown,
+    depending on the other categorical columns; the fast path defers either way."""
+    m = MLModel("inf", data=titanic, store=store_dir, **{"class": "LogisticRegression"},
+                target_col="Survived", exclude=EXCLUDE, cats=cats)  # fmt: skip
+    row = {**GUIDE_PASSENGER, "Pclass": float("inf")}
+    assert m._fast_predictor().predict(row) is None
+    rows = [row] + titanic[FEATURES].head(MAX_ROWS + 5).to_dict("records")
+    frame = m._features_frame(rows)
+    assert m._fast_predictor().predict_frame(frame) is None
+    try:
+        want = m.pipeline.predict(frame).tolist()
+    except ValueError:
+        with pytest.raises(BadRequest):
+            m.predict(rows)
+        with pytest.raises(BadRequest):
+            m.predict(row)
+    else:
+        assert m.predict(rows) == want
+        assert m.predict(row) == want[:1]
