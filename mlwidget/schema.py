@@ -85,7 +85,7 @@ def training_frame(
         series = frame[name]
         numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
         if name in nums and not numeric:
-            converted = pd.to_numeric(series, errors="coerce")
+            converted = to_numbers(series)
             if converted.notna().sum() < series.notna().sum():
                 raise BadRequest(
                     f"nums lists {name!r}, but it has values that are not numbers "
@@ -131,7 +131,7 @@ def cast(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> pd.DataFrame:
             raw = col.astype(object).where(col.notna(), None)
             blank = raw.map(lambda v: isinstance(v, str) and not v.strip())
             raw = raw.where(~blank, None)
-            num = pd.to_numeric(raw, errors="coerce")
+            num = to_numbers(raw)
             bad = num.isna() & raw.notna()
             if bad.any():
                 first = raw[bad].iloc[0]
@@ -149,6 +149,24 @@ def cast(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> pd.DataFrame:
     return pd.DataFrame(out, index=frame.index)
 
 
+def to_numbers(raw: pd.Series) -> pd.Series:
+    """``pd.to_numeric(raw, errors="coerce")``, where an integer too large for a float (JSON
+    allows any) is not a number instead of an OverflowError."""
+    try:
+        return pd.to_numeric(raw, errors="coerce")
+    except OverflowError:
+        return pd.to_numeric(raw.map(_float_or_not_a_number), errors="coerce")
+
+
+def _float_or_not_a_number(value: Any) -> Any:
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            return float(value)
+        except OverflowError:
+            return "not a number"
+    return value
+
+
 def _str(value: Any) -> str:
     if isinstance(value, float) and value.is_integer():
         return str(int(value))
@@ -164,7 +182,7 @@ def cast_target(y: pd.Series, dtype: str | None) -> pd.Series:
                 pd.to_numeric(y).astype(dtype) if not dtype.startswith("bool") else y.astype(bool)
             )
         return y.astype(str)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         raise BadRequest(f"Expected target values of type {dtype}, got {y.iloc[0]!r}.") from None
 
 
@@ -177,7 +195,7 @@ def align_dtypes(new: pd.DataFrame, old: pd.DataFrame) -> pd.DataFrame:
         ):
             raw = out[name].astype(object).where(out[name].notna(), None)
             raw = raw.where(raw.map(lambda v: not (isinstance(v, str) and not v.strip())), None)
-            num = pd.to_numeric(raw, errors="coerce")
+            num = to_numbers(raw)
             bad = num.isna() & raw.notna()
             if bad.any():
                 raise BadRequest(

@@ -245,7 +245,8 @@ async def test_list_models_and_params(jp_fetch, jp_base_url):
     r = await call(jp_fetch, "mlhandler", "")
     assert r.code == 200, r.text
     [entry] = r.json()["models"]
-    assert entry == {"name": NAME, "url": f"{jp_base_url}mlhandler/{NAME}"}
+    url = f"{jp_base_url}mlhandler/{NAME}"
+    assert entry == {"name": NAME, "url": url, "openapi": f"{url}?_openapi"}
     r = await call(jp_fetch, "mlhandler", NAME, params={"_params": ""})
     data = r.json()
     assert data["params"]["class"] == "LogisticRegression"

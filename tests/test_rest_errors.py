@@ -128,6 +128,17 @@ CASES = [
         [],
     ),
     (
+        "binary junk sent as a form (curl -d @file) is no retrain on the stored data",
+        (
+            "POST",
+            {"_action": "retrain"},
+            b"\x80\x04\x95junk\x00",
+            {"Content-Type": "application/x-www-form-urlencoded"},
+        ),
+        415,
+        [],
+    ),
+    (
         "upload that cannot be parsed",
         ("POST", {}, BAD_CSV_UPLOAD[0], BAD_CSV_UPLOAD[1]),
         400,
@@ -301,15 +312,143 @@ class TestAuthorization:
         )  # fmt: skip
         assert reply.code == 200
         assert (await call(jp_fetch, "mlhandler", "")).code == 200
+        for flag in ("_model", "_params", "_cache", "_openapi"):
+            assert (await call(jp_fetch, "mlhandler", NAME, params={flag: ""})).code == 200
         before = snapshot(store_dir)
         for method, params, body in [
             ("PUT", {"_model": "", "class": "SVC"}, None),
             ("DELETE", {"_model": ""}, None),
             ("POST", {"_action": "retrain"}, None),
             ("POST", {"_action": "append"}, records(FEATURES)),
+            # the model file is a pickle: fetching it is a write action (issue 6)
+            ("GET", {"_download": ""}, None),
+            ("GET", {"_openapi": "", "_download": ""}, None),
         ]:
             reply = await call(jp_fetch, "mlhandler", NAME, method=method, params=params, body=body)
             assert_clean_error(reply, 403, "write", "mlwidget")
+        after = snapshot(store_dir)
+        pd.testing.assert_frame_equal(before.pop("data"), after.pop("data"))
+        assert before == after
+
+
+async def test_default_page_cannot_be_framed_or_load_foreign_code(jp_fetch):
+    reply = await call(jp_fetch, "mlhandler", NAME)
+    assert reply.code == 200 and reply.headers["Content-Type"].startswith("text/html")
+    policy = reply.headers["Content-Security-Policy"]
+    for rule in ("frame-ancestors 'self'", "default-src 'none'", "connect-src 'self'"):
+        assert rule in policy, policy
+    assert "http://" not in reply.text and "https://" not in reply.text  # no CDN, no links out
+
+
+class Unpickled:
+    """Unpickling this creates a file: the proof that something unpickled an upload."""
+
+    marker = ""
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+async def test_uploaded_pickles_are_never_loaded(jp_fetch, store_dir, tmp_path):
+    import io
+    import pickle
+
+    import joblib
+
+    marker = tmp_path / "unpickled"
+    evil = Unpickled()
+    evil.marker = str(marker)
+    joblib_file = io.BytesIO()
+    joblib.dump(evil, joblib_file)
+    assert (await call(jp_fetch, "mlhandler", NAME, params={"_model": ""})).code == 200
+    before = snapshot(store_dir)
+    for content in (pickle.dumps(evil), joblib_file.getvalue()):
+        for action in ("predict", "retrain", "append", "score"):
+            bodies = [
+                (content, {"Content-Type": "application/octet-stream"}),
+                (content, {"Content-Type": "application/python-pickle"}),
+                (content, {}),
+                *(multipart([("file", name, content)]) for name in ("m.pkl", "m.joblib")),
+            ]
+            for body, headers in bodies:
+                reply = await call(
+                    jp_fetch, "mlhandler", NAME, method="POST", params={"_action": action},
+                    body=body, headers=headers,
+                )  # fmt: skip
+                assert reply.code in (400, 415), (action, headers, reply.code, reply.text)
+                assert_clean_error(reply, reply.code)
+    assert not marker.exists()
+    after = snapshot(store_dir)
+    pd.testing.assert_frame_equal(before.pop("data"), after.pop("data"))
+    assert before == after
+
+
+ROUTE_YAML = """
+url:
+  mlhandler/tutorial:
+    pattern: /$YAMLURL/ml
+    handler: MLHandler
+    kwargs:
+      data: $YAMLPATH/titanic.csv
+      model: {class: LogisticRegression, target_col: Survived, exclude: [Name, Ticket, Cabin]}
+"""
+NO_AUTH = [{"Authorization": ""}, {"Authorization": "token wrong"}]
+QUERIES = [
+    {},
+    PASSENGER,
+    {"_model": ""},
+    {"_params": ""},
+    {"_cache": ""},
+    {"_cache": "", "_format": "csv"},
+    {"_download": ""},
+    {"_openapi": ""},
+    {"_action": "retrain"},
+    {"_action": "append"},
+    {"delete": "model"},
+    {"token": "wrong"},
+]
+
+
+class TestEveryRouteNeedsAuthentication:
+    @pytest.fixture
+    def jp_server_config(self, store_dir: Path, titanic_csv: Path, jp_root_dir: Path) -> dict:
+        app = jp_root_dir / "app"
+        app.mkdir()
+        (app / "titanic.csv").write_bytes(titanic_csv.read_bytes())
+        (app / "gramex.yaml").write_text(ROUTE_YAML)
+        return {
+            "ServerApp": {"jpserver_extensions": {"mlwidget_server": True}},
+            "MLWidgetApp": {
+                "store_dir": str(store_dir),
+                "config_yaml": str(app / "gramex.yaml"),
+                "models": {NAME: {"data": str(titanic_csv), **GUIDE_OPTIONS}},
+            },
+        }
+
+    async def test_every_route_and_verb_refuses_unauthenticated_requests(self, jp_fetch, store_dir):
+        routes = [("mlhandler", ""), ("mlhandler", NAME), ("mlhandler", "mlhandler-tutorial")]
+        routes.append(("app", "ml"))  # a YAML model at its own pattern
+        for route in routes:  # the models exist and answer an authenticated request
+            assert (await call(jp_fetch, *route, params={"_model": ""})).code == 200, route
+        before = snapshot(store_dir)
+        checked = 0
+        for route in routes:
+            for method in ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH"):
+                for params in QUERIES:
+                    for headers in NO_AUTH:
+                        body = records(FEATURES) if method in ("POST", "PUT", "PATCH") else None
+                        reply = await call(
+                            jp_fetch, *route, method=method, params=params, body=body,
+                            headers=headers, follow_redirects=False,
+                        )  # fmt: skip
+                        where = (route, method, params, headers)
+                        assert reply.code == 403, (where, reply.code, reply.text[:300])
+                        if method != "HEAD":
+                            assert_clean_error(reply, 403)
+                        for secret in ("Survived", "Braund", "LogisticRegression", "openapi"):
+                            assert secret not in reply.text, (where, reply.text[:300])
+                        checked += 1
+        assert checked == len(routes) * 6 * len(QUERIES) * len(NO_AUTH)
         after = snapshot(store_dir)
         pd.testing.assert_frame_equal(before.pop("data"), after.pop("data"))
         assert before == after

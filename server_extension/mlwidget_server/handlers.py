@@ -68,6 +68,14 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
     def app(self) -> MLWidgetApp:
         return self.extensionapp  # type: ignore[return-value]
 
+    async def prepare(self) -> None:
+        await super().prepare()  # identifies the user and checks XSRF
+        if not self._finished and not self.current_user:
+            # as @tornado.web.authenticated does (the login page for a browser, else 403), for
+            # every method: an unauthenticated request learns nothing, not even which methods
+            # exist (jupyter_server lets undecorated methods through by default)
+            tornado.web.authenticated(lambda handler: None)(self)
+
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Every error is ``{"error": message}``; never a traceback or a server path."""
         exc = kwargs.get("exc_info", (None, None, None))[1]
@@ -90,7 +98,17 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
             message = "Internal error in the mlwidget server extension. The server log has details."
         self.set_status(status_code)
         self.set_header("Content-Type", "application/json")
+        if status_code == 405:  # RFC 9110: say which methods are supported
+            self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.finish(json.dumps({"error": message, **reply}))
+
+    def allowed_methods(self) -> list[str]:
+        base = tornado.web.RequestHandler
+        return [
+            method
+            for method in ("GET", "POST", "PUT", "DELETE")
+            if getattr(type(self), method.lower()) is not getattr(base, method.lower())
+        ]
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, MLWidgetError):
@@ -131,7 +149,8 @@ class ModelListHandler(BaseHandler):
         patterns = {name: pattern for pattern, name in app.routes}
         models = []
         for name in await app.run(app.model_names):
-            entry = {"name": name, "url": url_path_join(self.base_url, "mlhandler", name)}
+            url = url_path_join(self.base_url, "mlhandler", name)
+            entry = {"name": name, "url": url, "openapi": f"{url}?_openapi"}
             if name in patterns:
                 entry["pattern"] = url_path_join(self.base_url, patterns[name].lstrip("/"))
             if name in app._failed:
@@ -160,13 +179,8 @@ class ModelHandler(BaseHandler):
     # ------------------------------------------------------------------ request body
 
     async def prepare(self) -> None:
-        await super().prepare()  # identifies the user and checks XSRF, before any body is read
-        if self._finished:
-            return
-        if not self.current_user:
-            # as @tornado.web.authenticated does (the login page for a browser, else 403),
-            # but before the body is read
-            tornado.web.authenticated(lambda handler: None)(self)
+        await super().prepare()  # authenticates (see BaseHandler), before any body is read
+        if self._finished or not self.current_user:
             return
         limit = self.app.max_body_size
         length = self.request.headers.get("Content-Length", "")
@@ -211,7 +225,8 @@ class ModelHandler(BaseHandler):
     def _auth_action(self) -> str:
         method = self.request.method
         if method in ("GET", "HEAD"):
-            return "read"
+            # the model file is a pickle: only writers (who could replace it) may fetch it
+            return "write" if "_download" in self.request.query_arguments else "read"
         if method == "POST":
             action = self.get_query_argument("_action", "predict")
             return "write" if action in WRITE_ACTIONS else "read"
@@ -242,7 +257,12 @@ class ModelHandler(BaseHandler):
         m = await self.resolve(name)
         run = self.app.run
         fmt = last(args, "_format")
-        if "_download" in args:
+        if "_openapi" in args:
+            from .openapi import openapi_document
+
+            info = await run(m.info)
+            await self.send_json(openapi_document(info, self.base_url))
+        elif "_download" in args:
             data = await run(m.model_bytes)
             self.send_file(data, "application/octet-stream", f"{m.name}.joblib")
         elif "_model" in args:
@@ -510,14 +530,27 @@ def parse_body(body: bytes, content_type: str, args: dict[str, list[str]]) -> pd
         try:
             return read_table(body)
         except UnsupportedFormat:
-            fields = parse_qs_bytes(body, keep_blank_values=True)
+            fields = _form_fields(body)
             if not fields:
-                raise
+                raise  # neither a table nor a form: never a silent retrain on the stored data
             for key, values in fields.items():
                 if key not in JUPYTER_KEYS:
                     args.setdefault(key, []).extend(v.decode("utf-8", "replace") for v in values)
             return None
     return read_table(body, content_type=_specific(main))
+
+
+def _form_fields(body: bytes) -> dict[str, list[bytes]] | None:
+    """The fields of a real urlencoded form (printable ``key=value`` pairs joined by ``&``),
+    else None: any bytes parse as a form of blank keys, and junk must stay junk."""
+    try:
+        text = body.decode("ascii").strip()
+    except UnicodeDecodeError:
+        return None
+    parts = text.split("&")
+    if not all(part.isprintable() and part.partition("=")[0] and "=" in part for part in parts):
+        return None
+    return parse_qs_bytes(text.encode(), keep_blank_values=True)
 
 
 def _specific(content_type: str | None) -> str | None:

@@ -1,0 +1,216 @@
+"""Several clients on one model at once, over real HTTP against a real server.
+
+Client threads predict (GET and POST), append and retrain the same model concurrently. Every
+append must land (the final table holds every appended row exactly once), every prediction must
+come from a complete model (one valid label per row), and no request may fail except with a
+documented 409 (the model busy). Another model must keep answering meanwhile.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import pandas as pd
+import pytest
+import requests
+from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
+from rest_helpers import TITANIC, jupyter_server
+
+from mlwidget import MLModel
+
+APPENDERS, BATCHES = 3, 6
+RETRAINERS, RETRAINS = 2, 3
+PREDICTORS = 3
+BASE_ROWS = 30000  # the titanic rows, repeated: a retrain takes a noticeable moment
+PASSENGER = {k: str(v) for k, v in GUIDE_PASSENGER.items()}
+TITANIC_DF = pd.read_csv(TITANIC)
+FEATURES = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
+
+
+def base_table() -> pd.DataFrame:
+    reps = BASE_ROWS // len(TITANIC_DF) + 1
+    table = pd.concat([TITANIC_DF] * reps, ignore_index=True).head(BASE_ROWS)
+    table["PassengerId"] = range(1, len(table) + 1)
+    return table
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    tmp = tmp_path_factory.mktemp("concurrency")
+    store = tmp / "store"
+    options = {**GUIDE_OPTIONS, "class": "RandomForestClassifier"}
+    MLModel("shared", data=base_table(), store=store, n_estimators=20, random_state=0, **options)
+    MLModel("other", data=str(TITANIC), store=store, **GUIDE_OPTIONS)
+    with jupyter_server(tmp, store) as (url, token):
+        yield {"url": url, "token": token, "store": store}
+
+
+class Clients:
+    """What the client threads saw."""
+
+    def __init__(self, server: dict[str, Any]) -> None:
+        self.url = f"{server['url']}/mlhandler/"
+        self.headers = {"Authorization": f"token {server['token']}"}
+        self.lock = threading.Lock()
+        self.failures: list[str] = []
+        self.conflicts: Counter[str] = Counter()
+        self.appended_ids: list[int] = []
+        self.predictions = 0
+        self.retrains = 0
+        self.other_latency = 0.0
+        self.next_id = 1_000_000
+        self.writing = self.most_writing = 0
+
+    def session(self) -> requests.Session:
+        session = requests.Session()
+        session.headers.update(self.headers)
+        return session
+
+    def check(self, what: str, reply: requests.Response) -> bool:
+        """True for a 200; records anything else but a JSON 409 as a failure."""
+        if reply.status_code == 200:
+            return True
+        with self.lock:
+            if reply.status_code == 409 and "error" in reply.json():
+                self.conflicts[what] += 1
+            else:
+                self.failures.append(f"{what}: {reply.status_code} {reply.text[:300]}")
+        return False
+
+    def fail(self, message: str) -> None:
+        with self.lock:
+            self.failures.append(message)
+
+    def ids(self, n: int) -> list[int]:
+        with self.lock:
+            start, self.next_id = self.next_id, self.next_id + n
+        return list(range(start, start + n))
+
+
+class Writing:
+    """Counts the writes in flight, to show that they overlapped."""
+
+    def __init__(self, c: Clients) -> None:
+        self.c = c
+
+    def __enter__(self) -> None:
+        with self.c.lock:
+            self.c.writing += 1
+            self.c.most_writing = max(self.c.most_writing, self.c.writing)
+
+    def __exit__(self, *exc: Any) -> None:
+        with self.c.lock:
+            self.c.writing -= 1
+
+
+def appender(c: Clients, seed: int) -> None:
+    session = c.session()
+    for batch in range(BATCHES):
+        n = 1 + (seed * 7 + batch * 3) % 9
+        rows = TITANIC_DF.sample(n, random_state=seed * 100 + batch).copy()
+        rows["PassengerId"] = c.ids(n)
+        with Writing(c):
+            reply = session.post(
+                f"{c.url}shared",
+                params={"_action": "append"},
+                data=rows.to_json(orient="records"),
+                headers={"Content-Type": "application/json"},
+                timeout=300,
+            )
+        if c.check("append", reply):
+            if reply.json().get("appended") != n:
+                c.fail(f"append of {n} rows answered {reply.json()}")
+            with c.lock:
+                c.appended_ids.extend(rows["PassengerId"])
+
+
+def retrainer(c: Clients) -> None:
+    session = c.session()
+    for _ in range(RETRAINS):
+        with Writing(c):
+            reply = session.post(f"{c.url}shared", params={"_action": "retrain"}, timeout=300)
+        if c.check("retrain", reply):
+            result = reply.json()
+            if result.get("model") != "RandomForestClassifier" or not result.get("rows"):
+                c.fail(f"retrain answered {result}")
+            with c.lock:
+                c.retrains += 1
+
+
+def predictor(c: Clients, stop: threading.Event, seed: int) -> None:
+    session = c.session()
+    rows = TITANIC_DF[FEATURES].sample(25, random_state=seed)
+    body = rows.to_json(orient="records")
+    while not stop.is_set():
+        reply = session.get(f"{c.url}shared", params=PASSENGER, timeout=300)
+        if c.check("GET predict", reply) and reply.json() not in ([0], [1]):
+            c.fail(f"GET predict answered {reply.text[:200]}")
+        reply = session.post(
+            f"{c.url}shared",
+            data=body,
+            headers={"Content-Type": "application/json"},
+            timeout=300,
+        )
+        if c.check("POST predict", reply):
+            labels = reply.json()
+            if len(labels) != len(rows) or not set(labels) <= {0, 1}:
+                c.fail(f"POST predict answered {reply.text[:200]}")
+        t0 = time.monotonic()
+        reply = session.get(f"{c.url}other", params=PASSENGER, timeout=300)
+        with c.lock:
+            c.other_latency = max(c.other_latency, time.monotonic() - t0)
+            c.predictions += 2
+        if c.check("other model", reply) and reply.json() != [0]:
+            c.fail(f"the other model answered {reply.text[:200]}")
+
+
+def test_predict_append_retrain_at_once(server):
+    c = Clients(server)
+    session = c.session()
+    before = session.get(f"{c.url}shared", params={"_model": ""}, timeout=60).json()
+    assert before["rows"] == BASE_ROWS
+
+    stop = threading.Event()
+    readers = [
+        threading.Thread(target=predictor, args=(c, stop, i), daemon=True)
+        for i in range(PREDICTORS)
+    ]
+    writers = [
+        threading.Thread(target=appender, args=(c, i + 1), daemon=True) for i in range(APPENDERS)
+    ] + [threading.Thread(target=retrainer, args=(c,), daemon=True) for _ in range(RETRAINERS)]
+    for thread in readers + writers:
+        thread.start()
+    for thread in writers:
+        thread.join(timeout=240)
+    stop.set()
+    for thread in readers:
+        thread.join(timeout=60)
+    assert not any(t.is_alive() for t in readers + writers), "a client thread hung"
+
+    assert not c.failures, c.failures[:10]
+    assert c.predictions > 10 and c.retrains >= 1, (c.predictions, c.retrains, c.conflicts)
+    assert c.most_writing >= 3  # the writes did overlap
+    # every append landed, exactly once
+    after = session.get(f"{c.url}shared", params={"_model": ""}, timeout=60).json()
+    assert after["rows"] == BASE_ROWS + len(c.appended_ids)
+    data = pd.DataFrame(session.get(f"{c.url}shared", params={"_cache": ""}, timeout=60).json())
+    ids = Counter(data["PassengerId"])
+    assert sorted(ids) == list(range(1, BASE_ROWS + 1)) + sorted(c.appended_ids)
+    assert max(ids.values()) == 1
+    sent = sum(1 + (s * 7 + b * 3) % 9 for s in range(1, APPENDERS + 1) for b in range(BATCHES))
+    assert len(c.appended_ids) == sent or c.conflicts["append"]
+    # the model that serves is complete and the store is consistent for a fresh reader
+    m = MLModel.open("shared", store=server["store"])
+    assert len(m.data()) == after["rows"]
+    assert m.predict(GUIDE_PASSENGER) in ([0], [1])
+    # the other model kept answering while this one was busy
+    assert c.other_latency < 10, c.other_latency
+    print(
+        f"predictions={c.predictions} retrains={c.retrains} appended={len(c.appended_ids)} "
+        f"conflicts={dict(c.conflicts)} writes in flight at once={c.most_writing} "
+        f"other model's slowest answer={c.other_latency:.2f}s"
+    )
