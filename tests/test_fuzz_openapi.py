@@ -205,6 +205,19 @@ def test_document_describes_the_model(server):
     assert requests.get(server["url"] + links["titanic"], timeout=60).status_code == 403
 
 
+def test_document_of_a_model_without_data_or_fit():
+    """A model created by a PUT (no data, nothing fitted) has a valid document too."""
+    import schemathesis
+    from mlwidget_server.openapi import openapi_document
+
+    doc = openapi_document({"name": "empty", "model": None, "params": {}}, "/user/a%40b/")
+    schemathesis.openapi.from_dict(copy.deepcopy(doc)).validate()
+    assert doc["servers"] == [{"url": "/user/a%40b"}]
+    get = [p["name"] for p in doc["paths"]["/mlhandler/empty"]["get"]["parameters"]]
+    assert get == ["_openapi", "_download", "_model", "_params", "_cache", "_format"]
+    assert "Not fitted" in doc["info"]["description"]
+
+
 def test_fuzz_read_operations(server):
     before = MLModel.open("titanic", store=server["store"]).info()
     doc = read_actions_only(document(server, "titanic"))
