@@ -210,7 +210,9 @@ class ModelHandler(BaseHandler):
                 f"The request body is over {self.app.max_body_size} bytes, the most this server "
                 "accepts (MLWidgetApp.max_body_size). Send a smaller file or raise the limit."
             )
-        return b"".join(self._chunks)
+        body = b"".join(self._chunks)
+        self._chunks = [body]  # hold the body once, not twice
+        return body
 
     def get_login_url(self) -> str:
         """A browser opening the page without being logged in goes to Jupyter's login page
@@ -273,10 +275,17 @@ class ModelHandler(BaseHandler):
             df = await run(m.data)
             await self.send_table(df, fmt or "json", f"{m.name}-data")
         elif any(not key.startswith("_") for key in args):
-            from mlwidget.tables import from_query
+            if fmt in (None, "", "json"):
+                # A loaded, compiled model answers a few rows from memory in microseconds, on
+                # the loop; anything else (loading, compiling, many rows, errors) on a worker.
+                out = m.predict_query(args, fast_only=True)
+                if out is None:
+                    out = await run(m.predict_query, args)
+                await self.send_json(out)
+            else:
+                from mlwidget.tables import from_query
 
-            df = from_query(args)
-            await self.send_predictions(m, df, fmt)
+                await self.send_predictions(m, from_query(args), fmt)
         else:
             await self.render_page(m)
 
@@ -559,7 +568,10 @@ def _specific(content_type: str | None) -> str | None:
 
 
 def dumps(obj: Any) -> str:
-    return json.dumps(jsonable(obj))
+    try:  # predictions from the core are plain Python values already: no walk needed
+        return json.dumps(obj, allow_nan=False)
+    except (TypeError, ValueError):
+        return json.dumps(jsonable(obj))
 
 
 def jsonable(obj: Any) -> Any:
