@@ -7,8 +7,7 @@ the feature order and dtypes, each category's one-hot position, the imputation v
 scaling arrays, and the estimator's own fitted arrays. :class:`FastPredictor` then answers a few
 rows (a dict, records, a small DataFrame or a GET query) with numpy on those arrays. Larger
 frames use :meth:`FastPredictor.predict_frame`: the same transform, vectorized, then the
-estimator's own predict (no ColumnTransformer); :func:`cast_frame` is ``schema.cast``
-vectorized.
+estimator's own predict (no ColumnTransformer).
 
 The answers are exactly the pipeline's: inputs are cast as ``schema.cast`` casts them, the
 transformed matrix is bit-for-bit what the ColumnTransformer produces, and each estimator family
@@ -22,7 +21,6 @@ the caller runs the full pipeline, which gives the answer or the error it always
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 from collections.abc import Mapping
@@ -768,55 +766,7 @@ class FastPredictor:
 
 
 # ---------------------------------------------------------------------------------------------
-# bulk helpers: the same results as schema.cast / estimators.to_jsonable, column at a time
-
-
-def cast_frame(frame: Any, features: list[dict[str, Any]]) -> Any:
-    """``schema.cast(frame, features)``, vectorized for the columns that need no per-value
-    decisions (numeric columns for numbers; text-or-missing columns for strings). Every other
-    column goes through ``schema.cast`` itself, in the same order, so errors are the same."""
-    import pandas as pd
-
-    from . import schema
-
-    if not frame.columns.is_unique:
-        return schema.cast(frame, features)
-    out = {}
-    for f in features:
-        name = f["name"]
-        col = frame[name]
-        fast = _cast_column(col, f["dtype"])
-        out[name] = fast if fast is not None else schema.cast(frame[[name]], [f])[name]
-    return pd.DataFrame(out, index=frame.index)
-
-
-def _cast_column(col: Any, dtype: str) -> Any:
-    import pandas as pd
-
-    kind = col.dtype.kind
-    if dtype == "number":
-        if kind in "iuf" and not isinstance(col.dtype, pd.api.extensions.ExtensionDtype):
-            return col.astype(np.float64)
-        return None
-    if col.dtype == _inferred_text_dtype() and col.dtype != object:
-        # pandas' own text dtype (pandas 3 "str"): stays in its (Arrow) storage
-        out = col.where(col != "")
-        return None if out.isna().all() else out
-    if kind == "O" and pd.api.types.infer_dtype(col, skipna=True) == "string":
-        values = col.to_numpy(dtype=object, copy=True)
-        values[pd.isna(values) | (values == "")] = np.nan
-        if pd.isna(values).all():
-            return None  # all missing: let schema.cast pick the dtype
-        return pd.Series(values.tolist(), index=col.index)
-    return None
-
-
-@functools.cache
-def _inferred_text_dtype() -> Any:
-    """The dtype pandas infers for text (what schema.cast's ``map`` produces)."""
-    import pandas as pd
-
-    return pd.Series(["a", np.nan]).dtype
+# bulk helper: the same results as estimators.to_jsonable, without a call per value
 
 
 def jsonable(values: Any) -> Any:

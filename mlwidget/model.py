@@ -24,7 +24,7 @@ from . import estimators as est
 from . import options as opt
 from . import schema
 from .errors import BadRequest, MLWidgetError, NotFound
-from .fastpath import FastPredictor, cast_frame, compile_model, jsonable
+from .fastpath import FastPredictor, compile_model, jsonable
 from .store import Store, check_name
 from .tables import from_query, read_table
 
@@ -338,7 +338,7 @@ class MLModel:
                 f"model was trained on; got columns {', '.join(map(repr, map(str, frame.columns)))}. "
                 "Add them (an empty value is imputed)."
             )
-        return cast_frame(frame[names].reset_index(drop=True), features)
+        return schema.cast(frame[names].reset_index(drop=True), features)
 
     def _fast_predictor(self) -> FastPredictor | None:
         """The compiled few-row predictor of the loaded pipeline (None: the pipeline answers).

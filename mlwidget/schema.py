@@ -7,6 +7,7 @@ same types, so a URL's strings, JSON's numbers and a CSV's columns all reach the
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -119,8 +120,49 @@ def training_frame(
     return X, y, schema, warns
 
 
-def cast(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> pd.DataFrame:
-    """Type the columns as in training; a value that cannot be cast is a 400 naming it."""
+def cast(frame: pd.DataFrame, features: list[dict[str, Any]]) -> pd.DataFrame:
+    """Type the columns as in training; a value that cannot be cast is a 400 naming it.
+
+    Columns that need no per-value decision (numbers for a numeric feature; text or missing
+    values for a text feature) are cast whole; the others value by value, with the same results.
+    """
+    if not frame.columns.is_unique:
+        return _cast_values(frame, features)
+    out = {}
+    for f in features:
+        name = f["name"]
+        fast = _cast_column(frame[name], f["dtype"])
+        out[name] = fast if fast is not None else _cast_values(frame[[name]], [f])[name]
+    return pd.DataFrame(out, index=frame.index)
+
+
+def _cast_column(col: pd.Series, dtype: str) -> pd.Series | None:
+    kind = col.dtype.kind
+    if dtype == "number":
+        if kind in "iuf" and not isinstance(col.dtype, pd.api.extensions.ExtensionDtype):
+            return col.astype(np.float64)
+        return None
+    if col.dtype == _inferred_text_dtype() and col.dtype != object:
+        # pandas' own text dtype (pandas 3 "str"): stays in its (Arrow) storage
+        out = col.where(col != "")
+        return None if out.isna().all() else out
+    if kind == "O" and pd.api.types.infer_dtype(col, skipna=True) == "string":
+        values = col.to_numpy(dtype=object, copy=True)
+        values[pd.isna(values) | (values == "")] = np.nan
+        if pd.isna(values).all():
+            return None  # all missing: let _cast_values pick the dtype
+        return pd.Series(values.tolist(), index=col.index)
+    return None
+
+
+@functools.cache
+def _inferred_text_dtype() -> Any:
+    """The dtype pandas infers for text (what _cast_values' ``map`` produces)."""
+    return pd.Series(["a", np.nan]).dtype
+
+
+def _cast_values(frame: pd.DataFrame, schema: list[dict[str, Any]]) -> pd.DataFrame:
+    """Type the columns value by value; a value that cannot be cast is a 400 naming it."""
     out = {}
     for f in schema:
         name = f["name"]

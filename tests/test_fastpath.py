@@ -355,24 +355,23 @@ CAST_VALUES = [None, float("nan"), "", " ", "a", "3", "2.5", "1e3", 1, 2.5, -0.0
 
 
 @pytest.mark.parametrize("dtype", ["number", "string"])
-def test_cast_frame_equals_schema_cast(dtype, titanic):
+def test_whole_column_cast_equals_value_by_value(dtype, titanic):
     from hypothesis import given, settings
     from hypothesis import strategies as st
 
     from mlwidget import schema
-    from mlwidget.fastpath import cast_frame
 
     feature = [{"name": "c", "kind": "category", "dtype": dtype}]
 
     def same(frame: pd.DataFrame) -> None:
         try:
-            want = schema.cast(frame, feature)
+            want = schema._cast_values(frame, feature)
         except BadRequest as exc:
             with pytest.raises(BadRequest) as err:
-                cast_frame(frame, feature)
+                schema.cast(frame, feature)
             assert str(err.value) == str(exc)
             return
-        pd.testing.assert_frame_equal(cast_frame(frame, feature), want)
+        pd.testing.assert_frame_equal(schema.cast(frame, feature), want)
 
     @settings(max_examples=150, deadline=None)
     @given(st.lists(st.sampled_from(CAST_VALUES), min_size=1, max_size=6))
