@@ -1,4 +1,6 @@
-"""Helpers for the REST suites: requests through pytest-jupyter's ``jp_fetch`` and bodies."""
+"""Helpers for the REST suites: requests through pytest-jupyter's ``jp_fetch`` and bodies;
+and the one launcher of real ``jupyter_server`` subprocesses (and of Chromium) for the suites
+that need a server out of process."""
 
 from __future__ import annotations
 
@@ -112,10 +114,91 @@ def assert_no_leak(text: str) -> None:
     assert not re.search(r"(/tmp/|/work/|/root/|/home/|site-packages|\.py\b)", text), text
 
 
+# --- real servers and browsers, shared by the subprocess and browser suites ------------------
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's chromium, driven by Playwright
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def launch_chromium(playwright: Any) -> Any:
+    """Debian's chromium, headless, through a ``sync_playwright()`` handle."""
+    return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
+
+
+def project_pythonpath() -> str:
+    """``PYTHONPATH`` that finds mlwidget and mlwidget_server in a plain checkout too (the
+    installed package finds them anyway); kernels started by the server inherit it."""
+    paths = [str(ROOT), str(ROOT / "server_extension"), os.environ.get("PYTHONPATH", "")]
+    return os.pathsep.join(p for p in paths if p)
+
+
+@contextlib.contextmanager
+def server_process(
+    *,
+    root: Path,
+    env: dict[str, str],
+    log: Path,
+    extensions: tuple[str, ...] | None = None,
+    python: str = sys.executable,
+    cwd: Path | None = None,
+    ready: str = "/api/status",
+    stop_timeout: float = 15,
+) -> Iterator[tuple[str, str]]:
+    """``python -m jupyter_server`` (``python`` may be another venv's) on a free loopback port
+    with a fresh token, serving ``root`` with exactly ``env``; ``extensions`` are enabled on the
+    command line (``None``: no flag, the installed jupyter-config decides). Output goes to
+    ``log``. Waits up to 60 s until ``ready`` answers with JSON, yields ``(url, token)`` (``url``
+    without a trailing slash), and terminates (then kills) the server on exit."""
+    port, token = free_port(), secrets.token_hex(16)
+    cmd = [
+        python, "-m", "jupyter_server", "--allow-root", "--no-browser",
+        "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
+        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
+    ]  # fmt: skip
+    if extensions is not None:
+        enabled = ", ".join(f'"{name}": True' for name in extensions)
+        cmd.append(f"--ServerApp.jpserver_extensions={{{enabled}}}")
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        request = urllib.request.Request(url + ready, headers={"Authorization": f"token {token}"})
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"jupyter server exited ({proc.returncode}):\n{log.read_text()}")
+            try:
+                with urllib.request.urlopen(request, timeout=5) as reply:
+                    json.load(reply)
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"jupyter server did not answer in 60 s:\n{log.read_text()}"
+                    ) from None
+                time.sleep(0.3)
+        yield url, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=stop_timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 @contextlib.contextmanager
@@ -124,49 +207,19 @@ def jupyter_server(tmp: Path, store: Path) -> Iterator[tuple[str, str]]:
     enabled and ``MLWIDGET_STORE=store``; yields ``(url, token)``, stops it on exit."""
     root = tmp / "root"
     root.mkdir(exist_ok=True)
-    port, token = free_port(), secrets.token_hex(16)
     env = {
         **os.environ,
         "MLWIDGET_STORE": str(store),
         "JUPYTER_RUNTIME_DIR": str(tmp / "runtime"),
         "JUPYTER_CONFIG_DIR": str(tmp / "config"),
         "JUPYTER_DATA_DIR": str(tmp / "data"),
-        # the installed package finds mlwidget_server too; this keeps a plain checkout working
-        "PYTHONPATH": os.pathsep.join(
-            [str(ROOT / "server_extension"), str(ROOT), os.environ.get("PYTHONPATH", "")]
-        ),
+        "PYTHONPATH": project_pythonpath(),
     }
-    cmd = [
-        sys.executable, "-m", "jupyter_server", "--allow-root", "--no-browser",
-        "--ip=127.0.0.1", f"--port={port}", "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}",
-        '--ServerApp.jpserver_extensions={"mlwidget_server": True}',
-    ]  # fmt: skip
-    log_path = tmp / "server.log"
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-        url = f"http://127.0.0.1:{port}"
-        try:
-            deadline = time.monotonic() + 60
-            request = urllib.request.Request(
-                f"{url}/mlhandler/", headers={"Authorization": f"token {token}"}
-            )
-            while True:
-                if proc.poll() is not None:
-                    raise RuntimeError(f"jupyter server exited: {log_path.read_text()}")
-                try:
-                    with urllib.request.urlopen(request, timeout=5) as reply:
-                        json.load(reply)
-                        break
-                except (urllib.error.URLError, ConnectionError, TimeoutError):
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.3)
-            yield url, token
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+    with server_process(
+        root=root,
+        env=env,
+        log=tmp / "server.log",
+        extensions=("mlwidget_server",),
+        ready="/mlhandler/",
+    ) as (url, token):
+        yield url, token

@@ -10,24 +10,16 @@ pip's cache (warm after .ci/setup) makes the install take about half a minute.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import requests
 from conftest import GUIDE_PASSENGER, ROOT
+from rest_helpers import server_process
 
 BINDER = ROOT / "binder"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def run(cmd: list[str], env: dict[str, str], timeout: float) -> subprocess.CompletedProcess:
@@ -88,35 +80,12 @@ def test_fresh_environment_from_binder_serves_rest_and_dashboard(tmp_path: Path)
     installed = list(venv.glob("lib/python*/site-packages/mlwidget_server/demo/titanic.csv"))
     assert installed, "mlwidget_server (with demo/titanic.csv) is not installed in the venv"
 
-    port, token = free_port(), secrets.token_hex(16)
-    url = f"http://127.0.0.1:{port}/"
-    auth = {"Authorization": f"token {token}"}
     log = tmp_path / "server.log"
-    cmd = [
-        python,
-        "-m",
-        "jupyter_server",
-        "--allow-root",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={ROOT}",  # Binder serves the repository root
-    ]
-    with open(log, "wb") as server_log:
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=server_log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert proc.poll() is None, f"server exited ({proc.returncode}):\n{log.read_text()}"
-            try:
-                if requests.get(url + "api/status", headers=auth, timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            assert time.monotonic() < deadline, f"no answer in 60 s:\n{log.read_text()}"
-            time.sleep(0.3)
+    # Binder serves the repository root; no extension flags (see the module docstring).
+    server = server_process(python=python, root=ROOT, env=env, log=log, cwd=ROOT, stop_timeout=20)
+    with server as (base, token):
+        url = base + "/"
+        auth = {"Authorization": f"token {token}"}
 
         # The REST endpoint serves the demo model that postBuild trained.
         reply = requests.get(
@@ -132,10 +101,3 @@ def test_fresh_environment_from_binder_serves_rest_and_dashboard(tmp_path: Path)
         assert page.status_code == 200, log.read_text()
         assert "application/vnd.jupyter.widget-view+json" in page.text
         assert "Traceback" not in page.text and "There was an error" not in page.text
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)

@@ -8,30 +8,16 @@ from __future__ import annotations
 
 import os
 import re
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import GUIDE_PASSENGER, NOTEBOOKS, ROOT
+from conftest import GUIDE_PASSENGER, NOTEBOOKS
+from rest_helpers import CHROMIUM, launch_chromium, project_pythonpath, server_process
 
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 TIMEOUT_MS = 90_000
 SHOTS = os.environ.get("MLWIDGET_SCREENSHOTS")  # a folder: save screenshots there for a look
 
@@ -75,12 +61,6 @@ class Server:
         return f"{self.url}/voila/render/dashboard.ipynb?token={self.token}"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     tmp = tmp_path_factory.mktemp("voila")
@@ -90,49 +70,21 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     runtime.mkdir()
     for name in ("dashboard.ipynb", "titanic.csv"):
         shutil.copy(NOTEBOOKS / name, root / name)
-    port, token = free_port(), secrets.token_hex(16)
-    env = dict(os.environ, MLWIDGET_STORE=str(store), JUPYTER_RUNTIME_DIR=str(runtime))
-    # Work even when the project is not pip-installed (the kernel inherits this too).
-    paths = [str(ROOT), str(ROOT / "server_extension"), env.get("PYTHONPATH", "")]
-    env["PYTHONPATH"] = os.pathsep.join(p for p in paths if p)
+    env = dict(
+        os.environ,
+        MLWIDGET_STORE=str(store),
+        JUPYTER_RUNTIME_DIR=str(runtime),
+        PYTHONPATH=project_pythonpath(),  # the kernel inherits this too
+    )
     log = tmp / "server.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyter_server",
-        "--allow-root",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}",
-        '--ServerApp.jpserver_extensions={"voila.server_extension": True, "mlwidget_server": True}',
-    ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=env, stdout=out, stderr=subprocess.STDOUT, cwd=tmp)
-    srv = Server(f"http://127.0.0.1:{port}", token, store, log)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter server exited ({proc.returncode}):\n{log.read_text()}")
-            try:
-                if requests.get(f"{srv.url}/api/status", headers=srv.auth, timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyter server did not answer in 60 s:\n{log.read_text()}")
-            time.sleep(0.3)
-        yield srv
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with server_process(
+        root=root,
+        env=env,
+        log=log,
+        extensions=("voila.server_extension", "mlwidget_server"),
+        cwd=tmp,
+    ) as (url, token):
+        yield Server(url, token, store, log)
 
 
 @pytest.fixture(scope="module")
@@ -140,7 +92,7 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
+        b = launch_chromium(p)
         try:
             yield b
         finally:

@@ -9,28 +9,18 @@ it does under ``jupyter mlwidget`` or on Binder.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import nbformat
 import pytest
 import requests
-from conftest import NOTEBOOKS, ROOT
+from conftest import NOTEBOOKS
 from nbclient import NotebookClient
+from rest_helpers import project_pythonpath, server_process
 
 TUTORIAL = NOTEBOOKS / "titanic.ipynb"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -41,9 +31,7 @@ def shared_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, str
     runtime.mkdir()
     monkeypatch.setenv("MLWIDGET_STORE", str(store))
     monkeypatch.setenv("JUPYTER_RUNTIME_DIR", str(runtime))
-    # Work even when the project is not pip-installed (the kernel inherits this too).
-    paths = [str(ROOT), str(ROOT / "server_extension"), os.environ.get("PYTHONPATH", "")]
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(p for p in paths if p))
+    monkeypatch.setenv("PYTHONPATH", project_pythonpath())  # the kernel inherits this too
     return dict(os.environ)
 
 
@@ -52,46 +40,13 @@ def server(tmp_path: Path, shared_env: dict[str, str]) -> Iterator[tuple[str, di
     """A real Jupyter server with mlwidget_server; yields its URL and auth header once it answers."""
     root = tmp_path / "root"
     root.mkdir()
-    port, token = free_port(), secrets.token_hex(16)
-    log = tmp_path / "server.log"
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyter_server",
-        "--allow-root",
-        "--no-browser",
-        "--ip=127.0.0.1",
-        f"--port={port}",
-        "--ServerApp.port_retries=0",
-        f"--IdentityProvider.token={token}",
-        f"--ServerApp.root_dir={root}",
-        '--ServerApp.jpserver_extensions={"mlwidget_server": True, "voila.server_extension": True}',
-    ]
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, env=shared_env, stdout=out, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}/"
-    auth = {"Authorization": f"token {token}"}
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"jupyter server exited ({proc.returncode}):\n{log.read_text()}")
-            try:
-                if requests.get(url + "api/status", headers=auth, timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"jupyter server did not answer in 60 s:\n{log.read_text()}")
-            time.sleep(0.3)
-        yield url, auth
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
+    with server_process(
+        root=root,
+        env=shared_env,
+        log=tmp_path / "server.log",
+        extensions=("mlwidget_server", "voila.server_extension"),
+    ) as (url, token):
+        yield url + "/", {"Authorization": f"token {token}"}
 
 
 def outputs(cell: nbformat.NotebookNode) -> str:

@@ -8,20 +8,9 @@ from pathlib import Path
 
 import pytest
 from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
-from rest_helpers import TITANIC, jupyter_server
+from rest_helpers import CHROMIUM, TITANIC, jupyter_server, launch_chromium
 
 from mlwidget import MLModel
-
-CHROMIUM = "/usr/bin/chromium"
-ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 pytestmark = pytest.mark.skipif(
     not os.path.exists(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium"
@@ -42,7 +31,7 @@ def test_default_page_predicts_one_row_and_a_file(server: tuple[str, str]) -> No
 
     url, token = server
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=ARGS, timeout=60_000)
+        browser = launch_chromium(p)
         try:
             page = browser.new_page()
             page.set_default_timeout(30_000)
