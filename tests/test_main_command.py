@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from conftest import NOTEBOOKS, ROOT
+from conftest import GUIDE_PASSENGER, NOTEBOOKS, ROOT
 from mlwidget_server import main as cli
 
 JUPYTER = Path(sys.executable).with_name("jupyter")
@@ -204,17 +204,7 @@ def test_prepare_creates_the_demo_model_once(
     from mlwidget import MLModel
 
     model = MLModel.open("titanic", store=store)
-    assert model.predict(
-        {
-            "Sex": "male",
-            "Age": 22,
-            "SibSp": 1,
-            "Parch": 0,
-            "Fare": 7.25,
-            "Pclass": 3,
-            "Embarked": "S",
-        }
-    ) == [0]
+    assert model.predict(GUIDE_PASSENGER) == [0]
 
 
 def test_unknown_options_are_refused(capsys: pytest.CaptureFixture) -> None:
