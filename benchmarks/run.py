@@ -265,11 +265,11 @@ def scenario1(server: Server, models: dict, seconds: float, rounds: int) -> None
         ["endpoint", "conns", "req/s", "p50 ms", "p99 ms", "× trivial handler", "errors",
          "target", "result"],
         rows,
-        "The handler as shipped builds a DataFrame from the query (tables.from_query) and "
-        "calls MLModel.predict on a worker thread. The two predict_query rows are the proposed "
-        "GET change, served by benchmarks/bench_ext.py subclassing the shipped ModelHandler: "
-        "predict_query(args, fast_only=True) on the event loop (falling back to a worker "
-        "thread), or predict_query on a worker thread. Targets apply at concurrency 1.",
+        "The handler as shipped answers a GET from the compiled model on the event loop "
+        "(MLModel.predict_query(args, fast_only=True)), else with predict_query on a worker "
+        "thread. benchmarks/bench_ext.py serves the same code through a subclass of the "
+        "shipped ModelHandler (the event-loop rows, a check of the subclass's overhead) and "
+        "the alternative of always using a worker thread. Targets apply at concurrency 1.",
     )  # fmt: skip
 
 
