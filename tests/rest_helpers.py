@@ -21,9 +21,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from conftest import NOTEBOOKS, ROOT
+from conftest import GUIDE_OPTIONS, NOTEBOOKS, ROOT
 
 TITANIC = NOTEBOOKS / "titanic.csv"
+
+
+def titanic_server_config(store_dir: Path, titanic_csv: Path, **app: Any) -> dict:
+    """pytest-jupyter server config: mlwidget_server enabled, the guide's ``titanic`` model."""
+    return {
+        "ServerApp": {"jpserver_extensions": {"mlwidget_server": True}},
+        "MLWidgetApp": {
+            "store_dir": str(store_dir),
+            **app,
+            "models": {"titanic": {"data": str(titanic_csv), **GUIDE_OPTIONS}},
+        },
+    }
 
 
 @dataclass

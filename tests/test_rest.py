@@ -15,7 +15,14 @@ import joblib
 import pandas as pd
 import pytest
 from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER, ROOT
-from rest_helpers import TITANIC, assert_clean_error, call, jupyter_server, multipart
+from rest_helpers import (
+    TITANIC,
+    assert_clean_error,
+    call,
+    jupyter_server,
+    multipart,
+    titanic_server_config,
+)
 
 from mlwidget import MLModel
 
@@ -26,13 +33,7 @@ JSON = {"Content-Type": "application/json"}
 
 @pytest.fixture
 def jp_server_config(store_dir: Path, titanic_csv: Path) -> dict:
-    return {
-        "ServerApp": {"jpserver_extensions": {"mlwidget_server": True}},
-        "MLWidgetApp": {
-            "store_dir": str(store_dir),
-            "models": {NAME: {"data": str(titanic_csv), **GUIDE_OPTIONS}},
-        },
-    }
+    return titanic_server_config(store_dir, titanic_csv)
 
 
 @pytest.fixture

@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
 from jupyter_server.auth import Authorizer
-from rest_helpers import TITANIC, Reply, assert_clean_error, call, multipart
+from rest_helpers import (
+    TITANIC,
+    Reply,
+    assert_clean_error,
+    call,
+    multipart,
+    titanic_server_config,
+)
 
 from mlwidget import MLModel
 
@@ -23,14 +30,7 @@ PASSENGER = {k: str(v) for k, v in GUIDE_PASSENGER.items()}
 
 @pytest.fixture
 def jp_server_config(store_dir: Path, titanic_csv: Path) -> dict:
-    return {
-        "ServerApp": {"jpserver_extensions": {"mlwidget_server": True}},
-        "MLWidgetApp": {
-            "store_dir": str(store_dir),
-            "max_body_size": LIMIT,
-            "models": {NAME: {"data": str(titanic_csv), **GUIDE_OPTIONS}},
-        },
-    }
+    return titanic_server_config(store_dir, titanic_csv, max_body_size=LIMIT)
 
 
 def snapshot(store_dir: Path) -> dict[str, Any]:
