@@ -7,10 +7,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..estimators import KINDS
+from ..options import LIST_OPTIONS as COLUMN_OPTIONS
 from ._common import Runner, Status, button, error_text, progress_bar, tags
 
-KINDS = ("classifier", "regressor", "clusterer", "transformer")
-COLUMN_OPTIONS = ("include", "exclude", "cats", "nums")
 COLUMN_HELP = {
     "include": "the only feature columns to use (wins over exclude)",
     "exclude": "columns to drop",
