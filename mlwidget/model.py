@@ -581,12 +581,18 @@ class MLModel:
     # -----------------------------------------------------------------------------------------
     # writing
 
-    def configure(self, class_: Any = None, **changes: Any) -> dict[str, Any]:
+    def configure(
+        self, changes: Mapping[str, Any] | None = None, /, class_: Any = None, **more: Any
+    ) -> dict[str, Any]:
         """Stage a new class, hyper-parameters and options. Nothing is retrained.
 
-        Values may be strings (as from a URL): they are typed by the estimator's declared
-        parameter constraints. A new class resets the parameters. Returns :meth:`info`.
+        ``configure(class_="RandomForestClassifier", n_estimators=10)``, or the same as one
+        mapping: ``configure({"class": "RandomForestClassifier", "n_estimators": 10})`` (any
+        key works there, ``func`` or ``self`` included). Values may be strings (as from a URL):
+        they are typed by the estimator's declared parameter constraints. A new class resets
+        the parameters. Returns :meth:`info`.
         """
+        changes = {**(changes or {}), **more}
         if class_ is not None:
             changes["class"] = class_
         options, params, warns = opt.split(changes)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from .errors import BadRequest
+from .errors import BadRequest, Forbidden
 
 # name -> default
 DEFAULTS: dict[str, Any] = {
@@ -88,6 +88,74 @@ def split(raw: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any], list[
 
     take(raw, "top")
     return options, params, warnings
+
+
+# ---------------------------------------------------------------------------------------------
+# What a request may set (REST PUT bodies and queries, form fields): one allow-list.
+
+# Options that name server files, folders, URLs or databases: server config or Python only.
+SERVER_ONLY = ("data", "path", "template")
+# Estimator parameters a request may not set, and why (each reaches the file system or makes
+# the server evaluate something).
+REFUSED_PARAMS = {
+    "memory": "names a folder where scikit-learn caches, and later unpickles, fitted steps",
+    "input": "makes a text vectorizer open the files that the data names",
+    "pre_dispatch": "is an expression that joblib evaluates on the server",
+}
+# Any other parameter whose name says it holds a path is refused too (an allowed_classes
+# estimator's ``model_file``, say), except scikit-learn's own that do not (Lars's fit_path is a
+# flag, Isomap's path_method a choice).
+_PATHLIKE = re.compile(
+    r"(^|_)(path|paths|dir|directory|folder|file|filename|location|url|uri)($|_)"
+)
+_NOT_PATHS = ("fit_path", "path_method")
+# The options a request may set (beside the estimator's parameters), at the top level or under
+# Gramex's ``model:``; their aliases and the ignored Gramex handler kwargs are accepted too.
+REQUEST_OPTIONS = ("class", "params", *CONFIG_KEYS[2:])
+
+
+def refused_reason(key: str) -> str | None:
+    """Why a request may not set ``key`` (an option or parameter name), or None if it may."""
+    name = ALIASES.get(key, key)
+    if name in SERVER_ONLY:
+        return "names a file on the server"
+    if name in REFUSED_PARAMS:
+        return REFUSED_PARAMS[name]
+    if name not in _NOT_PATHS and _PATHLIKE.search(name.lower()):
+        return "looks like a file, folder or URL on the server"
+    return None
+
+
+def from_request(changes: Mapping[str, Any]) -> dict[str, Any]:
+    """Check options and parameters that arrived in a request; return them unchanged.
+
+    Every key at every depth (the top level, ``model:``, ``params:`` and any mapping inside a
+    value) is checked: a key naming a server file, folder, URL or database, or a refused
+    estimator parameter, is a 403 that lists all of them, so nothing is stored. Everything else
+    is validated later as options (types) and estimator parameters (scikit-learn's checks).
+    """
+    refused: dict[str, str] = {}
+
+    def walk(obj: Any, where: str) -> None:
+        if isinstance(obj, Mapping):
+            for key, value in obj.items():
+                reason = refused_reason(key) if isinstance(key, str) else None
+                if reason:
+                    refused.setdefault(f"{where}{key}", reason)
+                walk(value, f"{where}{key}.")
+        elif isinstance(obj, list | tuple):
+            for value in obj:
+                walk(value, where)
+
+    walk(changes, "")
+    if refused:
+        detail = "; ".join(f"{key!r} {reason}" for key, reason in refused.items())
+        raise Forbidden(
+            f"A request cannot set {', '.join(map(repr, refused))}: {detail}. Set such options "
+            "in the server config (MLWidgetApp.models, config_yaml) or from Python; a request "
+            f"may set {', '.join(REQUEST_OPTIONS)} and the estimator's other parameters."
+        )
+    return dict(changes)
 
 
 def _as_list(name: str, value: Any) -> list[str]:

@@ -202,7 +202,7 @@ class MLWidgetApp(ExtensionApp):
             existed = Store(self.store_dir).exists(name)
             model = MLModel(name, store=self.store_dir, allowed_classes=self._allowed)
             try:
-                info = model.configure(**changes)
+                info = model.configure(changes)
             except Exception:
                 if not existed:
                     model.destroy()

@@ -22,8 +22,9 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_escape, url_path_join
 from tornado.httputil import parse_body_arguments, parse_qs_bytes
 
-from mlwidget import BadRequest, Forbidden, MLWidgetError, NotFound, PayloadTooLarge
+from mlwidget import BadRequest, MLWidgetError, NotFound, PayloadTooLarge
 from mlwidget.errors import UnsupportedFormat
+from mlwidget.options import LIST_OPTIONS, from_request
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -37,10 +38,6 @@ _loader = tornado.template.Loader(TEMPLATES)
 
 ACTIONS = ("predict", "predict_proba", "score", "retrain", "train", "append")
 WRITE_ACTIONS = ("retrain", "train", "append")
-LIST_OPTIONS = ("include", "exclude", "cats", "nums")
-# Options that name files on the server: settable from server config or Python, never over HTTP
-# (a request must not make the server read, write or execute a file of its choosing).
-SERVER_ONLY_OPTIONS = ("data", "path", "template")
 # Query keys Jupyter itself consumes: never features or options.
 JUPYTER_KEYS = ("token", "_xsrf")
 # Content types that say nothing about the format: let the file name or the content decide.
@@ -373,21 +370,14 @@ class ModelHandler(BaseHandler):
         for key in LIST_OPTIONS:
             if isinstance(changes.get(key), str):
                 changes[key] = [changes[key]] if changes[key] else []
-        blocked = sorted(set(changes) & set(SERVER_ONLY_OPTIONS))
-        if blocked:
-            raise Forbidden(
-                f"{', '.join(blocked)} can only be set in the server config or from Python, "
-                "not over HTTP: they name files on the server."
-            )
-        if "class" in changes:
-            changes["class_"] = changes.pop("class")
+        changes = from_request(changes)  # 403 for anything naming a server file, at any depth
         name = self.model_name or name or ""
         try:
             m = await self.resolve(name)
         except NotFound:
             await self.send_json(await self.app.create_model(name, changes))
             return
-        await self.send_json(await self.app.run(m.configure, **changes))
+        await self.send_json(await self.app.run(m.configure, changes))
 
     # ------------------------------------------------------------------ DELETE
 

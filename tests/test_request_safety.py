@@ -1,0 +1,158 @@
+"""A request is untrusted input: nothing it sends may name a server file, folder, URL or
+database, at any depth or in any spelling; what it may set is one allow-list (issue 10)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from rest_helpers import assert_clean_error, call, titanic_server_config
+
+from mlwidget import MLModel
+from mlwidget.options import from_request
+
+NAME = "titanic"
+JSON = {"Content-Type": "application/json"}
+
+
+@pytest.fixture
+def jp_server_config(store_dir: Path, titanic_csv: Path) -> dict:
+    return titanic_server_config(store_dir, titanic_csv)
+
+
+def stored(store_dir: Path, name: str = NAME) -> dict[str, Any]:
+    """Everything a user could tell apart: the model folder's files and their bytes."""
+    folder = store_dir / name
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
+
+
+def attacks(tmp: Path) -> list[tuple[str, Any, str]]:
+    """(id, PUT JSON body, the key the error must name)."""
+    secret = tmp / "secret.json"
+    secret.write_text('{"token": "s3cret"}')
+    return [
+        ("data nested under model", {"model": {"data": str(secret)}}, "data"),
+        ("template nested under model", {"model": {"template": "/proc/self/environ"}}, "template"),
+        ("model file path nested", {"model": {"path": str(tmp / "evil.joblib")}}, "path"),
+        (
+            "database source nested",
+            {"model": {"data": {"url": f"sqlite:///{tmp / 'made.db'}", "query": "select 1"}}},
+            "data",
+        ),
+        ("path beside a class", {"class": "LogisticRegression", "path": str(tmp / "x")}, "path"),
+        (
+            "memory parameter",
+            {"class": "AgglomerativeClustering", "memory": str(tmp / "cache")},
+            "memory",
+        ),
+        (
+            "memory under params",
+            {"class": "AgglomerativeClustering", "params": {"memory": str(tmp / "cache")}},
+            "memory",
+        ),
+        (
+            "memory under model.params",
+            {"model": {"class": "OPTICS", "params": {"memory": str(tmp / "cache")}}},
+            "memory",
+        ),
+        (
+            "joblib expression",
+            {"class": "GridSearchCV", "param_grid": {"C": [1]}, "pre_dispatch": "9**9**9"},
+            "pre_dispatch",
+        ),
+        ("vectorizer reading files", {"class": "CountVectorizer", "input": "filename"}, "input"),
+        (
+            "a file name deep in a value",
+            {"class_weight": {"x": {"model_file": str(secret)}}},
+            "model_file",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("index", range(11))
+async def test_put_cannot_name_server_files_at_any_depth(jp_fetch, store_dir, tmp_path, index):
+    case, body, key = attacks(tmp_path)[index]
+    await call(jp_fetch, "mlhandler", NAME, params={"_model": ""})  # the model is created
+    before = stored(store_dir)
+    reply = await call(
+        jp_fetch, "mlhandler", NAME, method="PUT", params={"_model": ""},
+        body=json.dumps(body), headers=JSON,
+    )  # fmt: skip
+    assert_clean_error(reply, 403, key, "server config")
+    assert stored(store_dir) == before, case
+    # a retrain afterwards writes nothing outside the store and reads no secret
+    reply = await call(jp_fetch, "mlhandler", NAME, method="POST", params={"_action": "retrain"})
+    assert reply.code == 200, reply.text
+    assert not (tmp_path / "evil.joblib").exists()
+    assert not (tmp_path / "made.db").exists()
+    assert not (tmp_path / "cache").exists()
+    cache = await call(jp_fetch, "mlhandler", NAME, params={"_cache": ""})
+    assert b"s3cret" not in cache.body
+
+
+async def test_put_to_a_new_name_cannot_name_server_files(jp_fetch, store_dir, tmp_path):
+    reply = await call(
+        jp_fetch, "mlhandler", "fresh", method="PUT", params={"_model": ""},
+        body=json.dumps({"model": {"class": "LogisticRegression", "data": "/etc/passwd"}}),
+        headers=JSON,
+    )  # fmt: skip
+    assert_clean_error(reply, 403, "data")
+    assert not (store_dir / "fresh").exists()
+
+
+@pytest.mark.parametrize(
+    "params, key",
+    [
+        ({"_model": "", "class": "AgglomerativeClustering", "memory": "/tmp/x"}, "memory"),
+        ({"_model": "", "template": "page.html"}, "template"),
+        ({"_model": "", "data": "titanic.csv"}, "data"),
+        ({"_model": "", "path": "/tmp/model.joblib"}, "path"),
+    ],
+)
+async def test_put_query_cannot_name_server_files(jp_fetch, store_dir, params, key):
+    await call(jp_fetch, "mlhandler", NAME, params={"_model": ""})
+    before = stored(store_dir)
+    reply = await call(jp_fetch, "mlhandler", NAME, method="PUT", params=params)
+    assert_clean_error(reply, 403, key)
+    assert stored(store_dir) == before
+
+
+@pytest.mark.parametrize("key", ["func", "self", "changes", "class_", "name"])
+async def test_put_keys_that_are_python_argument_names_are_plain_names(jp_fetch, store_dir, key):
+    """A body key that collides with a Python argument name was a 500 (TypeError)."""
+    await call(jp_fetch, "mlhandler", NAME, params={"_model": ""})
+    before = stored(store_dir)
+    value = "LogisticRegression" if key == "class_" else "x"
+    reply = await call(
+        jp_fetch, "mlhandler", NAME, method="PUT", params={"_model": ""},
+        body=json.dumps({key: value}), headers=JSON,
+    )  # fmt: skip
+    if key == "class_":  # Python's spelling of class: accepted
+        assert reply.code == 200, reply.text
+        return
+    assert_clean_error(reply, 400, key, "LogisticRegression")
+    assert stored(store_dir) == before
+
+
+def test_the_allow_list_keeps_what_a_request_may_set():
+    changes = {
+        "class": "RandomForestClassifier",
+        "n_estimators": 10,
+        "model": {"target_col": "Survived", "params": {"max_depth": 3}},
+        "exclude": ["Name"],
+        "drop_duplicates": False,
+        "fit_path": True,
+        "class_weight": {"0": 1, "1": 2},
+    }
+    assert from_request(changes) == changes
+
+
+def test_python_callers_may_still_set_server_options(tmp_path, titanic_csv):
+    """Only requests are refused: the server config and Python name files on purpose."""
+    m = MLModel("py", data=str(titanic_csv), store=tmp_path / "store", class_="LogisticRegression",
+                target_col="Survived", path=str(tmp_path / "copy.joblib"))  # fmt: skip
+    assert (tmp_path / "copy.joblib").is_file()
+    m.configure({"exclude": ["Name"]})
+    assert m.options["exclude"] == ["Name"]
