@@ -8,10 +8,11 @@ checked by scikit-learn itself, so its own messages reach the user.
 
 from __future__ import annotations
 
-import functools
 import importlib
 import inspect
 import math
+import os
+import threading
 import warnings
 from collections.abc import Iterable, Sequence
 from typing import Any
@@ -32,23 +33,36 @@ INNER_ESTIMATOR = "estimator"
 INNER_ESTIMATORS = "estimators"
 
 
-@functools.cache
+# scikit-learn's all_estimators() walks its packages with pkgutil, which is not thread-safe
+# (two threads importing the same modules for the first time raise KeyError): the catalog is
+# built once, under this lock, and then only read.
+_CATALOG_LOCK = threading.Lock()
+_CATALOG: tuple[dict[str, type], dict[str, str]] | None = None
+
+
+def _build_catalog() -> tuple[dict[str, type], dict[str, str]]:
+    global _CATALOG
+    if _CATALOG is None:
+        with _CATALOG_LOCK, warnings.catch_warnings():
+            if _CATALOG is None:
+                warnings.simplefilter("ignore")
+                catalog = dict(all_estimators())
+                kinds: dict[str, str] = {}
+                for kind in ("transformer", "cluster", "regressor", "classifier"):
+                    for name, _ in all_estimators(type_filter=kind):
+                        kinds[name] = "clusterer" if kind == "cluster" else kind
+                _CATALOG = catalog, kinds
+    return _CATALOG
+
+
 def _catalog() -> dict[str, type]:
     """scikit-learn's public estimators by short name."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return dict(all_estimators())
+    return _build_catalog()[0]
 
 
-@functools.cache
 def _kinds() -> dict[str, str]:
-    kinds: dict[str, str] = {}
-    for kind in ("transformer", "cluster", "regressor", "classifier"):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            for name, _ in all_estimators(type_filter=kind):
-                kinds[name] = "clusterer" if kind == "cluster" else kind
-    return kinds
+    """Estimator short name -> classifier, regressor, clusterer or transformer."""
+    return _build_catalog()[1]
 
 
 def list_estimators(kind: str | None = None) -> list[str]:
@@ -152,7 +166,14 @@ def _required_defaults(cls: type) -> dict[str, Any]:
 
 
 def _instantiate_default(cls: type) -> BaseEstimator:
-    return cls(**_required_defaults(cls))
+    try:
+        return cls(**_required_defaults(cls))
+    except TypeError as exc:  # required arguments mlwidget cannot make up (Pipeline's steps)
+        raise BadRequest(
+            f"{cls.__name__} cannot be created with default values: {exc}. Give the required "
+            f"argument(s) with its parameters ({', '.join(valid_param_names(cls))}), or choose "
+            "another estimator."
+        ) from None
 
 
 def make_estimator(cls: type, params: dict[str, Any], allowed: Iterable[str] = ()) -> BaseEstimator:
@@ -173,7 +194,11 @@ def make_estimator(cls: type, params: dict[str, Any], allowed: Iterable[str] = (
     try:
         est = cls(**kwargs)
     except TypeError as exc:
-        raise BadRequest(f"Could not create {cls.__name__}: {exc}.") from None
+        raise BadRequest(
+            f"Could not create {cls.__name__}: {exc}. Arguments without a default must be "
+            "given with the other parameters (estimators, lists of steps and arrays can be "
+            "given from Python), or choose another estimator."
+        ) from None
     validate = getattr(est, "_validate_params", None)
     if callable(validate):
         try:
@@ -184,7 +209,45 @@ def make_estimator(cls: type, params: dict[str, Any], allowed: Iterable[str] = (
 
 
 def valid_param_names(cls: type) -> list[str]:
-    return sorted(_instantiate_default(cls).get_params(deep=False))
+    """What ``get_params`` reports; for a class that needs arguments mlwidget cannot make up
+    (Pipeline's steps), its constructor's parameter names."""
+    try:
+        return sorted(cls(**_required_defaults(cls)).get_params(deep=False))
+    except TypeError:
+        pass
+    return sorted(
+        name
+        for name, p in inspect.signature(cls.__init__).parameters.items()
+        if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    )
+
+
+def usable_cpus() -> int:
+    """The CPUs this process may run on."""
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except (AttributeError, OSError):
+        return max(1, os.cpu_count() or 1)
+
+
+def bound_threads(estimator: BaseEstimator) -> list[str]:
+    """Cap every ``n_jobs`` (the estimator's and its inner estimators') at the usable CPUs, so
+    no parameter makes the process start more threads or processes than the machine has.
+    Returns a warning per capped value."""
+    cpus = usable_cpus()
+    capped: dict[str, int] = {}
+    warns = []
+    for key, value in estimator.get_params(deep=True).items():
+        if key.split("__")[-1] != "n_jobs" or not isinstance(value, int | np.integer):
+            continue
+        if value > cpus or value < -cpus:
+            capped[key] = cpus if value > cpus else -1
+            warns.append(
+                f"{key}={int(value)} was capped at {capped[key]}: this server has {cpus} CPUs."
+            )
+    if capped:
+        estimator.set_params(**capped)
+    return warns
 
 
 # ---------------------------------------------------------------------------------------------
@@ -368,17 +431,30 @@ def to_jsonable(value: Any) -> Any:
 # The preprocessing pipeline
 
 
-def build_pipeline(estimator: BaseEstimator, cats: Sequence[str], nums: Sequence[str]) -> Pipeline:
-    """Impute + one-hot the categoricals, impute + scale the numerics, then the estimator."""
+def build_pipeline(
+    estimator: BaseEstimator,
+    cats: Sequence[str],
+    nums: Sequence[str],
+    max_categories: int | None = None,
+) -> Pipeline:
+    """Impute + one-hot the categoricals, impute + scale the numerics, then the estimator.
+    With ``max_categories``, each categorical keeps its most frequent values as columns and
+    groups the rest (and unknown values) as one infrequent category."""
     steps = []
     if cats:
+        if max_categories is None:
+            onehot = OneHotEncoder(handle_unknown="ignore")
+        else:
+            onehot = OneHotEncoder(
+                handle_unknown="infrequent_if_exist", max_categories=max_categories
+            )
         steps.append(
             (
                 "cat",
                 Pipeline(
                     [
                         ("impute", SimpleImputer(strategy="most_frequent")),
-                        ("onehot", OneHotEncoder(handle_unknown="ignore")),
+                        ("onehot", onehot),
                     ]
                 ),
                 list(cats),

@@ -21,9 +21,9 @@ import pandas as pd
 import sklearn
 
 from . import estimators as est
+from . import limits, schema
 from . import options as opt
-from . import schema
-from .errors import BadRequest, MLWidgetError, NotFound
+from .errors import BadRequest, MLWidgetError, NotFound, PayloadTooLarge
 from .fastpath import FastPredictor, compile_model, jsonable
 from .store import Store, check_name
 from .tables import from_query, read_table
@@ -92,7 +92,47 @@ class MLModel:
             raw["data"] = data
         if overwrite or not self.store.exists(self.name):
             self._create(raw, base_dir, overwrite)
-        self._refresh()
+            self._refresh()
+        else:
+            self._refresh()
+            if raw:
+                self._warn_unapplied(raw, base_dir)
+
+    def _warn_unapplied(self, raw: dict[str, Any], base_dir: Any) -> None:
+        """Opening an existing model with options that differ from the stored ones: say which,
+        and how to apply them (the stored state wins)."""
+        try:
+            options, params, _ = opt.split(raw)
+            data = options.pop("data", None)
+            options = opt.clean(options, base_dir)
+        except MLWidgetError:
+            return
+        stored = self._state.get("options") or {}
+        differ = []
+        if "class" in options and options["class"] is not None:
+            given = options.pop("class")
+            try:
+                given = _class_name(est.resolve_class(given, self.allowed_classes))
+            except MLWidgetError:
+                pass
+            if given != stored.get("class"):
+                differ.append(f"class={given} (stored: {stored.get('class')})")
+        for key, value in options.items():
+            if stored.get(key) != value:
+                differ.append(f"{key}={value!r} (stored: {stored.get(key)!r})")
+        for key, value in params.items():
+            if (stored.get("params") or {}).get(key) != est.to_jsonable(value):
+                differ.append(f"{key}={value!r}")
+        if data is not None and _describe_source(data) != stored.get("data"):
+            differ.append("data (the stored training data is kept)")
+        if differ:
+            _warnings.warn(
+                f"Model {self.name!r} already exists in the store, so these were not applied: "
+                f"{', '.join(differ)}. Apply them with model.configure(...) and then "
+                "model.retrain(), or pass overwrite=True to start over.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     @classmethod
     def open(
@@ -171,10 +211,12 @@ class MLModel:
                 try:
                     self._train_locked(self._state, table)
                 except MLWidgetError as exc:
-                    raise type(exc)(
+                    error = type(exc)(
                         f"{exc} The model {self.name!r} was saved untrained: fix it with "
                         "configure() and then retrain()."
-                    ) from None
+                    )
+                    error.reason = str(exc)  # without the advice (the server removes it)
+                    raise error from None
 
     def _refresh(self) -> dict[str, Any]:
         """Reload the state if another process (or thread) committed since we last looked."""
@@ -306,14 +348,38 @@ class MLModel:
     # reading
 
     def data(self) -> pd.DataFrame:
-        """The stored training data: every row as loaded and appended."""
+        """The stored training data: every row as loaded and appended. After delete_data(), an
+        empty table with the stored columns (and dtypes); NotFound only for a model that never
+        had training data."""
         frame = self._load_data()
         if frame is None:
-            raise NotFound(
-                f"Model {self.name!r} has no training data. Add some with append() or "
-                "retrain(data)."
-            )
+            empty = self._emptied_data()
+            if empty is None:
+                raise NotFound(
+                    f"Model {self.name!r} has no training data. Add some with append() or "
+                    "retrain(data)."
+                )
+            return empty
         return frame.copy()
+
+    def _emptied_data(self) -> pd.DataFrame | None:
+        """The empty table left by delete_data(): the stored columns, typed as they were (None
+        when the model never had training data)."""
+        state = self._refresh()
+        columns = state.get("data_columns")
+        if columns is None:
+            return None
+        dtypes = state.get("data_dtypes") or {}
+
+        def typed(column: str) -> pd.Series:
+            try:
+                return pd.Series(dtype=pd.api.types.pandas_dtype(dtypes.get(column, object)))
+            except (TypeError, ValueError):
+                return pd.Series(dtype=object)
+
+        frame = pd.DataFrame({i: typed(c) for i, c in enumerate(columns)})
+        frame.columns = list(columns)
+        return frame
 
     def _require_pipeline(self) -> Any:
         pipeline = self._load_pipeline()
@@ -431,16 +497,37 @@ class MLModel:
         return [dict(zip(classes, map(float, row), strict=True)) for row in proba]
 
     def predict_table(self, data: Any) -> pd.DataFrame:
-        """The input rows with the predictions in the target column."""
+        """The input rows with the predictions in the target column.
+
+        Feature values that arrive as text (a GET query's, or strings in a body) are echoed as
+        the model reads them (``Age=22`` -> ``22.0``), as Gramex does; values already typed
+        (JSON numbers, CSV columns) and columns that are not features stay as given."""
         frame = read_table(data)
         preds = self.predict(frame)
         column = self.target_col or (self._refresh().get("fitted") or {}).get("target_col")
-        out = frame.copy()
+        out = self._typed_echo(frame)
         if preds and isinstance(preds[0], list):
             for i in range(len(preds[0])):
                 out[f"component_{i}"] = [row[i] for row in preds]
         else:
             out[column or "prediction"] = preds
+        return out
+
+    def _typed_echo(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """A copy of ``frame`` whose text feature columns are cast by the model's schema."""
+        out = frame.copy()
+        if not out.columns.is_unique:
+            return out
+        text = [
+            f
+            for f in self._refresh().get("schema") or []
+            if f["name"] in out.columns
+            and (out[f["name"]].dtype == object or isinstance(out[f["name"]].dtype, pd.StringDtype))
+        ]
+        if text:
+            typed = schema.cast(out[[f["name"] for f in text]], text)
+            for f in text:
+                out[f["name"]] = typed[f["name"]]
         return out
 
     def score(self, data: Any, metric: str | None = None) -> dict[str, Any]:
@@ -544,8 +631,24 @@ class MLModel:
                     if isinstance(value, np.ndarray) and value.size > 10_000:
                         continue
                     attrs[key] = est.to_jsonable(value)
+        options = info["options"]
+        # Gramex 1.94.5's opts are its ml_api.TRANSFORMS keys: mlwidget's values under them
+        # (mlwidget always builds a preprocessing pipeline and has no index column), then
+        # mlwidget's own options beside them.
+        opts = {
+            "include": options.get("include") or [],
+            "exclude": options.get("exclude") or [],
+            "dropna": options.get("dropna", True),
+            "drop_duplicates": options.get("deduplicate", True),
+            "pipeline": True,
+            "nums": options.get("nums") or [],
+            "cats": options.get("cats") or [],
+            "target_col": options.get("target_col"),
+            "index_col": None,
+        }
+        opts.update({k: v for k, v in options.items() if k not in opts})
         return {
-            "opts": info["options"],
+            "opts": opts,
             "params": {"class": info["model"], "params": info["params"]},
             "attrs": attrs,
         }
@@ -641,8 +744,13 @@ class MLModel:
             self._commit(state)
         return self.info()
 
-    def retrain(self, data: Any = None, target_col: str | None = None) -> dict[str, Any]:
-        """Train on ``data`` (which then becomes the training data) or on the stored data."""
+    def retrain(
+        self, data: Any = None, target_col: str | None = None, metric: str | None = None
+    ) -> dict[str, Any]:
+        """Train on ``data`` (which then becomes the training data) or on the stored data.
+
+        ``metric`` (any scikit-learn scorer name) is the score to report, on the training rows.
+        Everything is checked before anything is stored: a failed retrain changes nothing."""
         table = read_table(data) if data is not None else None
         if isinstance(target_col, list | tuple):
             target_col = target_col[-1] if target_col else None
@@ -658,12 +766,18 @@ class MLModel:
                         f"Model {self.name!r} has no training data. Retrain with data "
                         "(REST: POST a CSV/JSON body with ?_action=retrain) or append rows first."
                     )
-            return self._train_locked(state, table, new_data=data is not None)
+            return self._train_locked(
+                state, table, new_data=data is not None, metric_name=metric
+            )
 
     train = retrain
 
     def _train_locked(
-        self, state: dict[str, Any], table: pd.DataFrame, new_data: bool = False
+        self,
+        state: dict[str, Any],
+        table: pd.DataFrame,
+        new_data: bool = False,
+        metric_name: str | None = None,
     ) -> dict[str, Any]:
         options = state["options"]
         if not options.get("class"):
@@ -675,10 +789,15 @@ class MLModel:
         kind = est.estimator_kind(cls)
         estimator = est.make_estimator(cls, options.get("params") or {}, self.allowed_classes)
         X, y, features, warns = schema.training_frame(table, options, kind)
+        if metric_name:
+            _check_metric(metric_name, kind, y is not None)  # before anything is fitted
+        warns += est.bound_threads(estimator)
+        cats = [f["name"] for f in features if f["kind"] == "category"]
+        nums = [f["name"] for f in features if f["kind"] == "number"]
+        grouped, width_warns = _encoding_width(X, cats, nums)
+        warns += width_warns
         pipeline = est.build_pipeline(
-            estimator,
-            [f["name"] for f in features if f["kind"] == "category"],
-            [f["name"] for f in features if f["kind"] == "number"],
+            estimator, cats, nums, max_categories=limits.MAX_CATEGORIES if grouped else None
         )
         with _warnings.catch_warnings(record=True) as caught:
             _warnings.simplefilter("always")
@@ -686,8 +805,27 @@ class MLModel:
                 pipeline.fit(X, y) if y is not None else pipeline.fit(X)
             except MLWidgetError:
                 raise
+            except MemoryError as exc:
+                raise PayloadTooLarge(
+                    f"Training {cls.__name__} needs more memory than this server has ({exc}). "
+                    "Choose smaller parameters (fewer or smaller layers, trees, components) or "
+                    "less data."
+                ) from None
+            except OverflowError as exc:
+                raise BadRequest(
+                    f"Training {cls.__name__} failed: a parameter is too large ({exc}). Use a "
+                    "smaller value."
+                ) from None
             except (ValueError, TypeError) as exc:
                 raise BadRequest(f"Training {cls.__name__} failed: {exc}") from None
+            except Exception as exc:  # the estimator's own failure on this data or parameters
+                reason = str(exc).splitlines()[0][:200] if str(exc) else ""
+                raise BadRequest(
+                    f"Training {cls.__name__} failed ({type(exc).__name__}: {reason}). This "
+                    "estimator may need input that a table with one target column cannot give "
+                    "(several targets, text, a precomputed matrix); choose another estimator or "
+                    "other parameters."
+                ) from None
         for w in caught:
             if issubclass(w.category, UserWarning | RuntimeWarning) or "Convergence" in str(
                 w.category
@@ -705,6 +843,14 @@ class MLModel:
                 metric = "score"
         except Exception:  # a model that cannot score itself still trains
             score = None
+        asked = None
+        if metric_name:  # the score asked for, on the training rows: an error commits nothing
+            from sklearn.metrics import get_scorer
+
+            try:
+                asked = float(get_scorer(metric_name)(pipeline, X, y))
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise BadRequest(f"Could not compute {metric_name}: {exc}") from None
         fitted = {
             "model": cls.__name__,
             "params": est.to_jsonable(estimator.get_params(deep=False)),
@@ -734,8 +880,8 @@ class MLModel:
             if self._state.get("model") == state["model"]:
                 self._pipeline, self._pipeline_file = pipeline, state["model"]
         return {
-            "score": score,
-            "metric": metric,
+            "score": score if asked is None else asked,
+            "metric": metric if asked is None else metric_name,
             "rows": len(X),
             "model": cls.__name__,
             "target_col": fitted["target_col"],
@@ -776,24 +922,44 @@ class MLModel:
         return {"rows": len(combined), "appended": len(table)}
 
     def delete_model(self) -> dict[str, Any]:
-        """Delete the fitted model; options and data stay. Predictions 404 until a retrain."""
+        """Delete the fitted model; options and data stay. Predictions 404 until a retrain.
+
+        Idempotent, as Gramex: ``{"name", "deleted": ["model"], "absent": []}``, or, when there
+        was no fitted model, ``{"name", "deleted": [], "absent": ["model"]}`` (nothing written).
+        """
         with self.store.lock(self.name):
             state = self._locked_state()
             if not state.get("model"):
-                raise NotFound(f"Model {self.name!r} has no fitted estimator to delete.")
+                return self._delete_answer("model", done=False)
             state["model"], state["fitted"] = None, None
             self._commit(state)
-        return {"deleted": "model", "name": self.name}
+        return self._delete_answer("model", done=True)
 
     def delete_data(self) -> dict[str, Any]:
-        """Delete the training data; the fitted model keeps serving."""
+        """Delete the training data; the fitted model keeps serving, :meth:`data` is then an
+        empty table with the same columns, and the next append starts a new table.
+
+        Idempotent: answers as :meth:`delete_model` does, with ``"cache"``.
+        """
         with self.store.lock(self.name):
             state = self._locked_state()
             if not state.get("data"):
-                raise NotFound(f"Model {self.name!r} has no training data to delete.")
+                return self._delete_answer("cache", done=False)
+            self._sig = None
+            frame = self._load_data()
+            if frame is not None:  # what data() shows from now on: the columns, no rows
+                state["data_columns"] = [str(c) for c in frame.columns]
+                state["data_dtypes"] = {str(c): str(t) for c, t in frame.dtypes.items()}
             state["data"], state["data_rows"] = None, 0
             self._commit(state)
-        return {"deleted": "cache", "name": self.name}
+        return self._delete_answer("cache", done=True)
+
+    def _delete_answer(self, item: str, done: bool) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "deleted": [item] if done else [],
+            "absent": [] if done else [item],
+        }
 
     def destroy(self) -> None:
         """Remove the model from the store entirely (options, data and fitted model)."""
@@ -827,6 +993,48 @@ def _jsonable_params(cls: type, params: dict[str, Any], model: MLModel) -> dict[
             )
         out[key] = safe
     return out
+
+
+def _check_metric(metric: str, kind: str | None, supervised: bool) -> None:
+    from sklearn.metrics import get_scorer_names
+
+    if not supervised:
+        raise BadRequest(
+            f"Expected no metric for an unsupervised model, got {metric!r}; it is scored with "
+            "its own score()."
+        )
+    if metric not in get_scorer_names():
+        raise BadRequest(
+            f"Expected a scikit-learn scorer name such as accuracy, f1_weighted, roc_auc, r2 or "
+            f"neg_mean_absolute_error; got {metric!r}. Nothing was trained or stored."
+        )
+
+
+def _encoding_width(
+    X: pd.DataFrame, cats: list[str], nums: list[str]
+) -> tuple[bool, list[str]]:
+    """Whether categoricals must be grouped (some has more than ``limits.MAX_CATEGORIES``
+    values), with a warning per grouped column; a 413 if the encoded matrix would still be
+    over ``limits.MAX_MATRIX_CELLS``. Checked before the matrix exists."""
+    cap = limits.MAX_CATEGORIES
+    counts = {c: int(X[c].nunique()) for c in cats}
+    grouped = [c for c, n in counts.items() if n > cap]
+    warns = [
+        f"Column {c!r} has {counts[c]} distinct values: the {cap - 1} most frequent are one-hot "
+        "encoded and the rest are grouped as one infrequent category "
+        "(MLWidgetApp.max_categories)."
+        for c in grouped
+    ]
+    width = len(nums) + sum(min(n, cap) if grouped else n for n in counts.values())
+    cells = width * len(X)
+    if cells > limits.MAX_MATRIX_CELLS:
+        raise PayloadTooLarge(
+            f"Training on {len(X)} rows x {width} encoded columns ({cells:,} cells) is over this "
+            f"server's ceiling of {limits.MAX_MATRIX_CELLS:,} cells "
+            "(MLWidgetApp.max_matrix_cells). Use fewer rows, exclude wide categorical columns, "
+            "or raise the ceiling."
+        )
+    return bool(grouped), warns
 
 
 def _public_options(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -27,7 +27,7 @@ from .errors import BadRequest, Conflict
 ENV_VAR = "MLWIDGET_STORE"
 STATE = "state.json"
 LOCK_TIMEOUT = 600.0
-_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}$")
+_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")  # the whole name (fullmatch)
 
 
 def default_root() -> Path:
@@ -47,7 +47,7 @@ def safe_name(text: str) -> str:
 
 
 def check_name(name: Any) -> str:
-    if not isinstance(name, str) or not _NAME.match(name) or ".." in name:
+    if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         suggestion = safe_name(str(name))
         raise BadRequest(
             f"Expected a model name of letters, digits, '-', '_' and '.', got {name!r}. "

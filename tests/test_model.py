@@ -177,8 +177,7 @@ def test_delete_model_and_data(titanic, store_dir):
     titanic.delete_data()
     # The fitted model keeps serving and its schema still types inputs.
     assert titanic.predict({k: str(v) for k, v in GUIDE_PASSENGER.items()}) == [0]
-    with pytest.raises(NotFound):
-        titanic.data()
+    assert titanic.data().empty  # an empty table with the stored columns
     # The next append starts a new table.
     assert titanic.append([{**GUIDE_PASSENGER, "Survived": 1}]) == {"rows": 1, "appended": 1}
     titanic.delete_model()
@@ -253,3 +252,25 @@ def test_bad_names_and_missing_class(store_dir, titanic_csv):
         empty.retrain()
     with pytest.raises(BadRequest, match="no model class"):
         empty.retrain(pd.read_csv(titanic_csv), target_col="Survived")
+
+
+def test_opening_an_existing_model_with_other_options_says_what_was_not_applied(
+    store_dir, titanic_csv
+):
+    """MLModel("t", class_="RandomForestClassifier") on a stored LogisticRegression returned it
+    unchanged without a word."""
+    import warnings
+
+    options = {"target_col": "Survived", "exclude": ["Name", "Ticket", "Cabin"]}
+    MLModel("t", data=str(titanic_csv), class_="LogisticRegression", **options)
+    with pytest.warns(UserWarning) as caught:
+        m = MLModel("t", class_="RandomForestClassifier", n_estimators=10, target_col="Age")
+    text = str(caught[0].message)
+    assert "class=RandomForestClassifier (stored: LogisticRegression)" in text
+    assert "n_estimators=10" in text and "target_col='Age'" in text
+    assert "configure" in text and "overwrite=True" in text
+    assert m.options["class"] == "LogisticRegression"
+    with warnings.catch_warnings():  # the same options: nothing to say
+        warnings.simplefilter("error")
+        MLModel("t", data=str(titanic_csv), class_="LogisticRegression", **options)
+        MLModel.open("t")

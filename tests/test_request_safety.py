@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 import pytest
 from rest_helpers import assert_clean_error, call, titanic_server_config
@@ -156,3 +157,15 @@ def test_python_callers_may_still_set_server_options(tmp_path, titanic_csv):
     assert (tmp_path / "copy.joblib").is_file()
     m.configure({"exclude": ["Name"]})
     assert m.options["exclude"] == ["Name"]
+
+
+@pytest.mark.parametrize("name", ["titanic%0A", "titanic%0D", "titanic%20", "%0Atitanic"])
+async def test_look_alike_names_are_refused(jp_fetch, store_dir, name):
+    """``titanic%0A`` created a second model that lists like the first."""
+    assert (await call(jp_fetch, "mlhandler", NAME, params={"_model": ""})).code == 200
+    reply = await call(
+        jp_fetch, "mlhandler", unquote(name), method="PUT",
+        params={"_model": "", "class": "LogisticRegression"},
+    )  # fmt: skip
+    assert_clean_error(reply, 400, "model name")
+    assert sorted(p.name for p in store_dir.iterdir()) == [NAME]

@@ -88,6 +88,13 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
                 except (TypeError, ValueError):
                     pass
             reply = {"message": message, "reason": exc.reason}
+            if status_code == 403 and not self.current_user:
+                message = (
+                    "Expected the Jupyter server's token, got a request without a valid one. "
+                    'Send it as a header (curl -H "Authorization: token $TOKEN" ...) or in the '
+                    "URL (?token=...); `jupyter server list` shows the token of a running "
+                    f"server, and a browser can log in at {url_path_join(self.base_url, 'login')}."
+                )
         elif exc is None:
             message = responses.get(status_code, "HTTP error")
         else:
@@ -337,12 +344,7 @@ class ModelHandler(BaseHandler):
             await self.send_json(await run(m.append, df))
         else:  # retrain / train
             target = last(args, "target_col") or last(args, "_target_col") or None
-            result = await run(m.retrain, df, target_col=target)
-            if metric:
-                rows = df
-                scored = await run(lambda: m.score(rows if rows is not None else m.data(), metric))
-                result = {**result, **scored}
-            await self.send_json(result)
+            await self.send_json(await run(m.retrain, df, target_col=target, metric=metric))
 
     # ------------------------------------------------------------------ PUT
 
@@ -398,11 +400,13 @@ class ModelHandler(BaseHandler):
                 "fitted model), ?_cache (the training data), or ?delete=model|cache."
             )
         m = await self.resolve(name)
-        deleted = []
+        # Idempotent, as Gramex: an item already gone is listed as absent, still a 200.
+        answer: dict[str, Any] = {"name": m.name, "deleted": [], "absent": []}
         for item in dict.fromkeys(items):
-            await self.app.run(m.delete_model if item == "model" else m.delete_data)
-            deleted.append(item)
-        await self.send_json({"name": m.name, "deleted": deleted})
+            done = await self.app.run(m.delete_model if item == "model" else m.delete_data)
+            answer["deleted"] += done["deleted"]
+            answer["absent"] += done["absent"]
+        await self.send_json(answer)
 
     # ------------------------------------------------------------------ HTML
 
