@@ -109,9 +109,16 @@ _PATHLIKE = re.compile(
     r"(^|_)(path|paths|dir|directory|folder|file|filename|location|url|uri)($|_)"
 )
 _NOT_PATHS = ("fit_path", "path_method")
+# Parameters scikit-learn reads as an attribute path of the fitted estimator: a request may
+# name a plain public attribute, nothing dotted or private.
+_ATTRIBUTE_PATHS = ("importance_getter",)
 # The options a request may set (beside the estimator's parameters), at the top level or under
 # Gramex's ``model:``; their aliases and the ignored Gramex handler kwargs are accepted too.
 REQUEST_OPTIONS = ("class", "params", *CONFIG_KEYS[2:])
+
+
+def _public(attribute: str) -> bool:
+    return not attribute.startswith("_") and "__" not in attribute and "." not in attribute
 
 
 def refused_reason(key: str) -> str | None:
@@ -140,6 +147,8 @@ def from_request(changes: Mapping[str, Any]) -> dict[str, Any]:
         if isinstance(obj, Mapping):
             for key, value in obj.items():
                 reason = refused_reason(key) if isinstance(key, str) else None
+                if key in _ATTRIBUTE_PATHS and isinstance(value, str) and not _public(value):
+                    reason = "may only name a public attribute of the estimator (e.g. coef_)"
                 if reason:
                     refused.setdefault(f"{where}{key}", reason)
                 walk(value, f"{where}{key}.")

@@ -169,3 +169,15 @@ async def test_look_alike_names_are_refused(jp_fetch, store_dir, name):
     )  # fmt: skip
     assert_clean_error(reply, 400, "model name")
     assert sorted(p.name for p in store_dir.iterdir()) == [NAME]
+
+
+@pytest.mark.parametrize("value", ["__class__", "estimator.__init__", "_private", "named_steps.x"])
+async def test_attribute_paths_name_only_public_attributes(jp_fetch, store_dir, value):
+    await call(jp_fetch, "mlhandler", NAME, params={"_model": ""})
+    before = stored(store_dir)
+    reply = await call(
+        jp_fetch, "mlhandler", NAME, method="PUT",
+        params={"_model": "", "class": "SelectFromModel", "importance_getter": value},
+    )  # fmt: skip
+    assert_clean_error(reply, 403, "importance_getter", "public attribute")
+    assert stored(store_dir) == before
