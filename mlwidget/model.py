@@ -25,6 +25,7 @@ from . import limits, schema
 from . import options as opt
 from .errors import BadRequest, MLWidgetError, NotFound, PayloadTooLarge
 from .fastpath import FastPredictor, compile_model, jsonable
+from .sources import is_database, is_source, source_warnings
 from .store import Store, check_name
 from .tables import from_query, read_table
 
@@ -43,10 +44,15 @@ def _now() -> str:
 
 
 def _describe_source(data: Any) -> Any:
+    """What ``?_model`` shows of a data source: a file's name, never a server path or a
+    database URL (which may hold a password)."""
     if isinstance(data, str | os.PathLike):
         return os.path.basename(str(data))
-    if isinstance(data, Mapping) and "url" in data:
-        return {k: v for k, v in data.items() if k != "url"} | {"url": "(database)"}
+    if is_source(data):
+        url = str(data["url"])
+        shown = "(database)" if is_database(url) else os.path.basename(url)
+        kept = ("ext", "sheet_name", "table", "query")
+        return {k: v for k, v in data.items() if k in kept} | {"url": shown}
     if data is None:
         return None
     return type(data).__name__
@@ -165,6 +171,9 @@ class MLModel:
         options = opt.clean(options, base_dir)
         if isinstance(data, str | os.PathLike) and base_dir is not None:
             data = str(Path(base_dir, data).expanduser())
+        elif is_source(data) and not is_database(str(data["url"])) and base_dir is not None:
+            data = {**data, "url": str(Path(base_dir, data["url"]).expanduser())}
+        warns = warns + source_warnings(data)
         merged = {**opt.DEFAULTS, **options}
         merged["params"] = {}
         if merged["class"] is not None:
@@ -701,6 +710,7 @@ class MLModel:
         options, params, warns = opt.split(changes)
         data = options.pop("data", None)
         table = read_table(data) if data is not None else None
+        warns += source_warnings(data)
         options = opt.clean(options)
         with self.store.lock(self.name):
             state = self._locked_state()
@@ -766,9 +776,7 @@ class MLModel:
                         f"Model {self.name!r} has no training data. Retrain with data "
                         "(REST: POST a CSV/JSON body with ?_action=retrain) or append rows first."
                     )
-            return self._train_locked(
-                state, table, new_data=data is not None, metric_name=metric
-            )
+            return self._train_locked(state, table, new_data=data is not None, metric_name=metric)
 
     train = retrain
 
@@ -1010,9 +1018,7 @@ def _check_metric(metric: str, kind: str | None, supervised: bool) -> None:
         )
 
 
-def _encoding_width(
-    X: pd.DataFrame, cats: list[str], nums: list[str]
-) -> tuple[bool, list[str]]:
+def _encoding_width(X: pd.DataFrame, cats: list[str], nums: list[str]) -> tuple[bool, list[str]]:
     """Whether categoricals must be grouped (some has more than ``limits.MAX_CATEGORIES``
     values), with a warning per grouped column; a 413 if the encoded matrix would still be
     over ``limits.MAX_MATRIX_CELLS``. Checked before the matrix exists."""

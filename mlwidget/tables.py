@@ -2,11 +2,14 @@
 
 Formats are csv, json (records, columns or one record), xlsx and parquet. The format comes from
 an explicit ``fmt``, then the Content-Type, then the file name, and finally the bytes themselves.
-A body in no known format is a 415; a known format that does not parse is a 400.
+A body in no known format is a 415; a known format that does not parse is a 400; a table over
+``MAX_CELLS`` (rows x columns) is a 413, checked before an XLSX or Parquet file is unpacked.
+Every table holds one value per cell (lists or objects are a 400).
 """
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import os
@@ -17,7 +20,24 @@ from typing import Any
 
 import pandas as pd
 
-from .errors import BadRequest, UnsupportedFormat
+from . import table_limits as limits
+from .errors import BadRequest, MLWidgetError, UnsupportedFormat
+from .sources import is_database, is_source, read_sql
+
+# The most cells (rows x columns) a table read from bytes or a file may have. The server sets
+# it from MLWidgetApp.max_table_cells through set_limits().
+MAX_CELLS = 50_000_000
+
+
+def set_limits(max_cells: int | None = None) -> dict[str, int]:
+    """Set the table ceilings (None leaves one as it is). Returns the ceilings now in force."""
+    global MAX_CELLS
+    if max_cells is not None:
+        if isinstance(max_cells, bool) or not isinstance(max_cells, int) or max_cells < 1:
+            raise BadRequest(f"Expected max_cells to be a positive integer, got {max_cells!r}.")
+        MAX_CELLS = max_cells
+    return {"max_cells": MAX_CELLS}
+
 
 FORMATS = ("csv", "json", "xlsx", "parquet")
 MIME = {
@@ -100,11 +120,48 @@ def sniff(content: bytes) -> str | None:
     if "\x00" in text:
         return None
     first = text.splitlines()[0] if text else ""
-    if first and any(sep in first for sep in (",", ";", "\t")):
+    if first and any(sep in first for sep in CSV_DELIMITERS):
         return "csv"
     if first and text.count("\n") >= 1:  # one-column CSV
         return "csv"
     return None
+
+
+CSV_DELIMITERS = (",", "\t", ";", "|")
+_CSV_SAMPLE = 64 * 1024
+_CSV_ROWS = 200
+
+
+def csv_delimiter(content: bytes) -> str:
+    """The delimiter of a CSV body among , tab ; | (comma when none fits): the one that splits
+    the header into several fields and the most of the first rows into as many; csv.Sniffer's
+    guess breaks ties. Commas inside quoted fields, or semicolons inside comma-separated text,
+    do not mislead it."""
+    text = content[:_CSV_SAMPLE].decode("utf-8", "replace")
+    if len(content) > _CSV_SAMPLE and "\n" in text:
+        text = text[: text.rindex("\n") + 1]  # whole lines only
+    try:
+        sniffed = csv.Sniffer().sniff(text[:8192], delimiters="".join(CSV_DELIMITERS)).delimiter
+    except csv.Error:
+        sniffed = ","
+    order = [sniffed] + [d for d in CSV_DELIMITERS if d != sniffed]
+    best, best_score = ",", None
+    for rank, delimiter in enumerate(order):
+        try:
+            reader = csv.reader(io.StringIO(text), delimiter=delimiter)
+            rows = [row for _, row in zip(range(_CSV_ROWS), reader, strict=False) if row]
+        except csv.Error:
+            continue
+        if len(content) > _CSV_SAMPLE and len(rows) > 2:
+            rows = rows[:-1]  # the sample may end inside a quoted field
+        if not rows or len(rows[0]) < 2:
+            continue
+        width, data = len(rows[0]), rows[1:]
+        fit = sum(len(row) == width for row in data) / len(data) if data else 1.0
+        score = (fit, -rank)
+        if best_score is None or score > best_score:
+            best, best_score = delimiter, score
+    return best
 
 
 def _from_json_obj(obj: Any) -> pd.DataFrame:
@@ -208,14 +265,15 @@ def _json_records_columnar(content: bytes) -> pd.DataFrame | None:
         return None
 
 
-def _parse(content: bytes, fmt: str) -> pd.DataFrame:
+def _parse(content: bytes, fmt: str, sheet_name: int | str = 0) -> pd.DataFrame:
     try:
         if fmt == "csv":
-            return pd.read_csv(io.BytesIO(content))
+            frame = pd.read_csv(io.BytesIO(content), sep=csv_delimiter(content))
+            return limits.check_frame(frame, MAX_CELLS, fmt)
         if fmt == "json":
             columnar = _json_records_columnar(content)
             if columnar is not None:
-                return columnar
+                return limits.check_frame(columnar, MAX_CELLS, fmt)
             try:
                 obj = json.loads(content)
             except (ValueError, UnicodeDecodeError) as exc:
@@ -223,12 +281,12 @@ def _parse(content: bytes, fmt: str) -> pd.DataFrame:
                     f"Expected valid JSON, got a body that does not parse ({exc}). "
                     "Send JSON records, columns or one record."
                 ) from None
-            return _from_json_obj(obj)
+            return limits.check_frame(_from_json_obj(obj), MAX_CELLS, fmt)
         if fmt == "xlsx":
-            return pd.read_excel(io.BytesIO(content))
+            return limits.read_xlsx(content, MAX_CELLS, sheet_name)
         if fmt == "parquet":
-            return pd.read_parquet(io.BytesIO(content))
-    except BadRequest:
+            return limits.read_parquet(content, MAX_CELLS)
+    except MLWidgetError:
         raise
     except pd.errors.EmptyDataError:
         raise BadRequest(
@@ -249,24 +307,26 @@ def read_table(
     filename: str | None = None,
     content_type: str | None = None,
 ) -> pd.DataFrame:
-    """A DataFrame from any supported source. Always returns a new frame."""
+    """A DataFrame from any supported source. Always returns a new frame, with one value in
+    each cell.
+
+    Paths and ``{url: ...}`` sources read server files and databases: they come from server
+    config or Python only, never from a request (the REST layer passes bytes).
+    """
+    return limits.require_scalar_cells(_read(source, fmt, filename, content_type))
+
+
+def _read(source: Any, fmt: str | None, filename: str | None, content_type: str | None):
     if isinstance(source, pd.DataFrame):
         return source.copy()
     if isinstance(source, pd.Series):
         return source.to_frame().T.reset_index(drop=True)
-    if isinstance(source, Mapping) and not (
-        "url" in source and ("table" in source or "query" in source)
-    ):
-        return _from_json_obj(source)
     if isinstance(source, Mapping):
-        return read_sql(source)
+        return read_source(source) if is_source(source) else _from_json_obj(source)
     if isinstance(source, list | tuple):
         return _from_json_obj(list(source))
     if isinstance(source, str | os.PathLike):
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise BadRequest(f"Expected a data file, but {Path(source).name!r} does not exist.")
-        return read_table(path.read_bytes(), fmt=fmt, filename=path.name)
+        return _read_file(source, fmt)
     if isinstance(source, bytes | bytearray | memoryview):
         content = bytes(source)
         if not content.strip():
@@ -282,29 +342,48 @@ def read_table(
     )
 
 
-def read_sql(source: Mapping[str, Any]) -> pd.DataFrame:
-    """``{url: <SQLAlchemy URL>, table: name}`` or ``{url, query}``."""
-    import sqlalchemy as sa
+def _read_file(source: str | os.PathLike, fmt: str | None, sheet_name: Any = None):
+    path = Path(source).expanduser()
+    if not path.is_file():
+        raise BadRequest(f"Expected a data file, but {Path(source).name!r} does not exist.")
+    content = path.read_bytes()
+    if not content.strip():
+        raise BadRequest(f"Expected a table, but the file {path.name!r} is empty.")
+    fmt = fmt or format_of(content, None, path.name)
+    return _parse(content, fmt, 0 if sheet_name is None else sheet_name)
 
-    url = source.get("url")
-    try:
-        engine = sa.create_engine(url)
-    except Exception as exc:
+
+_EXT_FORMATS = {**{k.lstrip("."): v for k, v in _EXTENSIONS.items()}, "jsondata": "json"}
+
+
+def read_source(spec: Mapping[str, Any]) -> pd.DataFrame:
+    """A table from Gramex's data source form: ``{url: path, ext, sheet_name}`` for a file
+    (format from ``ext``, else the file name, else the bytes) or ``{url: SQLAlchemy URL,
+    table | query}`` for a database. Other Gramex keys are ignored (see source_warnings)."""
+    url = spec["url"]
+    if is_database(url):
+        if not spec.get("query") and not spec.get("table"):
+            raise BadRequest(
+                "Expected data.table or data.query with the database URL in data.url, got "
+                "neither. Add one (e.g. table: passengers). To pass one row with a column "
+                "named url, use a list of records or a DataFrame."
+            )
+        return read_sql(spec)
+    ext = spec.get("ext")
+    fmt = None
+    if ext:
+        fmt = _EXT_FORMATS.get(str(ext).lower().lstrip("."))
+        if fmt is None:
+            raise UnsupportedFormat(
+                f"Expected data.ext to be one of csv, json, xlsx or parquet, got {ext!r}. "
+                "Convert the file to one of these formats."
+            )
+    sheet_name = spec.get("sheet_name")
+    if sheet_name is not None and not isinstance(sheet_name, str | int):
         raise BadRequest(
-            f"Expected a SQLAlchemy URL in data.url, got one it rejects: {exc}."
-        ) from None
-    try:
-        with engine.connect() as conn:
-            if source.get("query"):
-                return pd.read_sql_query(sa.text(source["query"]), conn)
-            return pd.read_sql_table(source["table"], conn)
-    except Exception as exc:
-        reason = str(exc).splitlines()[0]
-        raise BadRequest(
-            f"Could not read the training data from the database: {reason[:200]}."
-        ) from None
-    finally:
-        engine.dispose()
+            f"Expected data.sheet_name to be a sheet's name or number, got {sheet_name!r}."
+        )
+    return _read_file(url, fmt, sheet_name)
 
 
 def from_query(args: Mapping[str, list[Any]]) -> pd.DataFrame:
@@ -355,6 +434,15 @@ def _xlsx_safe(df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def _text_as_text(sheet: Any) -> None:
+    """Text cells stay text: openpyxl makes "=..." a live formula and "#N/A" an error cell;
+    the downloaded file would run the formula (e.g. =HYPERLINK(...)) when opened."""
+    for row in sheet.iter_rows():
+        for cell in row:
+            if cell.data_type in ("f", "e") and isinstance(cell.value, str):
+                cell.data_type = "s"
+
+
 def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
     """Text columns that also hold numbers (e.g. appended JSON) as text: Parquet columns
     have one type."""
@@ -381,7 +469,10 @@ def _to_bytes(df: pd.DataFrame, fmt: str) -> tuple[bytes, str, str]:
         return df.to_json(orient="records").encode("utf-8"), MIME["json"], ".json"
     if fmt == "xlsx":
         buf = io.BytesIO()
-        _xlsx_safe(df).to_excel(buf, index=False)
+        with pd.ExcelWriter(buf, engine="openpyxl") as writer:
+            _xlsx_safe(df).to_excel(writer, index=False)
+            for sheet in writer.book.worksheets:
+                _text_as_text(sheet)
         return buf.getvalue(), MIME["xlsx"], ".xlsx"
     if fmt == "parquet":
         buf = io.BytesIO()

@@ -254,3 +254,53 @@ def test_readme_lists_what_a_gramex_user_meets_at_once():
     ):
         assert words in section, words
     assert "PUT replaces the model at once" not in section
+
+
+GRAMEX_DATA_YAML = """
+url:
+  mlhandler/dict-data:
+    pattern: /$YAMLURL/dict
+    handler: MLHandler
+    kwargs:
+      data: {url: $YAMLPATH/titanic.csv, config_dir: $YAMLPATH/models}
+      config_dir: $YAMLPATH/models
+      model: {class: LogisticRegression, target_col: Survived,
+              exclude: [Name, Ticket, Cabin, PassengerId]}
+  mlhandler/relative-ext:
+    pattern: /$YAMLURL/relative
+    handler: MLHandler
+    kwargs:
+      data: {url: passengers, ext: csv}
+      model: {class: LogisticRegression, target_col: Survived, exclude: [Name, Ticket, Cabin, PassengerId]}
+"""
+
+
+class TestGramexDataSources:
+    """Gramex 1.94.5 requires `data: {url: ...}` (and rejects the guide's bare string); mlwidget
+    read that dict as a one-row table with a column `url`."""
+
+    @pytest.fixture
+    def jp_server_config(self, store_dir: Path, titanic_csv: Path, jp_root_dir: Path) -> dict:
+        app = jp_root_dir / "app"
+        app.mkdir()
+        (app / "titanic.csv").write_bytes(titanic_csv.read_bytes())
+        (app / "passengers").write_bytes(titanic_csv.read_bytes())  # no extension: ext says
+        (app / "gramex.yaml").write_text(GRAMEX_DATA_YAML)
+        return {
+            "ServerApp": {"jpserver_extensions": {"mlwidget_server": True}},
+            "MLWidgetApp": {"store_dir": str(store_dir), "config_yaml": str(app / "gramex.yaml")},
+        }
+
+    @pytest.mark.parametrize("name", ["mlhandler-dict-data", "mlhandler-relative-ext"])
+    async def test_a_gramex_data_dict_trains_the_model(self, jp_fetch, name):
+        info = (await call(jp_fetch, "mlhandler", name, params={"_model": ""})).json()
+        assert info["rows"] == 891, info
+        assert info["fitted"]["model"] == "LogisticRegression"
+        assert "/" not in json.dumps(info["options"]["data"])  # a file name, not a server path
+        reply = await call(jp_fetch, "mlhandler", name, params=passenger_params())
+        assert reply.json() == [0]
+
+    async def test_ignored_gramex_keys_are_warned_about(self, jp_fetch):
+        info = await call(jp_fetch, "mlhandler", "mlhandler-dict-data", params={"_model": ""})
+        warnings = " ".join(info.json()["warnings"])
+        assert "data.config_dir" in warnings and "'config_dir'" in warnings

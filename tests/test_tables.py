@@ -11,6 +11,7 @@ from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
 
 from mlwidget import BadRequest, MLModel, UnsupportedFormat
 from mlwidget.options import load_yaml
+from mlwidget.sources import source_warnings
 from mlwidget.tables import format_of, from_query, read_table, to_bytes
 
 
@@ -160,3 +161,97 @@ def test_read_table_from_records_and_frames():
     csv = io.BytesIO()
     df.to_csv(csv, index=False)
     assert read_table(csv.getvalue()).loc[0, "Sex"] == "male"
+
+
+# ------------------------------------------------------------------------- CSV delimiters
+
+
+@pytest.mark.parametrize("sep", [";", "\t", "|", ","])
+def test_csv_is_parsed_with_its_own_delimiter(sep):
+    rows = [["Name", "Age", "City"], ["Ann", "22", "Paris, FR"], ["Bob", "", "Rome"]]
+    quoted = [[f'"{v}"' if ("," in v and sep == ",") else v for v in row] for row in rows]
+    content = "\n".join(sep.join(row) for row in quoted).encode()
+    frame = read_table(content, content_type="text/csv")
+    assert frame.columns.tolist() == ["Name", "Age", "City"]
+    assert frame["City"].tolist() == ["Paris, FR", "Rome"]
+    assert frame["Age"].iloc[0] == 22 and frame["Age"].isna().iloc[1]
+    assert read_table(content).columns.tolist() == ["Name", "Age", "City"]  # sniffed as CSV
+
+
+def test_comma_csv_with_semicolons_or_tabs_in_its_text_stays_comma(titanic_csv):
+    content = b'id,note,tag\n1,"a;b;c",x\n2,d;e,y\n3,"f\tg",z\n'
+    frame = read_table(content)
+    assert frame.columns.tolist() == ["id", "note", "tag"]
+    assert frame["note"].tolist() == ["a;b;c", "d;e", "f\tg"]
+    titanic = read_table(titanic_csv.read_bytes())
+    pd.testing.assert_frame_equal(titanic, pd.read_csv(titanic_csv))
+    assert titanic.loc[0, "Name"] == "Braund, Mr. Owen Harris"
+    semicolons = pd.read_csv(titanic_csv).to_csv(sep=";", index=False).encode()
+    pd.testing.assert_frame_equal(read_table(semicolons), pd.read_csv(titanic_csv))
+
+
+def test_one_column_csv_is_one_column():
+    frame = read_table(b"note\nhello; world\nplain\n", content_type="text/csv")
+    assert frame.columns.tolist() == ["note"] and frame["note"].iloc[0] == "hello; world"
+
+
+# ------------------------------------------------------------------ Gramex's data: {url: ...}
+
+
+def test_data_url_reads_files(tmp_path, titanic_csv, frame):
+    assert len(read_table({"url": str(titanic_csv)})) == 891
+    plain = tmp_path / "passengers"  # no extension: ext says what it is
+    plain.write_bytes(frame.to_json(orient="records").encode())
+    assert read_table({"url": str(plain), "ext": "json"})["Name"].tolist() == frame["Name"].tolist()
+    odd = tmp_path / "passengers.dat"
+    odd.write_bytes(titanic_csv.read_bytes())
+    assert len(read_table({"url": odd, "ext": "csv"})) == 891
+    content, _, _ = to_bytes(frame, "parquet")
+    (tmp_path / "t.parquet").write_bytes(content)
+    assert len(read_table({"url": str(tmp_path / "t.parquet")})) == 20
+    with pytest.raises(UnsupportedFormat, match="data.ext") as err:
+        read_table({"url": str(plain), "ext": "hdf"})
+    assert err.value.status == 415
+    with pytest.raises(BadRequest, match="'missing.csv' does not exist") as err:
+        read_table({"url": str(tmp_path / "missing.csv")})
+    assert str(tmp_path) not in str(err.value)
+
+
+def test_data_url_xlsx_sheet_name(tmp_path, frame):
+    path = tmp_path / "book.xlsx"
+    with pd.ExcelWriter(path) as writer:
+        frame.head(3).to_excel(writer, index=False, sheet_name="first")
+        frame.to_excel(writer, index=False, sheet_name="passengers")
+    assert len(read_table({"url": str(path)})) == 3
+    assert len(read_table({"url": str(path), "sheet_name": "passengers"})) == 20
+    assert len(read_table({"url": str(path), "sheet_name": 1, "ext": "xlsx"})) == 20
+    with pytest.raises(BadRequest, match="'first', 'passengers'"):
+        read_table({"url": str(path), "sheet_name": "nope"})
+
+
+def test_data_url_database_and_warnings(tmp_path, titanic_csv, store_dir):
+    db = tmp_path / "titanic.db"
+    with sqlite3.connect(db) as conn:
+        pd.read_csv(titanic_csv).to_sql("passengers", conn, index=False)
+    source = {"url": f"sqlite:///{db}", "table": "passengers", "config_dir": "/x"}
+    assert len(read_table(source)) == 891
+    warnings = source_warnings(source)
+    assert len(warnings) == 1 and "config_dir" in warnings[0]
+    with pytest.raises(BadRequest, match="data.table or data.query"):
+        read_table({"url": f"sqlite:///{db}"})
+    spec = {"url": str(titanic_csv), "ext": "csv", "transform": "data.head()", "table": "t"}
+    assert len(read_table(spec)) == 891  # read as the file holds it
+    warned = " ".join(source_warnings(spec))
+    assert "data.transform is ignored" in warned and "data.table is ignored" in warned
+    assert "ext" not in warned
+    model = MLModel("gramex", data={"url": str(titanic_csv)}, store=store_dir, **GUIDE_OPTIONS)
+    assert model.predict(GUIDE_PASSENGER) == [0]
+
+
+def test_records_with_a_url_column_stay_records():
+    assert source_warnings({"Sex": "male"}) == []
+    assert read_table({"url": "http://example.com", "clicks": 3}).to_dict("records") == [
+        {"url": "http://example.com", "clicks": 3}
+    ]
+    assert source_warnings({"url": "http://example.com", "clicks": 3}) == []
+    assert len(read_table([{"url": "x.csv"}, {"url": "y.csv"}])) == 2

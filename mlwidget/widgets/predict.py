@@ -108,11 +108,11 @@ class PredictForm(widgets.VBox):
         self.status.clear()
         row = self.row()
         try:
-            self.prediction = jsonable(self.model.predict(row)[0])
+            self.prediction = jsonable(self.model.predict([row])[0])
             self.probabilities = None
             if getattr(self.model, "kind", None) == "classifier":
                 try:
-                    proba = self.model.predict_proba(row)[0]
+                    proba = self.model.predict_proba([row])[0]
                     self.probabilities = {str(k): float(v) for k, v in proba.items()}
                 except Exception as err:  # e.g. an SVC without probability=True
                     self.status.show(f"No class probabilities: {error_text(err)}", "info")
