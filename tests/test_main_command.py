@@ -7,6 +7,7 @@ render in Voila, and the README's curl examples must work as printed with the pr
 
 from __future__ import annotations
 
+import contextlib
 import filecmp
 import json
 import os
@@ -53,6 +54,45 @@ class Command:
         return match.group(1)
 
 
+# Linux's /proc: the process tree of the command, and what each process shows of itself
+
+
+def proc_stat(pid: int) -> list[str] | None:
+    """The fields of /proc/<pid>/stat after the command name, or None if there is no such
+    process (field 0 is the state, 1 the parent pid, 11 and 12 the user and system time)."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
+    return text[text.rindex(")") + 2 :].split()
+
+
+def descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (children, grandchildren, ...)."""
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            stat = proc_stat(int(entry.name))
+            if stat is not None:
+                parents[int(entry.name)] = int(stat[1])
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        children = [p for p, pp in parents.items() if pp == parent]
+        found += children
+        todo += children
+    return found
+
+
+def cmdline(pid: int) -> str:
+    """The command line of ``pid`` as any local user can read it (``ps``), "" if it is gone."""
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except (FileNotFoundError, ProcessLookupError):
+        return ""
+    return raw.replace(b"\0", b" ").decode("utf-8", "replace")
+
+
 def read_lines(cmd: Command) -> None:
     assert cmd.proc.stdout is not None
     for line in cmd.proc.stdout:
@@ -62,37 +102,49 @@ def read_lines(cmd: Command) -> None:
     cmd.done.set()
 
 
-@pytest.fixture
-def command(tmp_path: Path) -> Iterator[Command]:
-    """``jupyter mlwidget`` from the repository's folder, with a private store and runtime dir;
-    yields once it has printed its summary."""
+@contextlib.contextmanager
+def start_command(tmp_path: Path, args: list[str]) -> Iterator[Command]:
+    """``jupyter mlwidget <args>`` from the repository's folder with a private runtime dir
+    (and no MLWIDGET_STORE); yields once it has printed its summary, kills it on exit."""
     runtime = tmp_path / "runtime"
-    runtime.mkdir()
+    runtime.mkdir(exist_ok=True)
     env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime))
     env.pop("MLWIDGET_STORE", None)
-    argv = [
-        str(JUPYTER),
-        "mlwidget",
-        f"--port={free_port()}",
-        f"--store={tmp_path / 'store'}",
-        "--ServerApp.base_url=/base/",  # a pass-through option: the printed URLs must follow it
-    ]
-    stderr = open(tmp_path / "stderr.txt", "wb")
+    stderr_path = tmp_path / "stderr.txt"
+    stderr = open(stderr_path, "wb")
     proc = subprocess.Popen(
-        argv, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True
+        [str(JUPYTER), "mlwidget", *args],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=stderr,
+        text=True,
     )
     cmd = Command(proc)
     threading.Thread(target=read_lines, args=(cmd,), daemon=True).start()
     try:
         if not cmd.done.wait(120) or proc.poll() is not None:
-            stderr = (tmp_path / "stderr.txt").read_text()
-            pytest.fail(f"no summary printed in 120 s:\n{cmd.stdout}\n--- stderr\n{stderr}")
+            pytest.fail(
+                f"no summary printed in 120 s:\n{cmd.stdout}\n--- stderr\n{stderr_path.read_text()}"
+            )
         yield cmd
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait(10)
         stderr.close()
+
+
+@pytest.fixture
+def command(tmp_path: Path) -> Iterator[Command]:
+    """``jupyter mlwidget`` with a private store, on a free port, under a base URL."""
+    args = [
+        f"--port={free_port()}",
+        f"--store={tmp_path / 'store'}",
+        "--ServerApp.base_url=/base/",  # a pass-through option: the printed URLs must follow it
+    ]
+    with start_command(tmp_path, args) as cmd:
+        yield cmd
 
 
 def test_prints_urls_that_work_and_stops_on_sigterm(command: Command, tmp_path: Path) -> None:
@@ -103,14 +155,20 @@ def test_prints_urls_that_work_and_stops_on_sigterm(command: Command, tmp_path: 
     assert f"Model store: {tmp_path / 'store'}" in out
     assert f"Root folder: {NOTEBOOKS}" in out  # run from the repository: the notebooks folder
 
-    # the example query, with the printed token: the guide's passenger did not survive
+    # the example query opens as printed (it carries the token, as a browser would send it):
+    # the guide's passenger did not survive
     example = command.printed("Example query")
     assert "/base/mlhandler/titanic?Sex=male&Age=22&SibSp=1&Parch=0&Fare=7.25" in example
-    reply = requests.get(example, headers=auth, timeout=60)
+    assert example.endswith(f"&token={token}")
+    reply = requests.get(example, timeout=60)
     assert reply.status_code == 200, reply.text
     assert reply.json() == [0]
-    # without the token: refused
-    assert requests.get(example, timeout=60).status_code == 403
+    # without the token: refused; with it in a header instead: the same answer
+    bare = example.removesuffix(f"&token={token}")
+    assert requests.get(bare, timeout=60).status_code == 403
+    assert requests.get(bare, headers=auth, timeout=60).json() == [0]
+    # the REST endpoint is printed without the token (it is a base for clients' own URLs)
+    assert token not in command.printed("REST endpoint")
 
     # the printed curl line, run as printed
     curl = next(line.strip() for line in out.splitlines() if line.strip().startswith("curl "))
@@ -137,6 +195,54 @@ def test_prints_urls_that_work_and_stops_on_sigterm(command: Command, tmp_path: 
         requests.get(example, headers=auth, timeout=5)
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_token_is_on_no_command_line_and_works(command: Command) -> None:
+    """The token reaches the server in its environment: ``ps`` (any local user) shows it on no
+    command line of the command's process tree. The printed token is the server's."""
+    token = command.printed("Token")
+    assert len(token) >= 32
+    tree = [command.proc.pid, *descendants(command.proc.pid)]
+    lines = {pid: cmdline(pid) for pid in tree}
+    assert any("jupyter_server" in line for line in lines.values()), lines  # the server is there
+    leaks = {pid: line for pid, line in lines.items() if token in line}
+    assert not leaks, leaks
+    # and the server authenticates with the printed token (it did not generate its own)
+    api = command.printed("REST endpoint").rsplit("/mlhandler/", 1)[0] + "/api/status"
+    assert requests.get(api, headers={"Authorization": f"token {token}"}, timeout=30).ok
+    assert requests.get(f"{api}?token={token}", timeout=30).ok
+    assert requests.get(api, timeout=30).status_code == 403
+    wrong = {"Authorization": f"token {token[::-1]}"}
+    assert requests.get(api, headers=wrong, timeout=30).status_code == 403
+
+
+def test_an_empty_token_disables_authentication(tmp_path: Path) -> None:
+    args = [f"--port={free_port()}", f"--store={tmp_path / 'store'}", "--token="]
+    with start_command(tmp_path, args) as cmd:
+        assert "(none: authentication is disabled)" in cmd.stdout
+        example = cmd.printed("Example query")
+        assert "token=" not in example
+        assert requests.get(example, timeout=60).json() == [0]
+
+
+def test_extension_list_shows_the_version() -> None:
+    """``jupyter server extension list`` names the extension with its version (mlwidget's)."""
+    import mlwidget
+
+    result = subprocess.run(
+        [sys.executable, "-m", "jupyter", "server", "extension", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    out = re.sub(r"\x1b\[[0-9;]*m", "", result.stdout + result.stderr)  # no colours
+    version = re.escape(mlwidget.__version__)
+    assert re.search(rf"^\s*mlwidget_server {version} OK\s*$", out, re.M), out
+
+    import mlwidget_server
+
+    assert mlwidget_server.__version__ == mlwidget.__version__
 
 
 def readme_curl_commands(section: str) -> list[tuple[str, str | None]]:

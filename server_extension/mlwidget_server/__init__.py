@@ -6,9 +6,11 @@ Enabled automatically by ``pip install mlwidget`` (a ``jupyter_server_config.d``
 
 from __future__ import annotations
 
+from mlwidget import __version__
+
 from .app import MLWidgetApp
 
-__all__ = ["MLWidgetApp"]
+__all__ = ["MLWidgetApp", "__version__"]
 
 
 def _jupyter_server_extension_points() -> list[dict]:

@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Int, List, Unicode, default
 
-from mlwidget import MLModel, MLWidgetError, NotFound
+from mlwidget import MLModel, MLWidgetError, NotFound, limits, tables
 from mlwidget.store import Store, check_name, default_root, safe_name
 
 from .handlers import ModelHandler, ModelListHandler
+from .workers import WorkerPool  # daemon threads: a running fit never delays exit
 
 T = TypeVar("T")
 
@@ -61,6 +63,25 @@ class MLWidgetApp(ExtensionApp):
         help="""Largest request body (or upload) accepted, in bytes. Larger requests get 413
         before their body is read.""",
     )
+    max_table_cells = Int(
+        50_000_000,
+        config=True,
+        help="""Largest table (rows x columns) read from a request body or upload; bigger is 413.
+        An XLSX sheet's or a Parquet file's extent is checked before it is unpacked.""",
+    )
+    max_categories = Int(
+        100,
+        config=True,
+        help="""Most one-hot columns a categorical feature gets when a model trains: rarer values
+        are grouped as one infrequent category, with a warning in the model info. Bounds the
+        memory a column of many distinct values (names, ids) costs.""",
+    )
+    max_matrix_cells = Int(
+        200_000_000,
+        config=True,
+        help="""Largest training matrix (rows x encoded columns; 8 bytes a cell) a fit may
+        build; a bigger one is refused with 413 before it is built.""",
+    )
     max_workers = Int(
         4,
         config=True,
@@ -75,7 +96,10 @@ class MLWidgetApp(ExtensionApp):
     # ------------------------------------------------------------------ lifecycle
 
     def initialize_settings(self) -> None:
-        self.executor = ThreadPoolExecutor(
+        limits.configure(MAX_CATEGORIES=self.max_categories, MAX_MATRIX_CELLS=self.max_matrix_cells)
+        tables.set_limits(max_cells=self.max_table_cells)
+
+        self.executor = WorkerPool(
             max_workers=max(2, self.max_workers), thread_name_prefix="mlwidget"
         )
         self._cache: dict[str, MLModel] = {}
@@ -113,6 +137,8 @@ class MLWidgetApp(ExtensionApp):
             self.handlers.append((pattern.lstrip("/"), ModelHandler, {"model_name": name}))
 
     async def stop_extension(self) -> None:
+        # Queued work is cancelled; a running fit cannot be interrupted, and is abandoned: the
+        # workers are daemon threads, so the server exits once its own shutdown is done.
         self.executor.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------------ configured models
@@ -136,6 +162,7 @@ class MLWidgetApp(ExtensionApp):
         return specs
 
     def _create(self, name: str, options: dict, base_dir: str | None) -> MLModel:
+        existed = Store(self.store_dir).exists(name)
         try:
             model = MLModel(
                 name,
@@ -146,6 +173,10 @@ class MLWidgetApp(ExtensionApp):
             )
         except Exception as exc:
             self._failed[name] = _message(exc)
+            if not existed:  # nothing half-made stays behind: the next start tries again
+                with contextlib.suppress(Exception):
+                    Store(self.store_dir).remove(name)
+                self._failed[name] = getattr(exc, "reason", None) or _message(exc)
             self.log.error(
                 "mlwidget: model %r from the server config could not be created: %s",
                 name,

@@ -4,8 +4,11 @@
    configuration, trained on the Titanic CSV shipped inside this package; nothing is downloaded).
 2. Start a Jupyter server with the ``mlwidget_server`` and Voila extensions (a child process),
    wait until it answers, then print the tutorial, dashboard and REST URLs, a curl line and the
-   token.
-3. Ctrl-C or SIGTERM stops the server cleanly (its kernels are shut down first).
+   token. The token reaches the server in its environment (``JUPYTER_TOKEN``), not on its
+   command line, which any local user can read (``ps``).
+3. Ctrl-C or SIGTERM stops the server cleanly (its kernels are shut down first; a fit still
+   running is abandoned), within seconds; a server that has not exited after
+   ``STOP_TIMEOUT`` seconds is killed.
 
 ``jupyter mlwidget --prepare`` only does step 1 (Binder's ``postBuild`` uses it).
 """
@@ -28,6 +31,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from .workers import collect_nothing_at_exit
+
 DEMO_NAME = "titanic"
 DEMO_CSV = Path(__file__).resolve().parent / "demo" / "titanic.csv"
 # The MLHandler guide's "Creating New Models" configuration (its misspelled SibSb included:
@@ -42,7 +47,10 @@ DEMO_OPTIONS: dict[str, Any] = {
 EXAMPLE_QUERY = "Sex=male&Age=22&SibSp=1&Parch=0&Fare=7.25&Pclass=3&Embarked=S"
 DEFAULT_PORT = 8888
 READY_TIMEOUT = 120.0
-STOP_TIMEOUT = 30.0
+# Seconds a stopping server gets before it is killed: enough for Jupyter to shut its kernels
+# down (it waits up to 5 s for each, in parallel), short enough that SIGTERM stops everything
+# within 10 s.
+STOP_TIMEOUT = 8.0
 # Pass-through server options look like --ServerApp.base_url=/x/ or --VoilaConfiguration.theme=dark
 PASSTHROUGH = re.compile(r"^--[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*(=.*)?$")
 
@@ -195,6 +203,8 @@ def has_module(name: str) -> bool:
 def server_command(
     port: int, ip: str, token: str, root: Path, default_url: str | None, extra: Sequence[str]
 ) -> list[str]:
+    """The server's command line. It never holds the token (see ``server_env``): only an
+    empty one, which disables authentication and is no secret."""
     cmd = [
         sys.executable,
         "-m",
@@ -203,16 +213,34 @@ def server_command(
         f"--port={port}",
         "--ServerApp.port_retries=0",
         "--no-browser",
-        f"--IdentityProvider.token={token}",
         f"--ServerApp.root_dir={root}",
         '--ServerApp.jpserver_extensions={"mlwidget_server": True, "voila.server_extension": True}',
     ]
+    if not token:
+        # JUPYTER_TOKEN="" would not do: the server generates a token when it is empty
+        cmd.append("--IdentityProvider.token=")
     if default_url and server_option(extra, "default_url") is None:
         cmd.append(f"--ServerApp.default_url={default_url}")
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")
     cmd.extend(extra)
     return cmd
+
+
+def server_env(token: str, store: str) -> dict[str, str]:
+    """The server's environment: this one, with the token and the shared model store.
+
+    jupyter_server's IdentityProvider takes its token from ``JUPYTER_TOKEN`` (and then does not
+    generate one). Unlike a command line, a process's environment is readable only by its own
+    user. Kernels started by the server inherit ``MLWIDGET_STORE``: every face shares one store.
+    """
+    env = dict(os.environ, MLWIDGET_STORE=store)
+    env.pop("JUPYTER_TOKEN_FILE", None)
+    if token:
+        env["JUPYTER_TOKEN"] = token
+    else:
+        env.pop("JUPYTER_TOKEN", None)
+    return env
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
@@ -254,6 +282,11 @@ def stop(proc: subprocess.Popen) -> int:
         try:
             proc.wait(STOP_TIMEOUT)
         except subprocess.TimeoutExpired:
+            print(
+                f"mlwidget: the Jupyter server did not stop in {STOP_TIMEOUT:.0f} s: killing it.",
+                file=sys.stderr,
+                flush=True,
+            )
             proc.kill()
             proc.wait(10)
     return proc.returncode
@@ -262,7 +295,8 @@ def stop(proc: subprocess.Popen) -> int:
 def summary(
     url: str, token: str, root: Path, store: str, lab: str | None, dashboard: str | None
 ) -> str:
-    """What to open: the lines printed once the server answers."""
+    """What to open: the lines printed once the server answers. The URLs to open in a browser
+    carry the token; the REST endpoint and the curl line do not (curl sends it in a header)."""
     q = f"?token={token}" if token else ""
     api = f"{url}mlhandler/{DEMO_NAME}"
     auth = f'-H "Authorization: token {token}" ' if token else ""
@@ -274,7 +308,7 @@ def summary(
     rows += [
         ("Model page", f"{api}{q}"),
         ("REST endpoint", api),
-        ("Example query", f"{api}?{EXAMPLE_QUERY}"),
+        ("Example query", f"{api}?{EXAMPLE_QUERY}" + (f"&token={token}" if token else "")),
         ("Token", token or "(none: authentication is disabled)"),
     ]
     width = max(len(label) for label, _ in rows) + 2
@@ -341,12 +375,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         default_url = f"/mlhandler/{DEMO_NAME}"
 
-    cmd = server_command(port, args.ip, token, root, default_url, extra)
-    # Kernels started by the server inherit MLWIDGET_STORE: every face shares one store.
-    env = dict(os.environ, MLWIDGET_STORE=store)
+    collect_nothing_at_exit()  # this process holds pandas and scikit-learn: exit in a blink
     proc = subprocess.Popen(
-        cmd,
-        env=env,
+        server_command(port, args.ip, token, root, default_url, extra),
+        env=server_env(token, store),
         stdin=subprocess.DEVNULL,
         cwd=root,
         start_new_session=True,  # Ctrl-C reaches this process only; it stops the server
