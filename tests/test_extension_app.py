@@ -130,11 +130,11 @@ def jp_server_config(store_dir: Path, titanic_csv: Path) -> dict:
 async def test_a_configured_model_that_failed_is_reported_and_retried(
     jp_fetch, jp_serverapp, store_dir, titanic_csv
 ):
-    app = jp_serverapp.web_app.settings["mlwidget"]
+    app = jp_serverapp.web_app.settings["mlwidget"].registry
     broken = {"data": str(titanic_csv), "class": "LogisticRegression", "target_col": "Survivd"}
     app.configured["broken"] = (broken, None)  # as a start with this config does
     with pytest.raises(Exception, match="Survivd"):
-        app._create("broken", broken, None)
+        app.create_configured("broken", broken, None)
     assert not (store_dir / "broken").exists()  # nothing half-made: the next start retries
     listing = (await call(jp_fetch, "mlhandler", "")).json()["models"]
     entry = next(m for m in listing if m["name"] == "broken")
@@ -143,7 +143,7 @@ async def test_a_configured_model_that_failed_is_reported_and_retried(
     assert reply.code == 404 and "Survivd" in reply.json()["error"], reply.text
     # the config fixed, the next start creates and trains it
     fixed = dict(broken, target_col="Survived", exclude=["Name", "Ticket", "Cabin"])
-    model = app._create("broken", fixed, None)
+    model = app.create_configured("broken", fixed, None)
     assert model.info()["fitted"]["model"] == "LogisticRegression"
     listing = (await call(jp_fetch, "mlhandler", "")).json()["models"]
     assert "error" not in next(m for m in listing if m["name"] == "broken")

@@ -217,12 +217,12 @@ async def test_unknown_model(jp_fetch, store_dir):
 
 async def test_bad_config_does_not_stop_the_server(jp_fetch, jp_serverapp, store_dir):
     """A configured model that cannot be created is reported; the others keep serving."""
-    from mlwidget_server.app import MLWidgetApp
+    from mlwidget_server.registry import Registry
 
-    app = jp_serverapp.web_app.settings["mlwidget"]
-    assert isinstance(app, MLWidgetApp)
+    app = jp_serverapp.web_app.settings["mlwidget"].registry
+    assert isinstance(app, Registry)
     app._pending["broken"] = app.executor.submit(
-        app._create, "broken", {"class": "NoSuchModel", "data": str(TITANIC)}, None
+        app.create_configured, "broken", {"class": "NoSuchModel", "data": str(TITANIC)}, None
     )
     app.configured["broken"] = ({}, None)
     reply = await call(jp_fetch, "mlhandler", "broken", params={"_model": ""})

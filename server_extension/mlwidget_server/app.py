@@ -2,24 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import functools
 import os
-from collections.abc import Callable
-from concurrent.futures import Future
-from typing import Any, TypeVar
 
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Int, List, Unicode, default
 
-from mlwidget import MLModel, MLWidgetError, NotFound, limits, tables
-from mlwidget.store import Store, check_name, default_root, safe_name
+from mlwidget import limits, tables
+from mlwidget.store import default_root, safe_name
 
 from .handlers import ModelHandler, ModelListHandler
-from .workers import WorkerPool  # daemon threads: a running fit never delays exit
-
-T = TypeVar("T")
+from .registry import Registry, _message
 
 
 class MLWidgetApp(ExtensionApp):
@@ -98,17 +90,15 @@ class MLWidgetApp(ExtensionApp):
     def initialize_settings(self) -> None:
         limits.configure(MAX_CATEGORIES=self.max_categories, MAX_MATRIX_CELLS=self.max_matrix_cells)
         tables.set_limits(max_cells=self.max_table_cells)
-
-        self.executor = WorkerPool(
-            max_workers=max(2, self.max_workers), thread_name_prefix="mlwidget"
+        self.registry = Registry(
+            self.store_dir,
+            allowed_classes=tuple(self.allowed_classes),
+            max_workers=self.max_workers,
+            max_body_size=self.max_body_size,
+            log=self.log,
         )
-        self._cache: dict[str, MLModel] = {}
-        self._pending: dict[str, Future] = {}
-        self._failed: dict[str, str] = {}
-        # (pattern, name) for YAML models served at their own URL
-        self.routes: list[tuple[str, str]] = []
         # name -> (options, folder that relative paths in the options are relative to)
-        specs: dict[str, tuple[dict, str]] = {}
+        specs: dict[str, tuple[dict, str | None]] = {}
         if self.config_yaml:
             specs.update(self._yaml_specs())
         root_dir = self.serverapp.root_dir if self.serverapp is not None else os.getcwd()
@@ -117,9 +107,7 @@ class MLWidgetApp(ExtensionApp):
             if name in specs:
                 self.log.warning("mlwidget: model %r in `models` replaces the YAML entry", name)
             specs[name] = (dict(options), root_dir)
-        self.configured = specs
-        for name, (options, base_dir) in specs.items():
-            self._pending[name] = self.executor.submit(self._create, name, options, base_dir)
+        self.registry.configure_models(specs)
         self.log.info(
             "mlwidget: serving the model store at %s (%d configured models)",
             self.store_dir,
@@ -127,23 +115,22 @@ class MLWidgetApp(ExtensionApp):
         )
 
     def initialize_handlers(self) -> None:
+        deps = {"registry": self.registry}
         self.handlers.extend(
             [
-                (r"mlhandler/?", ModelListHandler),
-                (r"mlhandler/([^/]+)/?", ModelHandler),
+                (r"mlhandler/?", ModelListHandler, deps),
+                (r"mlhandler/([^/]+)/?", ModelHandler, deps),
             ]
         )
-        for pattern, name in self.routes:
-            self.handlers.append((pattern.lstrip("/"), ModelHandler, {"model_name": name}))
+        for pattern, name in self.registry.routes:
+            self.handlers.append((pattern.lstrip("/"), ModelHandler, {**deps, "model_name": name}))
 
     async def stop_extension(self) -> None:
-        # Queued work is cancelled; a running fit cannot be interrupted, and is abandoned: the
-        # workers are daemon threads, so the server exits once its own shutdown is done.
-        self.executor.shutdown(wait=False, cancel_futures=True)
+        self.registry.shutdown()
 
     # ------------------------------------------------------------------ configured models
 
-    def _yaml_specs(self) -> dict[str, tuple[dict, str]]:
+    def _yaml_specs(self) -> dict[str, tuple[dict, str | None]]:
         from mlwidget.options import load_yaml
 
         root_dir = self.serverapp.root_dir if self.serverapp is not None else None
@@ -158,108 +145,5 @@ class MLWidgetApp(ExtensionApp):
             specs[name] = (dict(entry.get("options") or {}), entry.get("base_dir"))
             pattern = entry.get("pattern")
             if pattern:
-                self.routes.append((pattern, name))
+                self.registry.routes.append((pattern, name))
         return specs
-
-    def _create(self, name: str, options: dict, base_dir: str | None) -> MLModel:
-        existed = Store(self.store_dir).exists(name)
-        try:
-            model = MLModel(
-                name,
-                store=self.store_dir,
-                allowed_classes=self._allowed,
-                base_dir=base_dir,
-                **options,
-            )
-        except Exception as exc:
-            self._failed[name] = _message(exc)
-            if not existed:  # nothing half-made stays behind: the next start tries again
-                with contextlib.suppress(Exception):
-                    Store(self.store_dir).remove(name)
-                self._failed[name] = getattr(exc, "reason", None) or _message(exc)
-            self.log.error(
-                "mlwidget: model %r from the server config could not be created: %s",
-                name,
-                _message(exc),
-                exc_info=not isinstance(exc, MLWidgetError),
-            )
-            raise
-        self._cache[name] = model
-        self._failed.pop(name, None)
-        return model
-
-    # ------------------------------------------------------------------ for handlers
-
-    @property
-    def _allowed(self) -> tuple[str, ...]:
-        return tuple(self.allowed_classes)
-
-    async def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``func`` on the worker threads; the event loop keeps serving meanwhile."""
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(func, *args, **kwargs))
-
-    async def get_model(self, name: str) -> MLModel:
-        """The model called ``name``: cached, else opened from the store (NotFound if absent)."""
-        check_name(name)
-        pending = self._pending.get(name)
-        if pending is not None:
-            try:
-                await asyncio.wrap_future(pending)
-            except Exception:
-                pass  # reported below if the store has no such model either
-        model = self._cache.get(name)
-        if model is not None:
-            return model
-        try:
-            model = await self.run(
-                MLModel.open, name, store=self.store_dir, allowed_classes=self._allowed
-            )
-        except NotFound:
-            if name in self._failed:
-                raise NotFound(
-                    f"Model {name!r} could not be created from the server config: "
-                    f"{self._failed[name]} Fix the config and restart the server."
-                ) from None
-            raise
-        return self._cache.setdefault(name, model)
-
-    async def create_model(self, name: str, changes: dict) -> dict:
-        """Create the model ``name`` configured with ``changes`` (a PUT to a new name).
-        If the changes are invalid, nothing is left in the store. Returns its info."""
-        check_name(name)
-
-        def create() -> dict:
-            existed = Store(self.store_dir).exists(name)
-            model = MLModel(name, store=self.store_dir, allowed_classes=self._allowed)
-            try:
-                info = model.configure(changes)
-            except Exception:
-                if not existed:
-                    model.destroy()
-                raise
-            self._cache.setdefault(name, model)
-            return info
-
-        return await self.run(create)
-
-    async def exists(self, name: str) -> bool:
-        try:
-            await self.get_model(name)
-        except NotFound:
-            return False
-        return True
-
-    def model_names(self) -> list[str]:
-        try:
-            names = set(Store(self.store_dir).names())
-        except OSError:
-            names = set()
-        return sorted(names | set(self.configured))
-
-
-def _message(exc: BaseException) -> str:
-    """A user-facing message: MLWidgetError text as is, anything else only by its type."""
-    if isinstance(exc, MLWidgetError):
-        return str(exc)
-    return f"{type(exc).__name__} (see the server log)"

@@ -1,6 +1,6 @@
 """The MLHandler HTTP API. Handlers stay thin: parse the request, call ``MLModel``, answer.
 
-Every core call runs on the app's worker threads (``MLWidgetApp.run``) so that training and
+Every core call runs on the registry's worker threads (``Registry.run``) so that training and
 large predictions never block the Jupyter server's event loop.
 """
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from mlwidget import MLModel
 
-    from .app import MLWidgetApp
+    from .registry import Registry
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 _loader = tornado.template.Loader(TEMPLATES)
@@ -61,9 +61,9 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
 
     auth_resource = "mlwidget"
 
-    @property
-    def app(self) -> MLWidgetApp:
-        return self.extensionapp  # type: ignore[return-value]
+    def initialize(self, name: str, registry: Registry) -> None:  # type: ignore[override]
+        super().initialize(name)
+        self.registry = registry
 
     async def prepare(self) -> None:
         await super().prepare()  # identifies the user and checks XSRF
@@ -122,7 +122,7 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
 
     async def send_json(self, obj: Any) -> None:
         if isinstance(obj, list) and len(obj) > 1000:  # large predictions: off the event loop
-            text = await self.app.run(dumps, obj)
+            text = await self.registry.run(dumps, obj)
         else:
             text = dumps(obj)
         self.finish(text)
@@ -149,7 +149,7 @@ class ModelListHandler(BaseHandler):
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
-        app = self.app
+        app = self.registry
         patterns = {name: pattern for pattern, name in app.routes}
         models = []
         for name in await app.run(app.model_names):
@@ -157,8 +157,8 @@ class ModelListHandler(BaseHandler):
             entry = {"name": name, "url": url, "openapi": f"{url}?_openapi"}
             if name in patterns:
                 entry["pattern"] = url_path_join(self.base_url, patterns[name].lstrip("/"))
-            if name in app._failed:
-                entry["error"] = app._failed[name]
+            if app.failure(name):
+                entry["error"] = app.failure(name)
             models.append(entry)
         await self.send_json({"models": models})
 
@@ -167,8 +167,10 @@ class ModelListHandler(BaseHandler):
 class ModelHandler(BaseHandler):
     """``{base_url}mlhandler/{name}`` (and a YAML model's own pattern): the MLHandler API."""
 
-    def initialize(self, name: str, model_name: str | None = None) -> None:  # type: ignore[override]
-        super().initialize(name)
+    def initialize(  # type: ignore[override]
+        self, name: str, registry: Registry, model_name: str | None = None
+    ) -> None:
+        super().initialize(name, registry)
         self.model_name = model_name
         self.mlmodel: MLModel | None = None
         self._chunks: list[bytes] = []
@@ -186,7 +188,7 @@ class ModelHandler(BaseHandler):
         await super().prepare()  # authenticates (see BaseHandler), before any body is read
         if self._finished or not self.current_user:
             return
-        limit = self.app.max_body_size
+        limit = self.registry.max_body_size
         length = self.request.headers.get("Content-Length", "")
         if length.isdigit() and int(length) > limit:
             raise PayloadTooLarge(
@@ -202,7 +204,7 @@ class ModelHandler(BaseHandler):
         if self._finished:
             return
         self._received += len(chunk)
-        if self._received > self.app.max_body_size:
+        if self._received > self.registry.max_body_size:
             self._too_large = True
             self._chunks = []
         else:
@@ -211,7 +213,7 @@ class ModelHandler(BaseHandler):
     def body(self) -> bytes:
         if self._too_large:
             raise PayloadTooLarge(
-                f"The request body is over {self.app.max_body_size} bytes, the most this server "
+                f"The request body is over {self.registry.max_body_size} bytes, the most this server "
                 "accepts (MLWidgetApp.max_body_size). Send a smaller file or raise the limit."
             )
         body = b"".join(self._chunks)
@@ -249,7 +251,7 @@ class ModelHandler(BaseHandler):
         }
 
     async def resolve(self, name: str | None) -> MLModel:
-        self.mlmodel = await self.app.get_model(self.model_name or name or "")
+        self.mlmodel = await self.registry.get_model(self.model_name or name or "")
         return self.mlmodel
 
     def api_url(self, name: str) -> str:
@@ -261,7 +263,7 @@ class ModelHandler(BaseHandler):
     async def get(self, name: str | None = None, *_: str) -> None:
         args = self.query_args()
         m = await self.resolve(name)
-        run = self.app.run
+        run = self.registry.run
         fmt = last(args, "_format")
         if "_openapi" in args:
             from .openapi import openapi_document
@@ -295,23 +297,23 @@ class ModelHandler(BaseHandler):
 
     async def send_table(self, df: pd.DataFrame, fmt: str, stem: str) -> None:
         if fmt in ("json", "records"):
-            text = await self.app.run(df.to_json, orient="records", date_format="iso")
+            text = await self.registry.run(df.to_json, orient="records", date_format="iso")
             self.finish(text)
             return
         if fmt not in ("csv", "xlsx", "parquet"):
             raise BadRequest(f"Unknown _format {fmt!r}. Use json, csv, xlsx or parquet.")
         from mlwidget.tables import to_bytes
 
-        data, mime, ext = await self.app.run(to_bytes, df, fmt)
+        data, mime, ext = await self.registry.run(to_bytes, df, fmt)
         self.send_file(data, mime, f"{stem}.{ext.lstrip('.')}")
 
     async def send_predictions(self, m: MLModel, df: pd.DataFrame, fmt: str | None) -> None:
         if fmt in (None, "", "json"):
-            await self.send_json(await self.app.run(m.predict, df))
+            await self.send_json(await self.registry.run(m.predict, df))
             return
         if fmt not in ("records", "csv", "xlsx"):
             raise BadRequest(f"Unknown _format {fmt!r} for predictions. Use records, csv or xlsx.")
-        table = await self.app.run(m.predict_table, df)
+        table = await self.registry.run(m.predict_table, df)
         await self.send_table(table, fmt, f"{m.name}-predictions")
 
     # ------------------------------------------------------------------ POST
@@ -326,7 +328,7 @@ class ModelHandler(BaseHandler):
             )
         m = await self.resolve(name)
         body = self.body()
-        run = self.app.run
+        run = self.registry.run
         df = await run(parse_body, body, self.request.headers.get("Content-Type", ""), args)
         metric = last(args, "_metric") or last(args, "metric") or None
         if action in ("predict", "predict_proba", "score", "append") and df is None:
@@ -377,9 +379,9 @@ class ModelHandler(BaseHandler):
         try:
             m = await self.resolve(name)
         except NotFound:
-            await self.send_json(await self.app.create_model(name, changes))
+            await self.send_json(await self.registry.create_model(name, changes))
             return
-        await self.send_json(await self.app.run(m.configure, changes))
+        await self.send_json(await self.registry.run(m.configure, changes))
 
     # ------------------------------------------------------------------ DELETE
 
@@ -403,7 +405,7 @@ class ModelHandler(BaseHandler):
         # Idempotent, as Gramex: an item already gone is listed as absent, still a 200.
         answer: dict[str, Any] = {"name": m.name, "deleted": [], "absent": []}
         for item in dict.fromkeys(items):
-            done = await self.app.run(m.delete_model if item == "model" else m.delete_data)
+            done = await self.registry.run(m.delete_model if item == "model" else m.delete_data)
             answer["deleted"] += done["deleted"]
             answer["absent"] += done["absent"]
         await self.send_json(answer)
@@ -412,7 +414,7 @@ class ModelHandler(BaseHandler):
 
     async def render_page(self, m: MLModel) -> None:
         self.xsrf_token  # noqa: B018 -- sets the _xsrf cookie the page's scripts send back
-        options = await self.app.run(lambda: dict(m.options))
+        options = await self.registry.run(lambda: dict(m.options))
         template = options.get("template")
         if template:
             await self.render_template_file(m, str(template))
@@ -425,10 +427,10 @@ class ModelHandler(BaseHandler):
         if not os.path.isabs(path):
             path = os.path.join(self.serverapp.root_dir, path)
         try:
-            data = await self.app.run(m.data)
+            data = await self.registry.run(m.data)
         except NotFound:
             data = pd.DataFrame()
-        await self.app.run(lambda: m.pipeline)  # load it off the loop; handler.model reuses it
+        await self.registry.run(lambda: m.pipeline)  # load it off the loop; handler.model reuses it
         try:
             loader = tornado.template.Loader(os.path.dirname(path))
             tmpl = loader.load(os.path.basename(path))
@@ -463,7 +465,7 @@ class ModelHandler(BaseHandler):
                 "estimators": list_estimators(kind) if kind else list_estimators(),
             }
 
-        ctx = await self.app.run(gather)
+        ctx = await self.registry.run(gather)
         kind = ctx["info"].get("kind")
         html = _loader.load("page.html").generate(
             name=m.name,

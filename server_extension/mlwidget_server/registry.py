@@ -1,0 +1,158 @@
+"""The models a server serves: a cache of ``MLModel``s over the store, the worker threads that
+run core calls off the event loop, and the configured models created at startup.
+
+``MLWidgetApp`` builds one registry from its traitlets and hands it to every handler through
+``initialize()``; handlers never reach into the app.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+from mlwidget import MLModel, MLWidgetError, NotFound
+from mlwidget.store import Store, check_name
+
+from .workers import WorkerPool  # daemon threads: a running fit never delays exit
+
+T = TypeVar("T")
+
+
+class Registry:
+    """Models by name, created or opened once per server, and the workers that run them."""
+
+    def __init__(
+        self,
+        store_dir: str,
+        allowed_classes: tuple[str, ...] = (),
+        max_workers: int = 4,
+        max_body_size: int = 256 * 1024 * 1024,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self.store_dir = store_dir
+        self.allowed_classes = tuple(allowed_classes)
+        self.max_body_size = max_body_size
+        self.log = log or logging.getLogger("mlwidget.server")
+        self.executor = WorkerPool(max_workers=max(2, max_workers), thread_name_prefix="mlwidget")
+        self.configured: dict[str, tuple[dict, str | None]] = {}
+        # (pattern, name) for YAML models served at their own URL
+        self.routes: list[tuple[str, str]] = []
+        self._cache: dict[str, MLModel] = {}
+        self._pending: dict[str, Future] = {}
+        self._failed: dict[str, str] = {}
+
+    # ------------------------------------------------------------------ configured models
+
+    def configure_models(self, specs: dict[str, tuple[dict, str | None]]) -> None:
+        """Create (or open) each configured model on the workers; requests for one wait."""
+        self.configured.update(specs)
+        for name, (options, base_dir) in specs.items():
+            self._pending[name] = self.executor.submit(
+                self.create_configured, name, options, base_dir
+            )
+
+    def create_configured(self, name: str, options: dict, base_dir: str | None) -> MLModel:
+        """Create or open a configured model. If it fails, nothing half-made stays in the store
+        (the next start tries again) and the error shows in the listing and ``?_model``."""
+        existed = Store(self.store_dir).exists(name)
+        try:
+            model = MLModel(
+                name,
+                store=self.store_dir,
+                allowed_classes=self.allowed_classes,
+                base_dir=base_dir,
+                **options,
+            )
+        except Exception as exc:
+            self._failed[name] = _message(exc)
+            if not existed:
+                with contextlib.suppress(Exception):
+                    Store(self.store_dir).remove(name)
+                self._failed[name] = getattr(exc, "reason", None) or _message(exc)
+            self.log.error(
+                "mlwidget: model %r from the server config could not be created: %s",
+                name,
+                _message(exc),
+                exc_info=not isinstance(exc, MLWidgetError),
+            )
+            raise
+        self._cache[name] = model
+        self._failed.pop(name, None)
+        return model
+
+    def failure(self, name: str) -> str | None:
+        """Why the configured model ``name`` could not be created, if it could not."""
+        return self._failed.get(name)
+
+    # ------------------------------------------------------------------ for handlers
+
+    async def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Run ``func`` on the worker threads; the event loop keeps serving meanwhile."""
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(func, *args, **kwargs))
+
+    async def get_model(self, name: str) -> MLModel:
+        """The model called ``name``: cached, else opened from the store (NotFound if absent)."""
+        check_name(name)
+        pending = self._pending.get(name)
+        if pending is not None:
+            with contextlib.suppress(Exception):  # reported below if the store has none either
+                await asyncio.wrap_future(pending)
+        model = self._cache.get(name)
+        if model is not None:
+            return model
+        try:
+            model = await self.run(
+                MLModel.open, name, store=self.store_dir, allowed_classes=self.allowed_classes
+            )
+        except NotFound:
+            if name in self._failed:
+                raise NotFound(
+                    f"Model {name!r} could not be created from the server config: "
+                    f"{self._failed[name]} Fix the config and restart the server."
+                ) from None
+            raise
+        return self._cache.setdefault(name, model)
+
+    async def create_model(self, name: str, changes: dict) -> dict:
+        """Create the model ``name`` configured with ``changes`` (a PUT to a new name).
+        If the changes are invalid, nothing is left in the store. Returns its info."""
+        check_name(name)
+
+        def create() -> dict:
+            existed = Store(self.store_dir).exists(name)
+            model = MLModel(name, store=self.store_dir, allowed_classes=self.allowed_classes)
+            try:
+                info = model.configure(changes)
+            except Exception:
+                if not existed:
+                    model.destroy()
+                raise
+            self._cache.setdefault(name, model)
+            return info
+
+        return await self.run(create)
+
+    def model_names(self) -> list[str]:
+        try:
+            names = set(Store(self.store_dir).names())
+        except OSError:
+            names = set()
+        return sorted(names | set(self.configured))
+
+    def shutdown(self) -> None:
+        # Queued work is cancelled; a running fit cannot be interrupted, and is abandoned: the
+        # workers are daemon threads, so the server exits once its own shutdown is done.
+        self.executor.shutdown(wait=False, cancel_futures=True)
+
+
+def _message(exc: BaseException) -> str:
+    """A user-facing message: MLWidgetError text as is, anything else only by its type."""
+    if isinstance(exc, MLWidgetError):
+        return str(exc)
+    return f"{type(exc).__name__} (see the server log)"
