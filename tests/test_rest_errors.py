@@ -150,7 +150,12 @@ CASES = [
         413,
         ["max_body_size"],
     ),
-    ("no authentication", ("GET", {"_model": ""}, None, {"Authorization": ""}), 403, ["token", "Authorization: token", "?token="]),
+    (
+        "no authentication",
+        ("GET", {"_model": ""}, None, {"Authorization": ""}),
+        403,
+        ["token", "Authorization: token", "?token="],
+    ),
     (
         "no authentication for a retrain",
         ("POST", {"_action": "retrain"}, None, {"Authorization": ""}),
