@@ -18,12 +18,11 @@ from typing import Any
 import joblib
 import numpy as np
 import pandas as pd
-import sklearn
 
 from . import estimators as est
-from . import limits, schema
 from . import options as opt
-from .errors import BadRequest, MLWidgetError, NotFound, PayloadTooLarge
+from . import schema, training
+from .errors import BadRequest, MLWidgetError, NotFound
 from .fastpath import FastPredictor, compile_model, jsonable
 from .sources import is_database, is_source, source_warnings
 from .store import Store, check_name
@@ -793,85 +792,9 @@ class MLModel:
                 f"Model {self.name!r} has no model class. Set one first: "
                 "configure(class_='LogisticRegression') (REST: PUT ?_model&class=...)."
             )
-        cls = est.resolve_class(options["class"], self.allowed_classes)
-        kind = est.estimator_kind(cls)
-        estimator = est.make_estimator(cls, options.get("params") or {}, self.allowed_classes)
-        X, y, features, warns = schema.training_frame(table, options, kind)
-        if metric_name:
-            _check_metric(metric_name, kind, y is not None)  # before anything is fitted
-        warns += est.bound_threads(estimator)
-        cats = [f["name"] for f in features if f["kind"] == "category"]
-        nums = [f["name"] for f in features if f["kind"] == "number"]
-        grouped, width_warns = _encoding_width(X, cats, nums)
-        warns += width_warns
-        pipeline = est.build_pipeline(
-            estimator, cats, nums, max_categories=limits.MAX_CATEGORIES if grouped else None
-        )
-        with _warnings.catch_warnings(record=True) as caught:
-            _warnings.simplefilter("always")
-            try:
-                pipeline.fit(X, y) if y is not None else pipeline.fit(X)
-            except MLWidgetError:
-                raise
-            except MemoryError as exc:
-                raise PayloadTooLarge(
-                    f"Training {cls.__name__} needs more memory than this server has ({exc}). "
-                    "Choose smaller parameters (fewer or smaller layers, trees, components) or "
-                    "less data."
-                ) from None
-            except OverflowError as exc:
-                raise BadRequest(
-                    f"Training {cls.__name__} failed: a parameter is too large ({exc}). Use a "
-                    "smaller value."
-                ) from None
-            except (ValueError, TypeError) as exc:
-                raise BadRequest(f"Training {cls.__name__} failed: {exc}") from None
-            except Exception as exc:  # the estimator's own failure on this data or parameters
-                reason = str(exc).splitlines()[0][:200] if str(exc) else ""
-                raise BadRequest(
-                    f"Training {cls.__name__} failed ({type(exc).__name__}: {reason}). This "
-                    "estimator may need input that a table with one target column cannot give "
-                    "(several targets, text, a precomputed matrix); choose another estimator or "
-                    "other parameters."
-                ) from None
-        for w in caught:
-            if issubclass(w.category, UserWarning | RuntimeWarning) or "Convergence" in str(
-                w.category
-            ):
-                text = str(w.message).splitlines()[0][:300]
-                if text not in warns:
-                    warns.append(text)
-        score, metric = None, None
-        try:
-            if y is not None:
-                score = float(pipeline.score(X, y))
-                metric = "accuracy" if kind == "classifier" else "r2"
-            elif hasattr(pipeline, "score"):
-                score = float(pipeline.score(X))
-                metric = "score"
-        except Exception:  # a model that cannot score itself still trains
-            score = None
-        asked = None
-        if metric_name:  # the score asked for, on the training rows: an error commits nothing
-            from sklearn.metrics import get_scorer
-
-            try:
-                asked = float(get_scorer(metric_name)(pipeline, X, y))
-            except (ValueError, TypeError, AttributeError) as exc:
-                raise BadRequest(f"Could not compute {metric_name}: {exc}") from None
-        fitted = {
-            "model": cls.__name__,
-            "params": est.to_jsonable(estimator.get_params(deep=False)),
-            "kind": kind,
-            "trained_at": _now(),
-            "score": score,
-            "metric": metric,
-            "rows": len(X),
-            "target_col": options.get("target_col") if y is not None else None,
-            "target_dtype": str(y.dtype) if y is not None else None,
-            "config": {k: options.get(k) for k in opt.CONFIG_KEYS},
-            "sklearn_version": sklearn.__version__,
-        }
+        result = training.fit(options, table, self.allowed_classes, metric=metric_name)
+        pipeline = result.pipeline
+        fitted = {**result.fitted, "trained_at": _now()}
         if new_data:
             state["data"] = self._write_data(table)
         state["data_rows"] = len(table)
@@ -879,8 +802,8 @@ class MLModel:
         fitted["data"] = state.get("data")
         state["model"] = self._write_model(pipeline)
         state["fitted"] = fitted
-        state["schema"] = features
-        state["warnings"] = list(state.get("created_warnings") or []) + warns
+        state["schema"] = result.features
+        state["warnings"] = list(state.get("created_warnings") or []) + result.warnings
         if options.get("path"):
             _export_copy(pipeline, options["path"])
         self._commit(state)
@@ -888,10 +811,10 @@ class MLModel:
             if self._state.get("model") == state["model"]:
                 self._pipeline, self._pipeline_file = pipeline, state["model"]
         return {
-            "score": score if asked is None else asked,
-            "metric": metric if asked is None else metric_name,
-            "rows": len(X),
-            "model": cls.__name__,
+            "score": result.fitted["score"] if result.asked is None else result.asked,
+            "metric": result.fitted["metric"] if result.asked is None else metric_name,
+            "rows": fitted["rows"],
+            "model": fitted["model"],
             "target_col": fitted["target_col"],
             "warnings": state["warnings"],
         }
@@ -1001,46 +924,6 @@ def _jsonable_params(cls: type, params: dict[str, Any], model: MLModel) -> dict[
             )
         out[key] = safe
     return out
-
-
-def _check_metric(metric: str, kind: str | None, supervised: bool) -> None:
-    from sklearn.metrics import get_scorer_names
-
-    if not supervised:
-        raise BadRequest(
-            f"Expected no metric for an unsupervised model, got {metric!r}; it is scored with "
-            "its own score()."
-        )
-    if metric not in get_scorer_names():
-        raise BadRequest(
-            f"Expected a scikit-learn scorer name such as accuracy, f1_weighted, roc_auc, r2 or "
-            f"neg_mean_absolute_error; got {metric!r}. Nothing was trained or stored."
-        )
-
-
-def _encoding_width(X: pd.DataFrame, cats: list[str], nums: list[str]) -> tuple[bool, list[str]]:
-    """Whether categoricals must be grouped (some has more than ``limits.MAX_CATEGORIES``
-    values), with a warning per grouped column; a 413 if the encoded matrix would still be
-    over ``limits.MAX_MATRIX_CELLS``. Checked before the matrix exists."""
-    cap = limits.MAX_CATEGORIES
-    counts = {c: int(X[c].nunique()) for c in cats}
-    grouped = [c for c, n in counts.items() if n > cap]
-    warns = [
-        f"Column {c!r} has {counts[c]} distinct values: the {cap - 1} most frequent are one-hot "
-        "encoded and the rest are grouped as one infrequent category "
-        "(MLWidgetApp.max_categories)."
-        for c in grouped
-    ]
-    width = len(nums) + sum(min(n, cap) if grouped else n for n in counts.values())
-    cells = width * len(X)
-    if cells > limits.MAX_MATRIX_CELLS:
-        raise PayloadTooLarge(
-            f"Training on {len(X)} rows x {width} encoded columns ({cells:,} cells) is over this "
-            f"server's ceiling of {limits.MAX_MATRIX_CELLS:,} cells "
-            "(MLWidgetApp.max_matrix_cells). Use fewer rows, exclude wide categorical columns, "
-            "or raise the ceiling."
-        )
-    return bool(grouped), warns
 
 
 def _public_options(options: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,163 @@
+"""Training: options and a table in, a fitted pipeline out. No store, no HTTP, no widgets.
+
+``fit`` is pure: it reads nothing but its arguments and writes nothing, so it runs the same in
+the server, a kernel, a worker process or on a Dask cluster; ``MLModel`` commits what it
+returns. Everything that can be checked is checked before the fit starts (the metric, the
+encoded matrix's size), and every failure of the estimator is a clear ``MLWidgetError``.
+"""
+
+from __future__ import annotations
+
+import warnings as _warnings
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import sklearn
+
+from . import estimators as est
+from . import limits, schema
+from . import options as opt
+from .errors import BadRequest, MLWidgetError, PayloadTooLarge
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What a fit produced: the pipeline, the feature schema it expects, the warnings seen,
+    its metadata (``fitted`` in the model info, without ``trained_at``) and the score asked
+    for with ``metric`` (None if none was)."""
+
+    pipeline: Any
+    features: list[dict[str, Any]]
+    warnings: list[str]
+    fitted: dict[str, Any]
+    asked: float | None = None
+
+
+def fit(
+    options: Mapping[str, Any],
+    table: pd.DataFrame,
+    allowed_classes: Iterable[str] = (),
+    metric: str | None = None,
+) -> Fitted:
+    """Fit the estimator ``options`` describe (class, params, target_col, column options) on
+    ``table``; ``metric`` (a scikit-learn scorer name) is scored on the training rows."""
+    allowed_classes = tuple(allowed_classes)
+    cls = est.resolve_class(options["class"], allowed_classes)
+    kind = est.estimator_kind(cls)
+    estimator = est.make_estimator(cls, options.get("params") or {}, allowed_classes)
+    X, y, features, warns = schema.training_frame(table, options, kind)
+    if metric:
+        check_metric(metric, kind, y is not None)  # before anything is fitted
+    warns += est.bound_threads(estimator)
+    cats = [f["name"] for f in features if f["kind"] == "category"]
+    nums = [f["name"] for f in features if f["kind"] == "number"]
+    grouped, width_warns = _encoding_width(X, cats, nums)
+    warns += width_warns
+    pipeline = est.build_pipeline(
+        estimator, cats, nums, max_categories=limits.MAX_CATEGORIES if grouped else None
+    )
+    with _warnings.catch_warnings(record=True) as caught:
+        _warnings.simplefilter("always")
+        try:
+            pipeline.fit(X, y) if y is not None else pipeline.fit(X)
+        except MLWidgetError:
+            raise
+        except MemoryError as exc:
+            raise PayloadTooLarge(
+                f"Training {cls.__name__} needs more memory than this server has ({exc}). "
+                "Choose smaller parameters (fewer or smaller layers, trees, components) or "
+                "less data."
+            ) from None
+        except OverflowError as exc:
+            raise BadRequest(
+                f"Training {cls.__name__} failed: a parameter is too large ({exc}). Use a "
+                "smaller value."
+            ) from None
+        except (ValueError, TypeError) as exc:
+            raise BadRequest(f"Training {cls.__name__} failed: {exc}") from None
+        except Exception as exc:  # the estimator's own failure on this data or parameters
+            reason = str(exc).splitlines()[0][:200] if str(exc) else ""
+            raise BadRequest(
+                f"Training {cls.__name__} failed ({type(exc).__name__}: {reason}). This "
+                "estimator may need input that a table with one target column cannot give "
+                "(several targets, text, a precomputed matrix); choose another estimator or "
+                "other parameters."
+            ) from None
+    for w in caught:
+        if issubclass(w.category, UserWarning | RuntimeWarning) or "Convergence" in str(w.category):
+            text = str(w.message).splitlines()[0][:300]
+            if text not in warns:
+                warns.append(text)
+    score, scored_by = None, None
+    try:
+        if y is not None:
+            score = float(pipeline.score(X, y))
+            scored_by = "accuracy" if kind == "classifier" else "r2"
+        elif hasattr(pipeline, "score"):
+            score = float(pipeline.score(X))
+            scored_by = "score"
+    except Exception:  # a model that cannot score itself still trains
+        score = None
+    asked = None
+    if metric:  # the score asked for, on the training rows: an error commits nothing
+        from sklearn.metrics import get_scorer
+
+        try:
+            asked = float(get_scorer(metric)(pipeline, X, y))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise BadRequest(f"Could not compute {metric}: {exc}") from None
+    fitted = {
+        "model": cls.__name__,
+        "params": est.to_jsonable(estimator.get_params(deep=False)),
+        "kind": kind,
+        "score": score,
+        "metric": scored_by,
+        "rows": len(X),
+        "target_col": options.get("target_col") if y is not None else None,
+        "target_dtype": str(y.dtype) if y is not None else None,
+        "config": {k: options.get(k) for k in opt.CONFIG_KEYS},
+        "sklearn_version": sklearn.__version__,
+    }
+    return Fitted(pipeline, features, warns, fitted, asked)
+
+
+def check_metric(metric: str, kind: str | None, supervised: bool) -> None:
+    from sklearn.metrics import get_scorer_names
+
+    if not supervised:
+        raise BadRequest(
+            f"Expected no metric for an unsupervised model, got {metric!r}; it is scored with "
+            "its own score()."
+        )
+    if metric not in get_scorer_names():
+        raise BadRequest(
+            f"Expected a scikit-learn scorer name such as accuracy, f1_weighted, roc_auc, r2 or "
+            f"neg_mean_absolute_error; got {metric!r}. Nothing was trained or stored."
+        )
+
+
+def _encoding_width(X: pd.DataFrame, cats: list[str], nums: list[str]) -> tuple[bool, list[str]]:
+    """Whether categoricals must be grouped (some has more than ``limits.MAX_CATEGORIES``
+    values), with a warning per grouped column; a 413 if the encoded matrix would still be
+    over ``limits.MAX_MATRIX_CELLS``. Checked before the matrix exists."""
+    cap = limits.MAX_CATEGORIES
+    counts = {c: int(X[c].nunique()) for c in cats}
+    grouped = [c for c, n in counts.items() if n > cap]
+    warns = [
+        f"Column {c!r} has {counts[c]} distinct values: the {cap - 1} most frequent are one-hot "
+        "encoded and the rest are grouped as one infrequent category "
+        "(MLWidgetApp.max_categories)."
+        for c in grouped
+    ]
+    width = len(nums) + sum(min(n, cap) if grouped else n for n in counts.values())
+    cells = width * len(X)
+    if cells > limits.MAX_MATRIX_CELLS:
+        raise PayloadTooLarge(
+            f"Training on {len(X)} rows x {width} encoded columns ({cells:,} cells) is over this "
+            f"server's ceiling of {limits.MAX_MATRIX_CELLS:,} cells "
+            "(MLWidgetApp.max_matrix_cells). Use fewer rows, exclude wide categorical columns, "
+            "or raise the ceiling."
+        )
+    return bool(grouped), warns
