@@ -19,9 +19,9 @@ import joblib
 import numpy as np
 import pandas as pd
 
+from . import describe, schema, training
 from . import estimators as est
 from . import options as opt
-from . import schema, training
 from .errors import BadRequest, MLWidgetError, NotFound
 from .fastpath import FastPredictor, compile_model, jsonable
 from .sources import is_database, is_source, source_warnings
@@ -582,41 +582,7 @@ class MLModel:
 
     def info(self) -> dict[str, Any]:
         """The ``?_model`` answer: configured estimator, fitted one, stale flag, warnings."""
-        state = self._refresh()
-        options = state["options"]
-        name = options.get("class")
-        params: dict[str, Any] = {}
-        kind = None
-        if name:
-            try:
-                cls = est.resolve_class(name, self.allowed_classes)
-                inst = est.make_estimator(cls, options.get("params") or {}, self.allowed_classes)
-                params = est.to_jsonable(inst.get_params(deep=False))
-                kind = est.estimator_kind(cls)
-            except MLWidgetError:
-                params = dict(options.get("params") or {})
-        fitted = state.get("fitted")
-        features = state.get("schema") or []
-        stale_reasons = _stale_reasons(state)
-        path = options.get("path")
-        return {
-            "name": self.name,
-            "model": name,
-            "params": params,
-            "kind": kind or (fitted or {}).get("kind"),
-            "target_col": options.get("target_col"),
-            "features": [f["name"] for f in features],
-            "schema": features,
-            "options": {k: v for k, v in _public_options(options).items()},
-            "rows": int(state.get("data_rows") or 0) if state.get("data") else 0,
-            "fitted": fitted,
-            "stale": bool(stale_reasons),
-            "stale_reasons": stale_reasons,
-            "warnings": list(state.get("warnings") or []),
-            "path": os.path.basename(path) if path else "store",
-            "version": state.get("version"),
-            "predict_path": self._predict_path(),
-        }
+        return describe.info(self.name, self._refresh(), self.allowed_classes, self._predict_path())
 
     def _predict_path(self) -> str | None:
         """What answers a few-row prediction: "fast (<family>)", "pipeline", or None unfitted."""
@@ -630,36 +596,7 @@ class MLModel:
 
     def params_info(self) -> dict[str, Any]:
         """The ``?_params`` answer, as Gramex gives it: options, class + params, fitted attrs."""
-        info = self.info()
-        attrs: dict[str, Any] = {}
-        estimator = self.estimator
-        if estimator is not None:
-            for key, value in vars(estimator).items():
-                if key.endswith("_") and not key.startswith("_"):
-                    if isinstance(value, np.ndarray) and value.size > 10_000:
-                        continue
-                    attrs[key] = est.to_jsonable(value)
-        options = info["options"]
-        # Gramex 1.94.5's opts are its ml_api.TRANSFORMS keys: mlwidget's values under them
-        # (mlwidget always builds a preprocessing pipeline and has no index column), then
-        # mlwidget's own options beside them.
-        opts = {
-            "include": options.get("include") or [],
-            "exclude": options.get("exclude") or [],
-            "dropna": options.get("dropna", True),
-            "drop_duplicates": options.get("deduplicate", True),
-            "pipeline": True,
-            "nums": options.get("nums") or [],
-            "cats": options.get("cats") or [],
-            "target_col": options.get("target_col"),
-            "index_col": None,
-        }
-        opts.update({k: v for k, v in options.items() if k not in opts})
-        return {
-            "opts": opts,
-            "params": {"class": info["model"], "params": info["params"]},
-            "attrs": attrs,
-        }
+        return describe.params_info(self.info(), self.estimator)
 
     def model_bytes(self) -> bytes:
         """The fitted model file's content (joblib), read consistently."""
@@ -924,30 +861,6 @@ def _jsonable_params(cls: type, params: dict[str, Any], model: MLModel) -> dict[
             )
         out[key] = safe
     return out
-
-
-def _public_options(options: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(options)
-    for key in ("path", "template"):
-        if out.get(key):
-            out[key] = os.path.basename(str(out[key]))
-    return out
-
-
-def _stale_reasons(state: Mapping[str, Any]) -> list[str]:
-    fitted = state.get("fitted")
-    if not fitted:
-        return []
-    reasons = []
-    config = fitted.get("config")
-    if config is not None:
-        options = state["options"]
-        changed = [k for k in opt.CONFIG_KEYS if config.get(k) != options.get(k)]
-        if changed:
-            reasons.append(f"changed since training: {', '.join(changed)}")
-    if fitted.get("data") and state.get("data") != fitted.get("data"):
-        reasons.append("the training data changed since training")
-    return reasons
 
 
 def _export_copy(pipeline: Any, path: str) -> None:

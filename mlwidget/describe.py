@@ -1,0 +1,113 @@
+"""What the faces show of a model: the ``?_model`` info and Gramex's ``?_params`` shape,
+built from one committed state (no store access, no loading)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+
+from . import estimators as est
+from . import options as opt
+from .errors import MLWidgetError
+
+
+def info(
+    name: str,
+    state: Mapping[str, Any],
+    allowed_classes: Iterable[str] = (),
+    predict_path: str | None = None,
+) -> dict[str, Any]:
+    """The ``?_model`` answer: configured estimator, fitted one, stale flag, warnings."""
+    options = state["options"]
+    configured = options.get("class")
+    params: dict[str, Any] = {}
+    kind = None
+    if configured:
+        try:
+            cls = est.resolve_class(configured, allowed_classes)
+            inst = est.make_estimator(cls, options.get("params") or {}, allowed_classes)
+            params = est.to_jsonable(inst.get_params(deep=False))
+            kind = est.estimator_kind(cls)
+        except MLWidgetError:
+            params = dict(options.get("params") or {})
+    fitted = state.get("fitted")
+    features = state.get("schema") or []
+    stale_reasons = _stale_reasons(state)
+    path = options.get("path")
+    return {
+        "name": name,
+        "model": configured,
+        "params": params,
+        "kind": kind or (fitted or {}).get("kind"),
+        "target_col": options.get("target_col"),
+        "features": [f["name"] for f in features],
+        "schema": features,
+        "options": {k: v for k, v in _public_options(options).items()},
+        "rows": int(state.get("data_rows") or 0) if state.get("data") else 0,
+        "fitted": fitted,
+        "stale": bool(stale_reasons),
+        "stale_reasons": stale_reasons,
+        "warnings": list(state.get("warnings") or []),
+        "path": os.path.basename(path) if path else "store",
+        "version": state.get("version"),
+        "predict_path": predict_path,
+    }
+
+
+def params_info(info: Mapping[str, Any], estimator: Any) -> dict[str, Any]:
+    """The ``?_params`` answer, as Gramex gives it: options, class + params, fitted attrs."""
+    attrs: dict[str, Any] = {}
+    if estimator is not None:
+        for key, value in vars(estimator).items():
+            if key.endswith("_") and not key.startswith("_"):
+                if isinstance(value, np.ndarray) and value.size > 10_000:
+                    continue
+                attrs[key] = est.to_jsonable(value)
+    options = info["options"]
+    # Gramex 1.94.5's opts are its ml_api.TRANSFORMS keys: mlwidget's values under them
+    # (mlwidget always builds a preprocessing pipeline and has no index column), then
+    # mlwidget's own options beside them.
+    opts = {
+        "include": options.get("include") or [],
+        "exclude": options.get("exclude") or [],
+        "dropna": options.get("dropna", True),
+        "drop_duplicates": options.get("deduplicate", True),
+        "pipeline": True,
+        "nums": options.get("nums") or [],
+        "cats": options.get("cats") or [],
+        "target_col": options.get("target_col"),
+        "index_col": None,
+    }
+    opts.update({k: v for k, v in options.items() if k not in opts})
+    return {
+        "opts": opts,
+        "params": {"class": info["model"], "params": info["params"]},
+        "attrs": attrs,
+    }
+
+
+def _public_options(options: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(options)
+    for key in ("path", "template"):
+        if out.get(key):
+            out[key] = os.path.basename(str(out[key]))
+    return out
+
+
+def _stale_reasons(state: Mapping[str, Any]) -> list[str]:
+    fitted = state.get("fitted")
+    if not fitted:
+        return []
+    reasons = []
+    config = fitted.get("config")
+    if config is not None:
+        options = state["options"]
+        changed = [k for k in opt.CONFIG_KEYS if config.get(k) != options.get(k)]
+        if changed:
+            reasons.append(f"changed since training: {', '.join(changed)}")
+    if fitted.get("data") and state.get("data") != fitted.get("data"):
+        reasons.append("the training data changed since training")
+    return reasons
