@@ -19,6 +19,7 @@ def info(
     state: Mapping[str, Any],
     allowed_classes: Iterable[str] = (),
     predict_path: str | None = None,
+    predict_path_reason: str | None = None,
 ) -> dict[str, Any]:
     """The ``?_model`` answer: configured estimator, fitted one, stale flag, warnings."""
     options = state["options"]
@@ -54,6 +55,7 @@ def info(
         "path": os.path.basename(path) if path else "store",
         "version": state.get("version"),
         "predict_path": predict_path,
+        "predict_path_reason": predict_path_reason,
     }
 
 

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import datetime as _dt
 import os
-import threading
 import warnings as _warnings
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import joblib
 import numpy as np
@@ -23,10 +22,13 @@ from . import describe, schema, training
 from . import estimators as est
 from . import options as opt
 from .errors import BadRequest, MLWidgetError, NotFound
-from .fastpath import FastPredictor, compile_model, jsonable
+from .fastpath import jsonable
+from .snapshot import Snapshot, Snapshots
 from .sources import is_database, is_source, source_warnings
 from .store import Store, check_name
 from .tables import from_query, read_table
+
+T = TypeVar("T")
 
 
 def list_models(store: str | os.PathLike[str] | Store | None = None) -> list[str]:
@@ -68,6 +70,9 @@ class MLModel:
     are estimator hyper-parameters.
     """
 
+    # False: every prediction comes from the pipeline itself (to compare against the fast path)
+    fast_path: bool = True
+
     def __init__(
         self,
         name: str,
@@ -82,14 +87,7 @@ class MLModel:
         self.name = check_name(name)
         self.store = _as_store(store)
         self.allowed_classes = tuple(allowed_classes)
-        self._mutex = threading.RLock()
-        self._sig: Any = None
-        self._state: dict[str, Any] = {}
-        self._pipeline: Any = None
-        self._pipeline_file: str | None = None
-        self._fast: tuple[Any, Any] = (None, None)  # (pipeline, its FastPredictor or None)
-        self._data: pd.DataFrame | None = None
-        self._data_file: str | None = None
+        self._snapshots = Snapshots(self.store, self.name)
         raw = dict(options)
         if model is not None:
             raw["model"] = dict(model)
@@ -97,9 +95,9 @@ class MLModel:
             raw["data"] = data
         if overwrite or not self.store.exists(self.name):
             self._create(raw, base_dir, overwrite)
-            self._refresh()
+            self._snapshot()
         else:
-            self._refresh()
+            self._snapshot()
             if raw:
                 self._warn_unapplied(raw, base_dir)
 
@@ -112,7 +110,7 @@ class MLModel:
             options = opt.clean(options, base_dir)
         except MLWidgetError:
             return
-        stored = self._state.get("options") or {}
+        stored = self._snapshot().options
         differ = []
         if "class" in options and options["class"] is not None:
             given = options.pop("class")
@@ -157,9 +155,11 @@ class MLModel:
         return cls(name, store=st, allowed_classes=allowed_classes)
 
     def __repr__(self) -> str:
-        state = self._state
-        fitted = (state.get("fitted") or {}).get("model") or "not fitted"
-        return f"<MLModel {self.name!r} {self.options.get('class') or '(no class)'} [{fitted}]>"
+        snap = self._snapshots.cached
+        if snap is None:
+            return f"<MLModel {self.name!r}>"
+        fitted = snap.fitted.get("model") or "not fitted"
+        return f"<MLModel {self.name!r} {snap.options.get('class') or '(no class)'} [{fitted}]>"
 
     # -----------------------------------------------------------------------------------------
     # state
@@ -213,11 +213,10 @@ class MLModel:
                 state["fitted"] = _fitted_meta_for_import(imported, merged)
                 state["schema"] = schema.schema_from_estimator(imported)
             self.store.commit(self.name, state)
-            self._sig = None
+            self._snapshots.invalidate()
             if table is not None and merged["class"] is not None and imported is None:
-                self._refresh()
                 try:
-                    self._train_locked(self._state, table)
+                    self._train_locked(self._locked_state(), table)
                 except MLWidgetError as exc:
                     error = type(exc)(
                         f"{exc} The model {self.name!r} was saved untrained: fix it with "
@@ -226,64 +225,13 @@ class MLModel:
                     error.reason = str(exc)  # without the advice (the server removes it)
                     raise error from None
 
-    def _refresh(self) -> dict[str, Any]:
-        """Reload the state if another process (or thread) committed since we last looked."""
-        with self._mutex:
-            sig = self.store.signature(self.name)
-            if sig is not None and sig == self._sig:
-                return self._state
-            state, sig = self.store.read_state(self.name)
-            if state is None:
-                raise NotFound(
-                    f"Model {self.name!r} no longer exists in the store. Create it again with "
-                    "MLModel(name, data=..., class_=...)."
-                )
-            self._state, self._sig = state, sig
-            if state.get("model") != self._pipeline_file:
-                self._pipeline, self._pipeline_file = None, None
-            if state.get("data") != self._data_file:
-                self._data, self._data_file = None, None
-            return state
+    def _snapshot(self) -> Snapshot:
+        """The latest committed state (a stat when nothing changed; see snapshot.py)."""
+        return self._snapshots.current()
 
-    def _load_pipeline(self) -> Any:
-        for _ in range(5):
-            state = self._refresh()
-            filename = state.get("model")
-            if not filename:
-                return None
-            with self._mutex:
-                if self._pipeline_file == filename and self._pipeline is not None:
-                    return self._pipeline
-            try:
-                pipeline = joblib.load(self.store.dir(self.name) / filename)
-            except FileNotFoundError:
-                self._sig = None  # superseded while we read: look again
-                continue
-            with self._mutex:
-                if self._state.get("model") == filename:
-                    self._pipeline, self._pipeline_file = pipeline, filename
-            return pipeline
-        raise MLWidgetError(f"Model {self.name!r} keeps changing; try again.", status=409)
-
-    def _load_data(self) -> pd.DataFrame | None:
-        for _ in range(5):
-            state = self._refresh()
-            filename = state.get("data")
-            if not filename:
-                return None
-            with self._mutex:
-                if self._data_file == filename and self._data is not None:
-                    return self._data
-            try:
-                frame = pd.read_pickle(self.store.dir(self.name) / filename)
-            except FileNotFoundError:
-                self._sig = None
-                continue
-            with self._mutex:
-                if self._state.get("data") == filename:
-                    self._data, self._data_file = frame, filename
-            return frame
-        raise MLWidgetError(f"Model {self.name!r} keeps changing; try again.", status=409)
+    def _read(self, operation: Callable[[Snapshot], T]) -> T:
+        """``operation`` on one snapshot, retried on a newer one if its files were replaced."""
+        return self._snapshots.read(operation)
 
     def _write_data(self, frame: pd.DataFrame) -> str:
         frame = frame.reset_index(drop=True)
@@ -294,11 +242,15 @@ class MLModel:
             self.name, "model", ".joblib", lambda tmp: joblib.dump(pipeline, tmp)
         )
 
-    def _commit(self, state: dict[str, Any]) -> None:
+    def _commit(self, state: dict[str, Any], pipeline: Any = None) -> None:
+        """Commit ``state`` (with the lock held); ``pipeline`` is the one it names, just fitted
+        here, so the next snapshot need not load it again."""
         self.store.commit(self.name, state)
-        with self._mutex:
-            self._sig = None
-        self._refresh()
+        self._snapshots.invalidate()
+        if pipeline is not None:
+            snap = self._snapshot()
+            if snap.state.get("model") == state.get("model"):
+                snap.adopt(pipeline)
 
     def _locked_state(self) -> dict[str, Any]:
         """The latest committed state, read while holding the lock (for read-modify-write)."""
@@ -313,7 +265,7 @@ class MLModel:
     @property
     def options(self) -> dict[str, Any]:
         """The stored (staged) options."""
-        return dict(self._refresh()["options"])
+        return self._snapshot().options
 
     @property
     def target_col(self) -> str | None:
@@ -321,36 +273,32 @@ class MLModel:
 
     @property
     def kind(self) -> str | None:
-        name = self.options.get("class") or (self._refresh().get("fitted") or {}).get("model")
+        snap = self._snapshot()
+        name = snap.options.get("class") or snap.fitted.get("model")
         if not name:
             return None
         try:
             return est.estimator_kind(est.resolve_class(name, self.allowed_classes))
         except MLWidgetError:
-            return (self._refresh().get("fitted") or {}).get("kind")
+            return snap.fitted.get("kind")
 
     @property
     def pipeline(self) -> Any:
         """The fitted scikit-learn pipeline (or the model brought in), or None."""
-        return self._load_pipeline()
+        return self._read(Snapshot.pipeline)
 
     @property
     def estimator(self) -> Any:
-        pipeline = self._load_pipeline()
-        if pipeline is None:
-            return None
-        steps = getattr(pipeline, "steps", None)
-        return steps[-1][1] if steps else pipeline
+        return _final_step(self.pipeline)
 
     @property
     def features(self) -> list[dict[str, Any]]:
         """The feature schema the fitted model expects (names, kinds, categories, defaults)."""
-        return [dict(f) for f in self._refresh().get("schema") or []]
+        return [dict(f) for f in self._snapshot().schema]
 
     @property
     def path(self) -> Path | None:
-        filename = self._refresh().get("model")
-        return self.store.dir(self.name) / filename if filename else None
+        return self._snapshot().model_file
 
     # -----------------------------------------------------------------------------------------
     # reading
@@ -359,9 +307,9 @@ class MLModel:
         """The stored training data: every row as loaded and appended. After delete_data(), an
         empty table with the stored columns (and dtypes); NotFound only for a model that never
         had training data."""
-        frame = self._load_data()
+        snap, frame = self._read(lambda snap: (snap, snap.data()))
         if frame is None:
-            empty = self._emptied_data()
+            empty = _emptied_data(snap.state)
             if empty is None:
                 raise NotFound(
                     f"Model {self.name!r} has no training data. Add some with append() or "
@@ -370,63 +318,24 @@ class MLModel:
             return empty
         return frame.copy()
 
-    def _emptied_data(self) -> pd.DataFrame | None:
-        """The empty table left by delete_data(): the stored columns, typed as they were (None
-        when the model never had training data)."""
-        state = self._refresh()
-        columns = state.get("data_columns")
-        if columns is None:
-            return None
-        dtypes = state.get("data_dtypes") or {}
+    def _fast(self, snap: Snapshot) -> Any:
+        """The snapshot's compiled few-row predictor, unless ``fast_path`` is off."""
+        return snap.fast() if self.fast_path else None
 
-        def typed(column: str) -> pd.Series:
-            try:
-                return pd.Series(dtype=pd.api.types.pandas_dtype(dtypes.get(column, object)))
-            except (TypeError, ValueError):
-                return pd.Series(dtype=object)
+    def _fast_predictor(self) -> Any:
+        return self._read(self._fast)
 
-        frame = pd.DataFrame({i: typed(c) for i, c in enumerate(columns)})
-        frame.columns = list(columns)
-        return frame
+    def _features_frame(self, table: Any) -> pd.DataFrame:
+        return self._read(lambda snap: _features_frame(snap, table))
 
-    def _require_pipeline(self) -> Any:
-        pipeline = self._load_pipeline()
+    def _require_pipeline(self, snap: Snapshot) -> Any:
+        pipeline = snap.pipeline()
         if pipeline is None:
             raise NotFound(
                 f"Model {self.name!r} has no fitted estimator. Train it with retrain() "
                 "(REST: POST ?_action=retrain)."
             )
         return pipeline
-
-    def _features_frame(self, table: Any) -> pd.DataFrame:
-        """The input rows as the fitted model expects them: typed, ordered, by name."""
-        frame = read_table(table)
-        features = self._refresh().get("schema")
-        if not features:
-            return frame
-        names = [f["name"] for f in features]
-        missing = [n for n in names if n not in frame.columns]
-        if missing:
-            raise BadRequest(
-                f"Expected the feature column(s) {', '.join(map(repr, missing))}, which the "
-                f"model was trained on; got columns {', '.join(map(repr, map(str, frame.columns)))}. "
-                "Add them (an empty value is imputed)."
-            )
-        return schema.cast(frame[names].reset_index(drop=True), features)
-
-    def _fast_predictor(self) -> FastPredictor | None:
-        """The compiled few-row predictor of the loaded pipeline (None: the pipeline answers).
-        Compiled once per loaded pipeline, so it follows the model file like the pipeline."""
-        pipeline = self._load_pipeline()
-        if pipeline is None:
-            return None
-        cached_for, fast = self._fast
-        if cached_for is not pipeline:
-            state = self._refresh()
-            kind = (state.get("fitted") or {}).get("kind")
-            fast = compile_model(pipeline, state.get("schema"), kind)
-            self._fast = (pipeline, fast)
-        return fast
 
     def predict_query(self, args: Mapping[str, list[str]], fast_only: bool = False) -> Any:
         """Predictions for a GET query ``{column: [values]}`` (repeated keys give rows): the
@@ -440,30 +349,32 @@ class MLModel:
         worker thread when it gets None."""
         if fast_only:
             try:
-                state = self._refresh()
+                fast = self._snapshot().loaded_fast() if self.fast_path else None
             except MLWidgetError:
                 return None
-            with self._mutex:
-                loaded = self._pipeline if self._pipeline_file == state.get("model") else None
-                cached_for, fast = self._fast
-            if loaded is None or cached_for is not loaded or fast is None:
-                return None
-            return fast.predict(query=args)
-        fast = self._fast_predictor()
-        out = fast.predict(query=args) if fast is not None else None
-        return out if out is not None else self.predict(from_query(args))
+            return None if fast is None else fast.predict(query=args)
+
+        def answer(snap: Snapshot) -> Any:
+            fast = self._fast(snap)
+            out = fast.predict(query=args) if fast is not None else None
+            return out if out is not None else self._predict(snap, from_query(args))
+
+        return self._read(answer)
 
     def predict(self, data: Any) -> list[Any]:
         """One prediction per input row, in input order."""
-        pipeline = self._require_pipeline()
-        fast = self._fast_predictor()
+        return self._read(lambda snap: self._predict(snap, data))
+
+    def _predict(self, snap: Snapshot, data: Any) -> list[Any]:
+        pipeline = self._require_pipeline(snap)
+        fast = self._fast(snap)
         out = fast.predict(data) if fast is not None else None
         if out is not None:
             return out
-        frame = self._features_frame(data)
+        frame = _features_frame(snap, data)
         if frame.empty:
             return []
-        kind = (self._refresh().get("fitted") or {}).get("kind")
+        kind = snap.fitted.get("kind")
         out = fast.predict_frame(frame) if fast is not None else None  # bulk: no ColumnTransformer
         if out is not None:
             return jsonable(out)
@@ -482,17 +393,20 @@ class MLModel:
 
     def predict_proba(self, data: Any) -> list[dict[Any, float]]:
         """Class probabilities for each row, as ``{class: probability}``."""
-        pipeline = self._require_pipeline()
+        return self._read(lambda snap: self._predict_proba(snap, data))
+
+    def _predict_proba(self, snap: Snapshot, data: Any) -> list[dict[Any, float]]:
+        pipeline = self._require_pipeline(snap)
         if not hasattr(pipeline, "predict_proba"):
             raise BadRequest(
-                f"{type(self.estimator).__name__} does not give probabilities. Use "
+                f"{type(_final_step(pipeline)).__name__} does not give probabilities. Use "
                 "predict, or a classifier with predict_proba (SGDClassifier needs loss=log_loss)."
             )
-        fast = self._fast_predictor()
+        fast = self._fast(snap)
         out = fast.predict_proba(data) if fast is not None else None
         if out is not None:
             return out
-        frame = self._features_frame(data)
+        frame = _features_frame(snap, data)
         if frame.empty:
             return []
         try:
@@ -511,50 +425,40 @@ class MLModel:
         the model reads them (``Age=22`` -> ``22.0``), as Gramex does; values already typed
         (JSON numbers, CSV columns) and columns that are not features stay as given."""
         frame = read_table(data)
-        preds = self.predict(frame)
-        column = self.target_col or (self._refresh().get("fitted") or {}).get("target_col")
-        out = self._typed_echo(frame)
-        if preds and isinstance(preds[0], list):
-            for i in range(len(preds[0])):
-                out[f"component_{i}"] = [row[i] for row in preds]
-        else:
-            out[column or "prediction"] = preds
-        return out
 
-    def _typed_echo(self, frame: pd.DataFrame) -> pd.DataFrame:
-        """A copy of ``frame`` whose text feature columns are cast by the model's schema."""
-        out = frame.copy()
-        if not out.columns.is_unique:
+        def table(snap: Snapshot) -> pd.DataFrame:
+            preds = self._predict(snap, frame)
+            column = snap.options.get("target_col") or snap.fitted.get("target_col")
+            out = _typed_echo(snap, frame)
+            if preds and isinstance(preds[0], list):
+                for i in range(len(preds[0])):
+                    out[f"component_{i}"] = [row[i] for row in preds]
+            else:
+                out[column or "prediction"] = preds
             return out
-        text = [
-            f
-            for f in self._refresh().get("schema") or []
-            if f["name"] in out.columns
-            and (out[f["name"]].dtype == object or isinstance(out[f["name"]].dtype, pd.StringDtype))
-        ]
-        if text:
-            typed = schema.cast(out[[f["name"] for f in text]], text)
-            for f in text:
-                out[f["name"]] = typed[f["name"]]
-        return out
+
+        return self._read(table)
 
     def score(self, data: Any, metric: str | None = None) -> dict[str, Any]:
         """Score the rows against their target column with any scikit-learn scorer name."""
+        frame = read_table(data)
+        return self._read(lambda snap: self._score(snap, frame, metric))
+
+    def _score(self, snap: Snapshot, frame: pd.DataFrame, metric: str | None) -> dict[str, Any]:
         from sklearn.metrics import get_scorer, get_scorer_names
 
-        pipeline = self._require_pipeline()
-        fitted = self._refresh().get("fitted") or {}
-        target = fitted.get("target_col") or self.target_col
-        frame = read_table(data)
+        pipeline = self._require_pipeline(snap)
+        fitted = snap.fitted
+        target = fitted.get("target_col") or snap.options.get("target_col")
         if fitted.get("kind") in ("clusterer", "transformer") or not target:
-            X = self._features_frame(frame)
+            X = _features_frame(snap, frame)
             if metric:
                 raise BadRequest(
                     f"Expected no metric for an unsupervised model, got {metric!r}; it is scored "
                     "with its own score()."
                 )
             if not hasattr(pipeline, "score"):
-                raise BadRequest(f"{type(self.estimator).__name__} cannot be scored.")
+                raise BadRequest(f"{type(_final_step(pipeline)).__name__} cannot be scored.")
             return {"score": float(pipeline.score(X)), "metric": "score"}
         if target not in frame.columns:
             raise BadRequest(
@@ -562,7 +466,7 @@ class MLModel:
                 f"columns {', '.join(map(repr, map(str, frame.columns)))}. Include it."
             )
         frame = frame[frame[target].notna()]
-        X = self._features_frame(frame)
+        X = _features_frame(snap, frame)
         y = frame[target].reset_index(drop=True)
         y = schema.cast_target(y, fitted.get("target_dtype"))
         metric = metric or ("accuracy" if fitted.get("kind") == "classifier" else "r2")
@@ -582,34 +486,29 @@ class MLModel:
 
     def info(self) -> dict[str, Any]:
         """The ``?_model`` answer: configured estimator, fitted one, stale flag, warnings."""
-        return describe.info(self.name, self._refresh(), self.allowed_classes, self._predict_path())
-
-    def _predict_path(self) -> str | None:
-        """What answers a few-row prediction: "fast (<family>)", "pipeline", or None unfitted."""
-        try:
-            fast = self._fast_predictor()
-        except Exception:  # a model file that cannot load: info() still answers
-            return None
-        if fast is not None:
-            return fast.label
-        return "pipeline" if self._pipeline is not None else None
+        return self._read(
+            lambda snap: _info(self, snap)
+        )
 
     def params_info(self) -> dict[str, Any]:
         """The ``?_params`` answer, as Gramex gives it: options, class + params, fitted attrs."""
-        return describe.params_info(self.info(), self.estimator)
+
+        def answer(snap: Snapshot) -> dict[str, Any]:
+            info = _info(self, snap)
+            return describe.params_info(info, _final_step(snap.pipeline()))
+
+        return self._read(answer)
 
     def model_bytes(self) -> bytes:
         """The fitted model file's content (joblib), read consistently."""
-        for _ in range(5):
-            path = self.path
-            if path is None:
-                break
-            try:
-                return path.read_bytes()
-            except FileNotFoundError:
-                self._sig = None
-        self._require_pipeline()
-        raise MLWidgetError(f"Model {self.name!r} keeps changing; try again.", status=409)
+
+        def content(snap: Snapshot) -> bytes:
+            data = snap.model_bytes()
+            if data is None:
+                self._require_pipeline(snap)
+            return data
+
+        return self._read(content)
 
     def download(self, dest: str | os.PathLike[str] | None = None) -> Path:
         """Copy the fitted model file (joblib) to ``dest`` (default ``./<name>.joblib``)."""
@@ -705,8 +604,7 @@ class MLModel:
             if target_col:
                 state["options"] = {**state["options"], "target_col": str(target_col)}
             if table is None:
-                self._sig = None
-                table = self._load_data()
+                table = self._read(Snapshot.data)
                 if table is None:
                     raise NotFound(
                         f"Model {self.name!r} has no training data. Retrain with data "
@@ -743,10 +641,7 @@ class MLModel:
         state["warnings"] = list(state.get("created_warnings") or []) + result.warnings
         if options.get("path"):
             _export_copy(pipeline, options["path"])
-        self._commit(state)
-        with self._mutex:
-            if self._state.get("model") == state["model"]:
-                self._pipeline, self._pipeline_file = pipeline, state["model"]
+        self._commit(state, pipeline)
         return {
             "score": result.fitted["score"] if result.asked is None else result.asked,
             "metric": result.fitted["metric"] if result.asked is None else metric_name,
@@ -763,8 +658,7 @@ class MLModel:
             raise BadRequest("Expected rows to append, got an empty table.")
         with self.store.lock(self.name):
             state = self._locked_state()
-            self._sig = None
-            current = self._load_data()
+            current = self._read(Snapshot.data)
             if current is None:
                 combined = table.reset_index(drop=True)
             else:
@@ -813,8 +707,7 @@ class MLModel:
             state = self._locked_state()
             if not state.get("data"):
                 return self._delete_answer("cache", done=False)
-            self._sig = None
-            frame = self._load_data()
+            frame = self._read(Snapshot.data)
             if frame is not None:  # what data() shows from now on: the columns, no rows
                 state["data_columns"] = [str(c) for c in frame.columns]
                 state["data_dtypes"] = {str(c): str(t) for c, t in frame.dtypes.items()}
@@ -832,12 +725,87 @@ class MLModel:
     def destroy(self) -> None:
         """Remove the model from the store entirely (options, data and fitted model)."""
         self.store.remove(self.name)
-        with self._mutex:
-            self._sig, self._pipeline, self._data = None, None, None
+        self._snapshots.invalidate()
 
 
 # ---------------------------------------------------------------------------------------------
 # helpers
+
+
+def _final_step(pipeline: Any) -> Any:
+    """The estimator at the end of a pipeline (or the model itself, or None)."""
+    steps = getattr(pipeline, "steps", None)
+    return steps[-1][1] if steps else pipeline
+
+
+def _info(model: MLModel, snap: Snapshot) -> dict[str, Any]:
+    path = _predict_path(snap)  # compiles the fast path (and learns why it declines)
+    return describe.info(model.name, snap.state, model.allowed_classes, path, snap.fast_reason)
+
+
+def _predict_path(snap: Snapshot) -> str | None:
+    """What answers a few-row prediction: "fast (<family>)", "pipeline", or None unfitted."""
+    try:
+        fast = snap.fast()
+    except Exception:  # a model file that cannot load: info() still answers
+        return None
+    if fast is not None:
+        return fast.label
+    return "pipeline" if snap.loaded_pipeline() is not None else None
+
+
+def _features_frame(snap: Snapshot, table: Any) -> pd.DataFrame:
+    """The input rows as the fitted model expects them: typed, ordered, by name."""
+    frame = read_table(table)
+    features = snap.schema
+    if not features:
+        return frame
+    names = [f["name"] for f in features]
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise BadRequest(
+            f"Expected the feature column(s) {', '.join(map(repr, missing))}, which the "
+            f"model was trained on; got columns {', '.join(map(repr, map(str, frame.columns)))}. "
+            "Add them (an empty value is imputed)."
+        )
+    return schema.cast(frame[names].reset_index(drop=True), features)
+
+
+def _typed_echo(snap: Snapshot, frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text feature columns are cast by the model's schema."""
+    out = frame.copy()
+    if not out.columns.is_unique:
+        return out
+    text = [
+        f
+        for f in snap.schema
+        if f["name"] in out.columns
+        and (out[f["name"]].dtype == object or isinstance(out[f["name"]].dtype, pd.StringDtype))
+    ]
+    if text:
+        typed = schema.cast(out[[f["name"] for f in text]], text)
+        for f in text:
+            out[f["name"]] = typed[f["name"]]
+    return out
+
+
+def _emptied_data(state: Mapping[str, Any]) -> pd.DataFrame | None:
+    """The empty table left by delete_data(): the stored columns, typed as they were (None
+    when the model never had training data)."""
+    columns = state.get("data_columns")
+    if columns is None:
+        return None
+    dtypes = state.get("data_dtypes") or {}
+
+    def typed(column: str) -> pd.Series:
+        try:
+            return pd.Series(dtype=pd.api.types.pandas_dtype(dtypes.get(column, object)))
+        except (TypeError, ValueError):
+            return pd.Series(dtype=object)
+
+    frame = pd.DataFrame({i: typed(c) for i, c in enumerate(columns)})
+    frame.columns = list(columns)
+    return frame
 
 
 def _class_name(cls: type) -> str:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import GUIDE_PASSENGER
+from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
 
 from mlwidget import BadRequest, MLModel
 from mlwidget.fastpath import MAX_ROWS, compile_model
@@ -227,7 +227,7 @@ TREE_CASES = [c for c in CASES if c[3] in ("forest", "tree", "gradient boosting"
 @pytest.mark.parametrize("case", TREE_CASES, ids=_id)
 def test_numpy_tree_walk_equals_pipeline(case, titanic, store_dir, monkeypatch):
     """Ensembles too large for generated code are walked with numpy: same answers."""
-    import mlwidget.fastpath as fp
+    import mlwidget.fastpath.trees as fp
 
     monkeypatch.setattr(fp, "CODEGEN_MAX_NODES", 0)
     cls, params, options, family = case
@@ -427,7 +427,6 @@ def test_large_json_records_parse_in_columns(titanic):
     [
         {"When": "2020-01-01"},  # pyarrow would read a date
         {"Big": 12345678901234567890},  # beyond int64: json keeps it exact
-        {"Nested": {"a": 1}},
         {"Flag": True},  # with gaps below: NaN vs None
         {"Mixed": "x"},  # a string in a numeric column below
         {"Text": 'a},{"b": 1'},  # a separator inside a string
@@ -448,6 +447,23 @@ def test_large_json_that_only_json_reads_alike(extra, titanic):
     body = json.dumps(records).encode()
     assert _json_records_columnar(body) is None
     pd.testing.assert_frame_equal(read_table(body), _json_path(body))
+
+
+def test_large_json_with_nested_values_is_a_clear_400(titanic):
+    """Tables hold one value per cell: a nested object is refused, naming its column."""
+    import json
+
+    from mlwidget import BadRequest
+    from mlwidget.tables import _json_records_columnar, read_table
+
+    records = [
+        {k: v for k, v in r.items() if v == v} for r in _big_records(titanic).to_dict("records")
+    ]
+    records[0]["Nested"] = {"a": 1}
+    body = json.dumps(records).encode()
+    assert _json_records_columnar(body) is None
+    with pytest.raises(BadRequest, match="Nested"):
+        read_table(body)
 
 
 def test_predict_query_fast_only_answers_from_memory_or_not_at_all(titanic, store_dir):
@@ -474,7 +490,7 @@ def test_predict_query_fast_only_answers_from_memory_or_not_at_all(titanic, stor
 
 
 def test_very_large_ensembles_use_the_estimators_own_predict(titanic, store_dir, monkeypatch):
-    import mlwidget.fastpath as fp
+    import mlwidget.fastpath.trees as fp
 
     monkeypatch.setattr(fp, "WALK_MAX_NODES", 10)
     m = _model(titanic, store_dir, cls="RandomForestClassifier", n_estimators=5, random_state=0)
@@ -504,3 +520,115 @@ def test_infinite_category_values_are_left_to_the_pipeline(cats, titanic, store_
     else:
         assert m.predict(rows) == want
         assert m.predict(row) == want[:1]
+
+
+# ---------------------------------------------------------------------------------------------
+# why a pipeline is not compiled
+
+
+def _compile(m: MLModel, pipeline=None) -> tuple[object, list[str]]:
+    reasons: list[str] = []
+    kind = m.info()["fitted"]["kind"]
+    fast = compile_model(
+        pipeline if pipeline is not None else m.pipeline, m.features, kind, reasons
+    )
+    return fast, reasons
+
+
+OWN = "has no compiled form: its own predict is used"
+
+
+@pytest.mark.parametrize(
+    "cls, params, reason",
+    [
+        ("LogisticRegression", {}, None),
+        ("RandomForestClassifier", {"n_estimators": 3, "random_state": 0}, None),
+        ("KNeighborsClassifier", {}, f"estimator family KNeighborsClassifier {OWN}"),
+        ("SVC", {"random_state": 0}, f"estimator family SVC {OWN}"),
+    ],
+)
+def test_compiled_or_own_predict_says_why(cls, params, reason, titanic, store_dir):
+    m = _model(titanic, store_dir, cls=cls, **params)
+    fast, reasons = _compile(m)
+    assert fast is not None and fast.reason == reason
+    assert reasons == ([] if reason is None else [reason])
+
+
+def test_declined_pipelines_say_why(titanic, store_dir):
+    from sklearn.linear_model import LogisticRegression
+
+    from mlwidget.estimators import build_pipeline
+
+    m = _model(titanic, store_dir)
+    cats = [f["name"] for f in m.features if f["kind"] == "category"]
+    nums = [f["name"] for f in m.features if f["kind"] == "number"]
+    grouped = build_pipeline(LogisticRegression(), cats, nums, max_categories=2)
+    grouped.fit(m._features_frame(titanic), titanic["Survived"])
+    assert _compile(m, grouped) == (None, ["OneHotEncoder with infrequent categories"])
+    assert _compile(m, m.pipeline.steps[1][1])[1] == [
+        "LogisticRegression is not a two-step Pipeline (columns, estimator)"
+    ]
+    reasons: list[str] = []
+    assert compile_model(m.pipeline, m.features, "transformer", reasons) is None
+    assert reasons == ["kind 'transformer': only classifiers and regressors have a fast path"]
+    assert compile_model(None, m.features, "classifier", reasons) is None
+    assert reasons[-1] == "no fitted pipeline"
+    assert compile_model(m.pipeline, m.features, "classifier") is not None  # reasons optional
+
+
+def test_a_missing_private_attribute_declines_with_the_scikit_learn_version(titanic, store_dir):
+    import copy
+
+    m = _model(titanic, store_dir, cls="GradientBoostingClassifier", n_estimators=5)
+    pipeline = copy.deepcopy(m.pipeline)
+    del pipeline.steps[1][1]._loss  # a fitted private attribute the compiler reads
+    assert _compile(m, pipeline) == (
+        None,
+        [
+            "scikit-learn private attribute _loss missing: this scikit-learn version is not "
+            "supported by the fast path"
+        ],
+    )
+
+
+def test_very_large_ensembles_say_why_their_own_predict_answers(titanic, store_dir, monkeypatch):
+    import mlwidget.fastpath.trees as fp
+
+    monkeypatch.setattr(fp, "WALK_MAX_NODES", 10)
+    m = _model(titanic, store_dir, cls="RandomForestClassifier", n_estimators=5, random_state=0)
+    fast, reasons = _compile(m)
+    nodes = sum(t.tree_.node_count for t in m.estimator.estimators_)
+    assert reasons == [
+        f"RandomForestClassifier: {nodes:,} tree nodes, more than the 10 copied into arrays "
+        "(WALK_MAX_NODES): its own predict is used"
+    ]
+    assert fast.reason == reasons[0] and fast.label == "fast (RandomForestClassifier.predict)"
+
+
+def test_unexpected_compile_errors_are_logged_and_reported(titanic, store_dir, caplog):
+    import copy
+    import logging
+
+    m = _model(titanic, store_dir)
+    pipeline = copy.deepcopy(m.pipeline)
+    del pipeline.steps[1][1].coef_  # read by the linear family: an AttributeError, unforeseen
+    with caplog.at_level(logging.WARNING, logger="mlwidget.fastpath"):
+        fast, reasons = _compile(m, pipeline)
+    assert fast is None
+    assert reasons == [
+        "compilation failed: AttributeError: 'LogisticRegression' object has no attribute 'coef_'"
+    ]
+    (record,) = [r for r in caplog.records if r.name == "mlwidget.fastpath"]
+    assert record.levelno == logging.WARNING
+    assert reasons[0] in record.getMessage() and record.exc_info[0] is AttributeError
+    assert m.predict(GUIDE_PASSENGER) == [0]  # the model's own pipeline is untouched
+
+
+def test_model_info_says_why_the_fast_path_does_not_answer(titanic, store_dir):
+    m = MLModel("knn", data=titanic, class_="KNeighborsClassifier", store=store_dir,
+                **{k: v for k, v in GUIDE_OPTIONS.items() if k != "class"})  # fmt: skip
+    info = m.info()
+    assert info["predict_path"].startswith(("fast", "pipeline"))
+    assert "KNeighborsClassifier" in info["predict_path_reason"]
+    guide = MLModel("lr", data=titanic, store=store_dir, **GUIDE_OPTIONS)
+    assert guide.info()["predict_path_reason"] is None

@@ -291,7 +291,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[MLModel,
     for name, options in MODELS.items():
         MLModel(name, data=str(TITANIC), store=store, **{**GUIDE_OPTIONS, **options})
         reference = MLModel.open(name, store=store)
-        reference._fast_predictor = lambda: None  # type: ignore[method-assign]
+        reference.fast_path = False
         out[name] = (MLModel.open(name, store=store), reference)
     return out
 
