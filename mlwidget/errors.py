@@ -47,6 +47,11 @@ class Conflict(MLWidgetError):
     status = 409
 
 
+class Busy(Conflict):
+    """The model's lock is held by another change and the caller chose not to wait (409).
+    Raised before anything is changed, so the same call can simply be tried again."""
+
+
 class PayloadTooLarge(MLWidgetError):
     """The request body is over the configured limit (413)."""
 
@@ -65,6 +70,7 @@ __all__ = [
     "Forbidden",
     "NotFound",
     "Conflict",
+    "Busy",
     "PayloadTooLarge",
     "UnsupportedFormat",
 ]

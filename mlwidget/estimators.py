@@ -200,7 +200,7 @@ def make_estimator(cls: type, params: dict[str, Any], allowed: Iterable[str] = (
             "given from Python), or choose another estimator."
         ) from None
     validate = getattr(est, "_validate_params", None)
-    if callable(validate):
+    if callable(validate) and hasattr(cls, "_parameter_constraints"):
         try:
             validate()
         except (ValueError, TypeError) as exc:

@@ -25,7 +25,7 @@ from .errors import BadRequest, MLWidgetError, NotFound
 from .fastpath import jsonable
 from .snapshot import Snapshot, Snapshots
 from .sources import is_database, is_source, source_warnings
-from .store import Store, check_name
+from .store import LOCK_TIMEOUT, Store, check_name
 from .tables import from_query, read_table
 
 T = TypeVar("T")
@@ -72,6 +72,10 @@ class MLModel:
 
     # False: every prediction comes from the pipeline itself (to compare against the fast path)
     fast_path: bool = True
+    # Seconds a write waits for another process's (or thread's) change to the model to finish
+    # before it raises Busy (409). The server uses 0 and waits on its event loop instead, so no
+    # worker thread is held by a waiting write.
+    lock_timeout: float = LOCK_TIMEOUT
 
     def __init__(
         self,
@@ -197,7 +201,7 @@ class MLModel:
                     f"Expected a joblib/pickle model file at model.path "
                     f"({os.path.basename(path)!r}), but it could not be loaded: {exc}."
                 ) from None
-        with self.store.lock(self.name):
+        with self.store.lock(self.name, self.lock_timeout):
             if self.store.exists(self.name) and not overwrite:
                 return  # another process created it first: open theirs
             previous = self.store.read_state(self.name)[0] if overwrite else None
@@ -387,8 +391,12 @@ class MLModel:
                 out = pipeline.predict(frame)
         except MLWidgetError:
             raise
-        except (ValueError, TypeError) as exc:
-            raise BadRequest(f"The model could not predict these rows: {exc}") from None
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise BadRequest(
+                f"{type(_final_step(pipeline)).__name__} could not predict these rows: {exc}. "
+                "It may not be a predicting estimator: choose a classifier, regressor, "
+                "clusterer or transformer."
+            ) from None
         return jsonable(out)
 
     def predict_proba(self, data: Any) -> list[dict[Any, float]]:
@@ -486,9 +494,7 @@ class MLModel:
 
     def info(self) -> dict[str, Any]:
         """The ``?_model`` answer: configured estimator, fitted one, stale flag, warnings."""
-        return self._read(
-            lambda snap: _info(self, snap)
-        )
+        return self._read(lambda snap: _info(self, snap))
 
     def params_info(self) -> dict[str, Any]:
         """The ``?_params`` answer, as Gramex gives it: options, class + params, fitted attrs."""
@@ -547,7 +553,7 @@ class MLModel:
         table = read_table(data) if data is not None else None
         warns += source_warnings(data)
         options = opt.clean(options)
-        with self.store.lock(self.name):
+        with self.store.lock(self.name, self.lock_timeout):
             state = self._locked_state()
             current = dict(state["options"])
             new_class = options.pop("class", None)
@@ -599,7 +605,7 @@ class MLModel:
         table = read_table(data) if data is not None else None
         if isinstance(target_col, list | tuple):
             target_col = target_col[-1] if target_col else None
-        with self.store.lock(self.name):
+        with self.store.lock(self.name, self.lock_timeout):
             state = self._locked_state()
             if target_col:
                 state["options"] = {**state["options"], "target_col": str(target_col)}
@@ -656,7 +662,7 @@ class MLModel:
         table = read_table(data)
         if table.empty:
             raise BadRequest("Expected rows to append, got an empty table.")
-        with self.store.lock(self.name):
+        with self.store.lock(self.name, self.lock_timeout):
             state = self._locked_state()
             current = self._read(Snapshot.data)
             if current is None:
@@ -689,7 +695,7 @@ class MLModel:
         Idempotent, as Gramex: ``{"name", "deleted": ["model"], "absent": []}``, or, when there
         was no fitted model, ``{"name", "deleted": [], "absent": ["model"]}`` (nothing written).
         """
-        with self.store.lock(self.name):
+        with self.store.lock(self.name, self.lock_timeout):
             state = self._locked_state()
             if not state.get("model"):
                 return self._delete_answer("model", done=False)
@@ -703,7 +709,7 @@ class MLModel:
 
         Idempotent: answers as :meth:`delete_model` does, with ``"cache"``.
         """
-        with self.store.lock(self.name):
+        with self.store.lock(self.name, self.lock_timeout):
             state = self._locked_state()
             if not state.get("data"):
                 return self._delete_answer("cache", done=False)

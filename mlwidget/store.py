@@ -22,7 +22,7 @@ from typing import Any
 
 import filelock
 
-from .errors import BadRequest, Conflict
+from .errors import BadRequest, Busy, Conflict
 
 ENV_VAR = "MLWIDGET_STORE"
 STATE = "state.json"
@@ -146,7 +146,7 @@ class Store:
         try:
             lock.acquire()
         except filelock.Timeout:
-            raise Conflict(
+            raise Busy(
                 f"Model {name!r} is busy with another change (training or appending). "
                 "Try again when it finishes."
             ) from None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Int, List, Unicode, default
+from traitlets import Dict, Float, Int, List, Unicode, default
 
 from mlwidget import limits, tables
 from mlwidget.store import default_root, safe_name
@@ -74,6 +74,13 @@ class MLWidgetApp(ExtensionApp):
         help="""Largest training matrix (rows x encoded columns; 8 bytes a cell) a fit may
         build; a bigger one is refused with 413 before it is built.""",
     )
+    lock_wait = Float(
+        600.0,
+        config=True,
+        help="""Seconds a write (retrain, append, PUT, DELETE) waits for another change to the
+        same model to finish before it answers 409. Waiting happens on the event loop, not in a
+        worker thread, so other requests keep answering meanwhile.""",
+    )
     max_workers = Int(
         4,
         config=True,
@@ -95,6 +102,7 @@ class MLWidgetApp(ExtensionApp):
             allowed_classes=tuple(self.allowed_classes),
             max_workers=self.max_workers,
             max_body_size=self.max_body_size,
+            lock_wait=self.lock_wait,
             log=self.log,
         )
         # name -> (options, folder that relative paths in the options are relative to)

@@ -100,6 +100,7 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
         else:
             status_code = 500
             message = "Internal error in the mlwidget server extension. The server log has details."
+        message = _clip(message)
         self.set_status(status_code)
         self.set_header("Content-Type", "application/json")
         if status_code == 405:  # RFC 9110: say which methods are supported
@@ -116,7 +117,7 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
 
     def log_exception(self, typ: Any, value: Any, tb: Any) -> None:
         if isinstance(value, MLWidgetError):
-            self.log.warning("%d %s: %s", value.status, self._request_summary(), value)
+            self.log.warning("%d %s: %s", value.status, self._request_summary(), _clip(str(value)))
         else:
             super().log_exception(typ, value, tb)
 
@@ -352,29 +353,8 @@ class ModelHandler(BaseHandler):
 
     @tornado.web.authenticated
     async def put(self, name: str | None = None, *_: str) -> None:
-        changes: dict[str, Any] = {}
-        body = self.body()
-        if body.strip():
-            try:
-                obj = json.loads(body)
-            except ValueError as exc:
-                raise BadRequest(
-                    f"The PUT body is not valid JSON ({exc}). Send a flat JSON object such as "
-                    '{"class": "RandomForestClassifier", "n_estimators": 10}, or use the query.'
-                ) from None
-            if not isinstance(obj, dict):
-                raise BadRequest(
-                    f"The PUT body must be a JSON object of options and parameters, "
-                    f"not a {type(obj).__name__}."
-                )
-            changes.update(obj)
-        for key, values in self.query_args().items():
-            if not key.startswith("_"):
-                changes[key] = values if len(values) > 1 else values[0]
-        for key in LIST_OPTIONS:
-            if isinstance(changes.get(key), str):
-                changes[key] = [changes[key]] if changes[key] else []
-        changes = from_request(changes)  # 403 for anything naming a server file, at any depth
+        # parsed on a worker: a large JSON body must not hold the event loop
+        changes = await self.registry.run(put_changes, self.body(), self.query_args())
         name = self.model_name or name or ""
         try:
             m = await self.resolve(name)
@@ -486,6 +466,40 @@ class ModelHandler(BaseHandler):
 
 
 # ---------------------------------------------------------------------- parsing and rendering
+
+
+def put_changes(body: bytes, query: dict[str, list[str]]) -> dict[str, Any]:
+    """A PUT's changes: its flat JSON object body, then its query keys; checked by the
+    request allow-list (403 for anything naming a server file, at any depth)."""
+    changes: dict[str, Any] = {}
+    if body.strip():
+        try:
+            obj = json.loads(body)
+        except ValueError as exc:
+            raise BadRequest(
+                f"The PUT body is not valid JSON ({exc}). Send a flat JSON object such as "
+                '{"class": "RandomForestClassifier", "n_estimators": 10}, or use the query.'
+            ) from None
+        if not isinstance(obj, dict):
+            raise BadRequest(
+                f"The PUT body must be a JSON object of options and parameters, "
+                f"not a {type(obj).__name__}."
+            )
+        changes.update(obj)
+    for key, values in query.items():
+        if not key.startswith("_"):
+            changes[key] = values if len(values) > 1 else values[0]
+    for key in LIST_OPTIONS:
+        if isinstance(changes.get(key), str):
+            changes[key] = [changes[key]] if changes[key] else []
+    return from_request(changes)
+
+
+def _clip(message: str, limit: int = 2000) -> str:
+    """An error message of bounded size: what arrived is quoted, but never all of a huge value."""
+    if len(message) <= limit:
+        return message
+    return f"{message[:limit]}... ({len(message):,} characters in all; the rest is not shown)"
 
 
 def last(args: dict[str, list[str]], key: str) -> str | None:

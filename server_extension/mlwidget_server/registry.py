@@ -11,11 +11,13 @@ import asyncio
 import contextlib
 import functools
 import logging
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
 from mlwidget import MLModel, MLWidgetError, NotFound
+from mlwidget.errors import Busy, Conflict
 from mlwidget.store import Store, check_name
 
 from .workers import WorkerPool  # daemon threads: a running fit never delays exit
@@ -32,11 +34,13 @@ class Registry:
         allowed_classes: tuple[str, ...] = (),
         max_workers: int = 4,
         max_body_size: int = 256 * 1024 * 1024,
+        lock_wait: float = 600.0,
         log: logging.Logger | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.allowed_classes = tuple(allowed_classes)
         self.max_body_size = max_body_size
+        self.lock_wait = lock_wait
         self.log = log or logging.getLogger("mlwidget.server")
         self.executor = WorkerPool(max_workers=max(2, max_workers), thread_name_prefix="mlwidget")
         self.configured: dict[str, tuple[dict, str | None]] = {}
@@ -81,6 +85,7 @@ class Registry:
                 exc_info=not isinstance(exc, MLWidgetError),
             )
             raise
+        model.lock_timeout = 0
         self._cache[name] = model
         self._failed.pop(name, None)
         return model
@@ -92,9 +97,26 @@ class Registry:
     # ------------------------------------------------------------------ for handlers
 
     async def run(self, func: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``func`` on the worker threads; the event loop keeps serving meanwhile."""
+        """Run ``func`` on the worker threads; the event loop keeps serving meanwhile.
+
+        A write that finds the model busy (another change holds its lock) is tried again from
+        the event loop, with backoff, for up to ``lock_wait`` seconds: waiting writers hold no
+        worker thread, so other models and requests keep answering (then 409)."""
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self.executor, functools.partial(func, *args, **kwargs))
+        call = functools.partial(func, *args, **kwargs)
+        deadline = loop.time() + self.lock_wait
+        delay = 0.01
+        while True:
+            try:
+                return await loop.run_in_executor(self.executor, call)
+            except Busy as exc:
+                if loop.time() + delay > deadline:
+                    raise Conflict(
+                        f"{exc} It was still busy after {self.lock_wait:.0f} s "
+                        "(MLWidgetApp.lock_wait)."
+                    ) from None
+            await asyncio.sleep(delay)
+            delay = min(2 * delay, 0.25)
 
     async def get_model(self, name: str) -> MLModel:
         """The model called ``name``: cached, else opened from the store (NotFound if absent)."""
@@ -110,6 +132,7 @@ class Registry:
             model = await self.run(
                 MLModel.open, name, store=self.store_dir, allowed_classes=self.allowed_classes
             )
+            model.lock_timeout = 0
         except NotFound:
             if name in self._failed:
                 raise NotFound(
@@ -125,14 +148,15 @@ class Registry:
         check_name(name)
 
         def create() -> dict:
-            existed = Store(self.store_dir).exists(name)
+            # Check the changes on a scratch copy first: a refused PUT leaves nothing behind
+            # and never removes a model another request created meanwhile.
+            with tempfile.TemporaryDirectory(prefix="mlwidget-check-") as scratch:
+                MLModel(name, store=scratch, allowed_classes=self.allowed_classes).configure(
+                    changes
+                )
             model = MLModel(name, store=self.store_dir, allowed_classes=self.allowed_classes)
-            try:
-                info = model.configure(changes)
-            except Exception:
-                if not existed:
-                    model.destroy()
-                raise
+            model.lock_timeout = 0
+            info = model.configure(changes)
             self._cache.setdefault(name, model)
             return info
 
