@@ -10,6 +10,11 @@ would run it) generates requests from the document, valid and invalid, and check
 - no body carries a traceback or a server path (a custom check, ``no_leak``),
 - unknown methods are 405 with an ``Allow`` header.
 
+PUT bodies follow the document's ``PutBody``: options and estimator parameters, flat or nested
+under ``model`` and ``params``, ``class`` drawn from the allow-list; the keys the allow-list
+refuses are documented 403s. tests/test_fuzz_estimators.py fuzzes the classes and their
+parameters in depth.
+
 Two of schemathesis's checks do not apply and are off: ``negative_data_rejection`` (a category
 value the model has not seen is accepted and read as unseen, and flags such as ``?_model=x``
 ignore their value) and ``positive_data_acceptance`` (a request may fit the document and still
@@ -37,6 +42,7 @@ from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER, ROOT
 from rest_helpers import TITANIC, jupyter_server
 
 from mlwidget import MLModel
+from mlwidget.estimators import list_estimators
 
 EXAMPLES = int(os.environ.get("MLWIDGET_FUZZ_EXAMPLES", "150"))
 SEED = os.environ.get("MLWIDGET_FUZZ_SEED", "20240606")
@@ -179,8 +185,38 @@ def test_document_describes_the_model(server):
     assert set(item["post"]["requestBody"]["content"]) >= {
         "application/json", "text/csv", "multipart/form-data",
     }  # fmt: skip
-    put = {p["name"] for p in item["put"]["parameters"]}
-    assert {"_model", "class", "target_col", "exclude", "C", "max_iter"} <= put
+    put = {p["name"]: p for p in item["put"]["parameters"]}
+    assert {"_model", "class", "target_col", "exclude", "C", "max_iter"} <= set(put)
+    # a PUT body: the options and parameters, flat or nested under model and params
+    schemas = doc["components"]["schemas"]
+    body = item["put"]["requestBody"]["content"]["application/json"]
+    assert body["schema"] == {"$ref": "#/components/schemas/PutBody"}
+    options = {"class", "target_col", "params", "include", "exclude", "cats", "nums"}
+    options |= {"dropna", "deduplicate", "dopna", "drop_duplicates"}
+    refused_keys = {"data", "path", "template", "memory", "input", "pre_dispatch"}
+    options |= refused_keys  # documented as keys no value fits: `not: {}`, a 403
+    for name in ("PutBody", "ModelOptions", "Params"):
+        for key in refused_keys:
+            assert schemas[name]["properties"][key]["not"] == {}, (name, key)
+    assert set(schemas["PutBody"]["properties"]) == options | {"model"}
+    assert schemas["PutBody"]["properties"]["model"] == {
+        "$ref": "#/components/schemas/ModelOptions"
+    }
+    assert set(schemas["ModelOptions"]["properties"]) == options
+    value = {"$ref": "#/components/schemas/ParamValue"}
+    for name in ("PutBody", "ModelOptions", "Params"):
+        assert schemas[name]["additionalProperties"] == value, name
+    estimator_class = {"$ref": "#/components/schemas/EstimatorClass"}
+    assert schemas["PutBody"]["properties"]["class"] == put["class"]["schema"] == estimator_class
+    assert schemas["EstimatorClass"]["anyOf"][0]["enum"] == list_estimators()
+    assert body["examples"]["nested"]["value"]["model"]["class"] == "LogisticRegression"
+    assert body["examples"]["flat"]["value"]["class"] == "LogisticRegression"
+    # what the allow-list refuses is a documented 403
+    assert item["put"]["responses"]["403"] == {"$ref": "#/components/responses/Error403Put"}
+    refused = doc["components"]["responses"]["Error403Put"]["description"]
+    for key in ("data", "path", "template", "memory", "input", "pre_dispatch", "importance_getter"):
+        assert f"`{key}`" in refused, key
+        assert key not in put, key
     delete = {p["name"] for p in item["delete"]["parameters"]}
     assert delete == {"_model", "_cache", "delete"}
     # every error shape, and the security scheme

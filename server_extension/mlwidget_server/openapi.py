@@ -1,9 +1,12 @@
 """The OpenAPI 3 document of one model's MLHandler API (``GET mlhandler/{name}?_openapi``).
 
 A pure function of the model's info (``MLModel.info()``: its feature schema, target, class and
-parameters) and the server's base URL: no I/O, no server state. The document describes what the
-handlers in ``handlers.py`` actually do, so that schemathesis can fuzz the server against it
-(tests/test_fuzz_openapi.py).
+parameters) and the server's base URL (and of the installed scikit-learn, whose estimator names
+``class`` lists): no I/O, no server state. The document describes what the handlers in
+``handlers.py`` actually do, so that schemathesis can fuzz the server against it
+(tests/test_fuzz_openapi.py, tests/test_fuzz_estimators.py). A PUT body is described as the
+request allow-list (``mlwidget.options.from_request``) reads it: options and parameters, flat or
+nested under ``model`` and ``params``; the keys it refuses are documented 403s.
 
 OpenAPI has one operation per path and method, while MLHandler multiplexes GET and POST with
 query flags (``_model``, ``_cache``, ``_action``, ...). Each method is therefore one operation
@@ -17,6 +20,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from mlwidget import __version__
+from mlwidget.estimators import list_estimators
+from mlwidget.options import ALIASES, REFUSED_PARAMS, SERVER_ONLY, refused_reason
 
 OPENAPI_VERSION = "3.0.3"
 ACTIONS = ["predict", "predict_proba", "score", "retrain", "train", "append"]
@@ -31,13 +36,22 @@ MIME = {
 # Options a PUT may set (data, path and template name server files: 403 over HTTP).
 LIST_OPTIONS = ["include", "exclude", "cats", "nums"]
 BOOL_OPTIONS = ["dropna", "deduplicate"]
+BOOL_ALIASES = sorted(k for k, v in ALIASES.items() if v in BOOL_OPTIONS)  # dopna, drop_duplicates
+# What a PUT may not set, at any depth of its body or in its query (mlwidget.options).
+REFUSED_KEYS = [*SERVER_ONLY, *REFUSED_PARAMS]
+REFUSED_TEXT = (
+    f"A PUT that names {', '.join(f'`{k}`' for k in REFUSED_KEYS)} or a parameter whose name "
+    "says it holds a path (`*_path`, `*_file`, `*_dir`, `url`, ...), as a query key or as a key "
+    "at any depth of the body (the top level, `model`, `params`, inside a value), or that sets "
+    "`importance_getter` to anything but a public attribute name (nothing dotted or private), "
+    "is a 403 and changes nothing: such options belong in the server config or Python."
+)
 ERRORS = {
     "400": "Bad input: a body or value that cannot be used, an unknown class, parameter, "
     "_action or _format, a missing feature or target column.",
     "403": "Not authenticated (no or a wrong token), not authorized (Jupyter's authorizer: "
     "`read` for predictions and information, `write` for retrain, append, PUT, DELETE and "
-    "_download), a missing XSRF header on a cookie-authenticated write, or a PUT of an option "
-    "that names a server file (data, path, template).",
+    "_download), or a missing XSRF header on a cookie-authenticated write.",
     "404": "No model by this name, or the model has no fitted estimator or no training data.",
     "409": "A conflicting operation holds the model (its lock); try again.",
     "413": "The request body is over the server's max_body_size.",
@@ -132,6 +146,106 @@ def _param_schema(value: Any) -> dict[str, Any] | None:
     return None
 
 
+def _put_schemas() -> dict[str, Any]:
+    """The schemas of a PUT body: options and estimator parameters, flat or nested."""
+    leaf = {
+        "anyOf": [
+            {"type": "string", "nullable": True},
+            {"type": "number"},
+            {"type": "boolean"},
+        ]
+    }
+    param_value = {
+        "description": "An estimator parameter: a number, true/false, null, a string (typed by "
+        "the class's declared constraints: `none`, `true`, `3`, `0.5`, or one of its choices), "
+        "a list (`hidden_layer_sizes`, `ngram_range`, `estimators` by class name) or a mapping "
+        "(`class_weight`). scikit-learn checks the value: a wrong one is a 400 with its message.",
+        "anyOf": [
+            *leaf["anyOf"],
+            {
+                "type": "array",
+                "items": {"anyOf": [*leaf["anyOf"], {"type": "array", "items": leaf}]},
+            },
+            {"type": "object", "additionalProperties": leaf},
+        ],
+    }
+    column_list = {
+        "description": "Column names; one name is a list of one, null or an empty string none. "
+        "Replaces the stored list.",
+        "anyOf": [
+            {"type": "array", "items": {"type": "string"}},
+            {"type": "string", "nullable": True},
+        ],
+    }
+    flag = {
+        "description": "true or false (also the strings true/false, yes/no, on/off, 1/0).",
+        "anyOf": [
+            {"type": "boolean"},
+            {"type": "string", "enum": ["true", "false", "yes", "no", "on", "off", "1", "0"]},
+        ],
+    }
+    options: dict[str, Any] = {
+        "class": ref("EstimatorClass"),
+        "target_col": {
+            "type": "string",
+            "nullable": True,
+            "description": "The column to predict; null (or empty) for an unsupervised estimator.",
+        },
+        "params": ref("Params"),
+        **{key: column_list for key in LIST_OPTIONS},
+        **{key: flag for key in (*BOOL_OPTIONS, *BOOL_ALIASES)},
+    }
+    # Keys the allow-list refuses at any depth: a schema no value fits (`not: {}`), so that a
+    # valid body has none of them, and a 403 when one arrives.
+    refused = {
+        key: {"not": {}, "description": f"Refused over HTTP (403): `{key}` {reason}."}
+        for key, reason in (
+            *((k, "names a file on the server") for k in SERVER_ONLY),
+            *REFUSED_PARAMS.items(),
+        )
+    }
+    options.update(refused)
+    return {
+        "EstimatorClass": {
+            "description": "The estimator class: a scikit-learn estimator name (listed), or a "
+            "dotted path, which works if it is scikit-learn's own or is listed in the server's "
+            "`MLWidgetApp.allowed_classes` (else a 400; nothing else is ever imported). A new "
+            "class resets the parameters.",
+            "anyOf": [
+                {"type": "string", "enum": list_estimators()},
+                {
+                    "type": "string",
+                    "pattern": r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)+$",
+                },
+            ],
+        },
+        "ParamValue": param_value,
+        "Params": {
+            "type": "object",
+            "description": "Estimator parameters by name. An unknown name is a 400 that lists "
+            "the valid ones. " + REFUSED_TEXT,
+            "properties": refused,
+            "additionalProperties": ref("ParamValue"),
+        },
+        "ModelOptions": {
+            "type": "object",
+            "description": "Gramex's `model:` block: the class, the target column, the other "
+            "options and the parameters (under `params` or beside the options).",
+            "properties": options,
+            "additionalProperties": ref("ParamValue"),
+        },
+        "PutBody": {
+            "type": "object",
+            "description": 'The changes to stage, flat (`{"class": ..., "C": 0.5}`) or '
+            'nested as in Gramex (`{"model": {"class": ..., "target_col": ..., '
+            '"params": {...}}}`), or both; any key that is not an option is an estimator '
+            "parameter. The query's keys are merged in (the query wins). " + REFUSED_TEXT,
+            "properties": {**options, "model": ref("ModelOptions")},
+            "additionalProperties": ref("ParamValue"),
+        },
+    }
+
+
 def _components(features: list[Mapping[str, Any]], target: str | None) -> dict[str, Any]:
     row_props = {str(f["name"]): feature_schema(f, nullable=True) for f in features}
     if target and target not in row_props:
@@ -146,12 +260,18 @@ def _components(features: list[Mapping[str, Any]], target: str | None) -> dict[s
     }
     if features:
         row["required"] = [str(f["name"]) for f in features]
+    non_finite = {"type": "string", "enum": ["nan", "inf", "-inf"]}  # as predictions spell them
     scalar = {
+        "description": "A class label, a number, a cluster id, or a transformer's components; a "
+        "value that is not a finite number is the string `nan`, `inf` or `-inf`.",
         "anyOf": [
             {"type": "string", "nullable": True},
             {"type": "number"},
             {"type": "boolean"},
-            {"type": "array", "items": {"type": "number", "nullable": True}},
+            {
+                "type": "array",
+                "items": {"anyOf": [{"type": "number", "nullable": True}, non_finite]},
+            },
         ],
     }
     error = {
@@ -169,6 +289,7 @@ def _components(features: list[Mapping[str, Any]], target: str | None) -> dict[s
         "additionalProperties": True,
     }
     schemas: dict[str, Any] = {
+        **_put_schemas(),
         "Error": error,
         "Row": row,
         "Rows": {
@@ -230,10 +351,15 @@ def _components(features: list[Mapping[str, Any]], target: str | None) -> dict[s
         },
         "DeleteResult": {
             "type": "object",
-            "required": ["name", "deleted"],
+            "description": "What was deleted, and what was already absent (still a 200).",
+            "required": ["name", "deleted", "absent"],
             "properties": {
                 "name": {"type": "string"},
                 "deleted": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": ["model", "cache"]},
+                },
+                "absent": {
                     "type": "array",
                     "items": {"type": "string", "enum": ["model", "cache"]},
                 },
@@ -330,6 +456,10 @@ def _components(features: list[Mapping[str, Any]], target: str | None) -> dict[s
             "content": {"application/json": {"schema": ref("Error")}},
         }
         for code, text in ERRORS.items()
+    }
+    responses["Error403Put"] = {
+        "description": ERRORS["403"] + " " + REFUSED_TEXT,
+        "content": {"application/json": {"schema": ref("Error")}},
     }
     return {
         "schemas": schemas,
@@ -527,7 +657,7 @@ def openapi_document(info: Mapping[str, Any], base_url: str = "/") -> dict[str, 
             "required": False,
             "description": "The estimator class: a scikit-learn estimator name (or a dotted path "
             "the server allows). A new class resets the parameters.",
-            "schema": {"type": "string"},
+            "schema": ref("EstimatorClass"),
             **({"example": info["model"]} if info.get("model") else {}),
         },
         {
@@ -558,8 +688,8 @@ def openapi_document(info: Mapping[str, Any], base_url: str = "/") -> dict[str, 
     taken = {p["name"] for p in put_params}
     for key, value in sorted(params.items()):
         schema = _param_schema(value)
-        if schema is None or key in taken or key.startswith("_"):
-            continue
+        if schema is None or key in taken or key.startswith("_") or refused_reason(key):
+            continue  # a refused parameter (memory, ...) is a 403, described with the body
         put_params.append(
             {
                 "name": key,
@@ -572,20 +702,49 @@ def openapi_document(info: Mapping[str, Any], base_url: str = "/") -> dict[str, 
                 **({"example": value} if value is not None else {}),
             }
         )
+    model_class = info.get("model") or "LogisticRegression"
+    example_params = {
+        k: v
+        for k, v in sorted(params.items())
+        if _param_schema(v) is not None
+        and v is not None
+        and not k.startswith("_")
+        and not refused_reason(k)
+    }
     put_op = {
         "operationId": "put",
         "summary": "Change the estimator class, its parameters and the options (staged)",
         "description": "Nothing is retrained: retrain to apply. Any parameter of the class works "
-        "(those of the current class are listed). `data`, `path` and `template` name server "
-        "files and are a 403 over HTTP. A PUT to a new name creates that model. Needs `write`.",
+        "(those of the current class are listed as query keys), in the query or in a JSON body, "
+        "flat or nested under `model` and `params` as in Gramex. " + REFUSED_TEXT + " A PUT to "
+        "a new name creates that model. Needs `write`.",
         "parameters": put_params,
         "requestBody": {
             "required": False,
-            "description": "The same changes as a flat JSON object.",
+            "description": "The same changes as a JSON object: flat, or nested as Gramex's "
+            "`model: {class, target_col, params}`.",
             "content": {
                 "application/json": {
-                    "schema": {"type": "object", "additionalProperties": True},
-                    "example": {"class": info.get("model") or "LogisticRegression"},
+                    "schema": ref("PutBody"),
+                    "examples": {
+                        "flat": {
+                            "summary": "Options and parameters side by side",
+                            "value": {
+                                "class": model_class,
+                                **dict(list(example_params.items())[:2]),
+                            },
+                        },
+                        "nested": {
+                            "summary": "Gramex's nesting",
+                            "value": {
+                                "model": {
+                                    "class": model_class,
+                                    **({"target_col": target} if target else {}),
+                                    "params": dict(list(example_params.items())[:2]),
+                                }
+                            },
+                        },
+                    },
                 }
             },
         },
@@ -595,6 +754,7 @@ def openapi_document(info: Mapping[str, Any], base_url: str = "/") -> dict[str, 
                 "content": {"application/json": {"schema": ref("ModelInfo")}},
             },
             **_errors("400", "403", "404", "409", "413"),
+            "403": ref("Error403Put", "responses"),
         },
     }
     delete_op = {
@@ -615,7 +775,8 @@ def openapi_document(info: Mapping[str, Any], base_url: str = "/") -> dict[str, 
         ],
         "responses": {
             "200": {
-                "description": "What was deleted.",
+                "description": "What was deleted, and what was already absent: deleting twice "
+                "is not an error.",
                 "content": {"application/json": {"schema": ref("DeleteResult")}},
             },
             **_errors("400", "403", "404", "409", "413"),
