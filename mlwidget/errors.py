@@ -23,6 +23,18 @@ class MLWidgetError(Exception):
         return self.message
 
 
+def reason(exc: BaseException, limit: int = 600) -> str:
+    """A library exception's message, fit for a user: what comes before any traceback it
+    quotes (scikit-learn's "All the fits failed" messages include whole tracebacks, with server
+    paths), on at most a few lines, cut at ``limit`` characters."""
+    text = str(exc) or type(exc).__name__
+    for marker in ("Traceback (most recent call last)", 'File "', "\n----"):
+        text = text.split(marker)[0]
+    lines = [line.strip() for line in text.splitlines() if line.strip()][:4]
+    text = " ".join(lines).rstrip(" .:-")
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
 class BadRequest(MLWidgetError, ValueError):
     """The input is malformed or does not fit the model (400)."""
 

@@ -21,7 +21,7 @@ import pandas as pd
 from . import describe, schema, training
 from . import estimators as est
 from . import options as opt
-from .errors import BadRequest, MLWidgetError, NotFound
+from .errors import BadRequest, MLWidgetError, NotFound, reason
 from .fastpath import jsonable
 from .snapshot import Snapshot, Snapshots
 from .sources import is_database, is_source, source_warnings
@@ -393,7 +393,7 @@ class MLModel:
             raise
         except (ValueError, TypeError, AttributeError) as exc:
             raise BadRequest(
-                f"{type(_final_step(pipeline)).__name__} could not predict these rows: {exc}. "
+                f"{type(_final_step(pipeline)).__name__} could not predict these rows: {reason(exc)}. "
                 "It may not be a predicting estimator: choose a classifier, regressor, "
                 "clusterer or transformer."
             ) from None
@@ -422,8 +422,11 @@ class MLModel:
             if proba is None:
                 proba = pipeline.predict_proba(frame)
         except (ValueError, TypeError, AttributeError) as exc:
-            raise BadRequest(f"The model could not give probabilities: {exc}") from None
-        classes = est.to_jsonable(np.asarray(pipeline.classes_))
+            raise BadRequest(f"The model could not give probabilities: {reason(exc)}") from None
+        labels = getattr(_final_step(pipeline), "classes_", None)  # a mixture has components
+        classes = est.to_jsonable(
+            np.asarray(labels if labels is not None else range(proba.shape[1]))
+        )
         return [dict(zip(classes, map(float, row), strict=True)) for row in proba]
 
     def predict_table(self, data: Any) -> pd.DataFrame:
@@ -486,7 +489,7 @@ class MLModel:
         try:
             value = get_scorer(metric)(pipeline, X, y)
         except (ValueError, TypeError, AttributeError) as exc:
-            raise BadRequest(f"Could not compute {metric}: {exc}") from None
+            raise BadRequest(f"Could not compute {metric}: {reason(exc)}") from None
         return {"score": float(value), "metric": metric, "rows": len(X)}
 
     # -----------------------------------------------------------------------------------------

@@ -173,7 +173,7 @@ def _as_list(name: str, value: Any) -> list[str]:
     if isinstance(value, str):
         return [value] if value else []
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
-        return [v for v in value if v]
+        return list(dict.fromkeys(v for v in value if v))  # a column named twice counts once
     raise BadRequest(
         f"Expected option {name!r} to be a list of column names, got {value!r}. "
         f'Use e.g. {name}=["Name", "Ticket"] or repeat the query key.'

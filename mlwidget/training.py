@@ -19,7 +19,7 @@ import sklearn
 from . import estimators as est
 from . import limits, schema
 from . import options as opt
-from .errors import BadRequest, MLWidgetError, PayloadTooLarge
+from .errors import BadRequest, MLWidgetError, PayloadTooLarge, reason
 
 
 @dataclass(frozen=True)
@@ -76,11 +76,10 @@ def fit(
                 "smaller value."
             ) from None
         except (ValueError, TypeError) as exc:
-            raise BadRequest(f"Training {cls.__name__} failed: {exc}") from None
+            raise BadRequest(f"Training {cls.__name__} failed: {reason(exc)}") from None
         except Exception as exc:  # the estimator's own failure on this data or parameters
-            reason = str(exc).splitlines()[0][:200] if str(exc) else ""
             raise BadRequest(
-                f"Training {cls.__name__} failed ({type(exc).__name__}: {reason}). This "
+                f"Training {cls.__name__} failed ({type(exc).__name__}: {reason(exc)}). This "
                 "estimator may need input that a table with one target column cannot give "
                 "(several targets, text, a precomputed matrix); choose another estimator or "
                 "other parameters."
@@ -107,7 +106,7 @@ def fit(
         try:
             asked = float(get_scorer(metric)(pipeline, X, y))
         except (ValueError, TypeError, AttributeError) as exc:
-            raise BadRequest(f"Could not compute {metric}: {exc}") from None
+            raise BadRequest(f"Could not compute {metric}: {reason(exc)}") from None
     fitted = {
         "model": cls.__name__,
         "params": est.to_jsonable(estimator.get_params(deep=False)),
