@@ -20,6 +20,7 @@ from typing import Any
 
 import pandas as pd
 
+from . import api
 from . import table_limits as limits
 from .errors import BadRequest, MLWidgetError, UnsupportedFormat
 from .sources import is_database, is_source, read_sql
@@ -39,13 +40,8 @@ def set_limits(max_cells: int | None = None) -> dict[str, int]:
     return {"max_cells": MAX_CELLS}
 
 
-FORMATS = ("csv", "json", "xlsx", "parquet")
-MIME = {
-    "csv": "text/csv",
-    "json": "application/json",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "parquet": "application/vnd.apache.parquet",
-}
+FORMATS = api.FORMATS
+MIME = {fmt: api.MIME[fmt] for fmt in FORMATS}
 _CONTENT_TYPES = {
     "text/csv": "csv",
     "application/csv": "csv",
@@ -67,15 +63,7 @@ _EXTENSIONS = {
     ".pq": "parquet",
 }
 # Content types that say nothing about the format: fall through to the file name and the bytes.
-_VAGUE = {
-    "",
-    "application/octet-stream",
-    "application/x-www-form-urlencoded",
-    "text/plain",
-    "multipart/form-data",
-    "application/vnd.ms-excel",  # browsers on Windows send it for .csv files too
-    "binary/octet-stream",
-}
+_VAGUE = set(api.GENERIC_TYPES)
 
 
 def format_of(

@@ -9,6 +9,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..api import METRICS, UPLOAD_ACTIONS
 from ..errors import BadRequest, PayloadTooLarge
 from ._common import Runner, Status, button, error_text, esc, progress_bar, table_html
 
@@ -16,25 +17,9 @@ from ._common import Runner, Status, button, error_text, esc, progress_bar, tabl
 #: limited to 10 MiB by default). Override with ``max_upload_bytes=`` or $MLWIDGET_WIDGET_MAX_UPLOAD.
 DEFAULT_MAX_UPLOAD = int(os.environ.get("MLWIDGET_WIDGET_MAX_UPLOAD", 10 * 1024 * 1024))
 
-ACTIONS = ("predict", "retrain", "append", "score")
-CLASSIFIER_METRICS = [
-    "accuracy",
-    "balanced_accuracy",
-    "f1",
-    "f1_weighted",
-    "f1_macro",
-    "precision_weighted",
-    "recall_weighted",
-    "roc_auc",
-    "neg_log_loss",
-]
-REGRESSOR_METRICS = [
-    "r2",
-    "neg_mean_absolute_error",
-    "neg_mean_squared_error",
-    "neg_root_mean_squared_error",
-    "explained_variance",
-]
+ACTIONS = UPLOAD_ACTIONS
+CLASSIFIER_METRICS = list(METRICS["classifier"])
+REGRESSOR_METRICS = list(METRICS["regressor"])
 DEFAULT_METRIC = "(model default)"
 
 

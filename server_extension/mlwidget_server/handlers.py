@@ -23,6 +23,15 @@ from jupyter_server.utils import url_escape, url_path_join
 from tornado.httputil import parse_body_arguments, parse_qs_bytes
 
 from mlwidget import BadRequest, MLWidgetError, NotFound, PayloadTooLarge
+from mlwidget.api import (
+    ACTIONS,
+    CACHE_FORMATS,
+    GENERIC_TYPES,
+    JUPYTER_KEYS,
+    METRICS,
+    PREDICT_FORMATS,
+    WRITE_ACTIONS,
+)
 from mlwidget.errors import UnsupportedFormat
 from mlwidget.options import LIST_OPTIONS, from_request
 
@@ -35,25 +44,6 @@ if TYPE_CHECKING:
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 _loader = tornado.template.Loader(TEMPLATES)
-
-ACTIONS = ("predict", "predict_proba", "score", "retrain", "train", "append")
-WRITE_ACTIONS = ("retrain", "train", "append")
-# Query keys Jupyter itself consumes: never features or options.
-JUPYTER_KEYS = ("token", "_xsrf")
-# Content types that say nothing about the format: let the file name or the content decide.
-# ("application/unknown" is what tornado gives a multipart file sent without a Content-Type, as
-# requests.post(files={"file": open("titanic.csv", "rb")}) does.)
-GENERIC_TYPES = (
-    "",
-    "application/octet-stream",
-    "application/x-www-form-urlencoded",
-    "text/plain",
-    "application/unknown",
-)
-METRICS = {
-    "classifier": ["accuracy", "balanced_accuracy", "f1_weighted", "f1_macro", "roc_auc"],
-    "regressor": ["r2", "neg_mean_absolute_error", "neg_mean_squared_error", "explained_variance"],
-}
 
 
 class BaseHandler(ExtensionHandlerMixin, APIHandler):
@@ -301,8 +291,8 @@ class ModelHandler(BaseHandler):
             text = await self.registry.run(df.to_json, orient="records", date_format="iso")
             self.finish(text)
             return
-        if fmt not in ("csv", "xlsx", "parquet"):
-            raise BadRequest(f"Unknown _format {fmt!r}. Use json, csv, xlsx or parquet.")
+        if fmt not in CACHE_FORMATS:
+            raise BadRequest(f"Unknown _format {fmt!r}. Use {', '.join(CACHE_FORMATS)}.")
         from mlwidget.tables import to_bytes
 
         data, mime, ext = await self.registry.run(to_bytes, df, fmt)
@@ -312,8 +302,10 @@ class ModelHandler(BaseHandler):
         if fmt in (None, "", "json"):
             await self.send_json(await self.registry.run(m.predict, df))
             return
-        if fmt not in ("records", "csv", "xlsx"):
-            raise BadRequest(f"Unknown _format {fmt!r} for predictions. Use records, csv or xlsx.")
+        if fmt not in PREDICT_FORMATS:
+            raise BadRequest(
+                f"Unknown _format {fmt!r} for predictions. Use {', '.join(PREDICT_FORMATS)}."
+            )
         table = await self.registry.run(m.predict_table, df)
         await self.send_table(table, fmt, f"{m.name}-predictions")
 
@@ -451,7 +443,7 @@ class ModelHandler(BaseHandler):
             name=m.name,
             api_url=self.api_url(m.name),
             list_url=url_path_join(self.base_url, "mlhandler/"),
-            metrics=METRICS.get(kind or "", []),
+            metrics=list(METRICS.get(kind or "", ())),
             json_encode=tornado.escape.json_encode,
             jsonable=jsonable,
             **ctx,

@@ -19,23 +19,18 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from mlwidget import __version__
+from mlwidget import __version__, api
 from mlwidget.estimators import list_estimators
 from mlwidget.options import ALIASES, REFUSED_PARAMS, SERVER_ONLY, refused_reason
 
 OPENAPI_VERSION = "3.0.3"
-ACTIONS = ["predict", "predict_proba", "score", "retrain", "train", "append"]
-PREDICT_FORMATS = ["json", "records", "csv", "xlsx"]
-CACHE_FORMATS = ["json", "records", "csv", "xlsx", "parquet"]
-MIME = {
-    "csv": "text/csv",
-    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-    "parquet": "application/vnd.apache.parquet",
-    "binary": "application/octet-stream",
-}
+ACTIONS = list(api.ACTIONS)
+PREDICT_FORMATS = list(api.PREDICT_FORMATS)
+CACHE_FORMATS = list(api.CACHE_FORMATS)
+MIME = api.MIME
 # Options a PUT may set (data, path and template name server files: 403 over HTTP).
-LIST_OPTIONS = ["include", "exclude", "cats", "nums"]
-BOOL_OPTIONS = ["dropna", "deduplicate"]
+LIST_OPTIONS = list(api.LIST_OPTIONS)
+BOOL_OPTIONS = list(api.BOOL_OPTIONS)
 BOOL_ALIASES = sorted(k for k, v in ALIASES.items() if v in BOOL_OPTIONS)  # dopna, drop_duplicates
 # What a PUT may not set, at any depth of its body or in its query (mlwidget.options).
 REFUSED_KEYS = [*SERVER_ONLY, *REFUSED_PARAMS]
