@@ -197,15 +197,24 @@ def test_prints_urls_that_work_and_stops_on_sigterm(command: Command, tmp_path: 
         assert sock.connect_ex(("127.0.0.1", port)) != 0
 
 
+def server_info(runtime: Path) -> dict:
+    """The info file of the one Jupyter server that writes it into ``runtime``."""
+    (info,) = runtime.glob("jpserver-*.json")
+    return json.loads(info.read_text())
+
+
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
-def test_token_is_on_no_command_line_and_works(command: Command) -> None:
-    """The token reaches the server in its environment: ``ps`` (any local user) shows it on no
-    command line of the command's process tree. The printed token is the server's."""
+def test_token_is_on_no_command_line_and_works(command: Command, tmp_path: Path) -> None:
+    """The command is the server (no child process), and the token reaches it as configuration:
+    ``ps`` (any local user) shows it on no command line. The printed token is the server's."""
     token = command.printed("Token")
     assert len(token) >= 32
+    info = server_info(tmp_path / "runtime")
+    assert info["pid"] == command.proc.pid  # the server runs in the command's own process
+    assert info["token"] == token
     tree = [command.proc.pid, *descendants(command.proc.pid)]
     lines = {pid: cmdline(pid) for pid in tree}
-    assert any("jupyter_server" in line for line in lines.values()), lines  # the server is there
+    assert tree == [command.proc.pid], lines  # no child process (no kernel has started)
     leaks = {pid: line for pid, line in lines.items() if token in line}
     assert not leaks, leaks
     # and the server authenticates with the printed token (it did not generate its own)
@@ -224,6 +233,52 @@ def test_an_empty_token_disables_authentication(tmp_path: Path) -> None:
         example = cmd.printed("Example query")
         assert "token=" not in example
         assert requests.get(example, timeout=60).json() == [0]
+
+
+def test_a_port_taken_is_refused_and_the_default_moves_on(tmp_path: Path) -> None:
+    """``--port=N`` listens on N or fails; without ``--port`` the server takes 8888 or, if that
+    is taken, a free port (its own ``port_retries``: no port is picked and released first).
+    Ctrl-C (SIGINT, without a terminal) stops it as SIGTERM does."""
+    with contextlib.ExitStack() as stack:
+        taken = stack.enter_context(socket.socket())
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        busy = taken.getsockname()[1]
+        args = [f"--port={busy}", f"--store={tmp_path / 'store'}", "--no-demo"]
+        runtime = tmp_path / "runtime"
+        runtime.mkdir()
+        env = dict(os.environ, JUPYTER_RUNTIME_DIR=str(runtime))
+        result = subprocess.run(
+            [str(JUPYTER), "mlwidget", *args],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 1, result
+        assert f"port {busy} is not available" in result.stderr
+
+        default = stack.enter_context(socket.socket())
+        try:
+            default.bind(("127.0.0.1", cli.DEFAULT_PORT))
+            default.listen()
+        except OSError:
+            pass  # taken already, by someone else
+        args = [f"--store={tmp_path / 'store'}", "--no-demo"]
+        with start_command(tmp_path, args) as cmd:
+            status = cmd.printed("REST endpoint").rsplit("/mlhandler/", 1)[0] + "/api/status"
+            port = int(re.search(r":(\d+)/", status).group(1))
+            assert port != cli.DEFAULT_PORT
+            assert server_info(tmp_path / "runtime")["port"] == port
+            auth = {"Authorization": f"token {cmd.printed('Token')}"}
+            assert requests.get(status, headers=auth, timeout=30).ok
+            cmd.proc.send_signal(signal.SIGINT)
+            assert cmd.proc.wait(10) == 0
+        stderr = (tmp_path / "stderr.txt").read_text()
+        # the server's own shutdown ran (Python's KeyboardInterrupt would skip it)
+        assert "mlwidget: stopping the Jupyter server..." in stderr
+        assert "Shutting down" in stderr and "mlwidget: stopped." in stderr
 
 
 def test_extension_list_shows_the_version() -> None:

@@ -2,13 +2,15 @@
 
 1. Make sure the demo model ``titanic`` exists in the model store (the MLHandler guide's
    configuration, trained on the Titanic CSV shipped inside this package; nothing is downloaded).
-2. Start a Jupyter server with the ``mlwidget_server`` and Voila extensions (a child process),
-   wait until it answers, then print the tutorial, dashboard and REST URLs, a curl line and the
-   token. The token reaches the server in its environment (``JUPYTER_TOKEN``), not on its
-   command line, which any local user can read (``ps``).
+2. Run a Jupyter server with the ``mlwidget_server`` and Voila extensions in this process
+   (jupyter_server's ``ExtensionApp.launch_instance``, see ``launcher.py``) and, once it
+   listens, print the tutorial, dashboard and REST URLs, a curl line and the token. The token
+   reaches the server as configuration, never on a command line (which any local user can read
+   with ``ps``); the port is the server's own choice (``port_retries``), so no other process
+   can take it in between.
 3. Ctrl-C or SIGTERM stops the server cleanly (its kernels are shut down first; a fit still
    running is abandoned), within seconds; a server that has not exited after
-   ``STOP_TIMEOUT`` seconds is killed.
+   ``launcher.STOP_TIMEOUT`` seconds exits regardless.
 
 ``jupyter mlwidget --prepare`` only does step 1 (Binder's ``postBuild`` uses it).
 """
@@ -20,13 +22,7 @@ import importlib.util
 import os
 import re
 import secrets
-import signal
-import socket
-import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -46,17 +42,9 @@ DEMO_OPTIONS: dict[str, Any] = {
 # The guide's passenger: a 22 year old man travelling third class with a sibling -> [0]
 EXAMPLE_QUERY = "Sex=male&Age=22&SibSp=1&Parch=0&Fare=7.25&Pclass=3&Embarked=S"
 DEFAULT_PORT = 8888
-READY_TIMEOUT = 120.0
-# Seconds a stopping server gets before it is killed: enough for Jupyter to shut its kernels
-# down (it waits up to 5 s for each, in parallel), short enough that SIGTERM stops everything
-# within 10 s.
-STOP_TIMEOUT = 8.0
 # Pass-through server options look like --ServerApp.base_url=/x/ or --VoilaConfiguration.theme=dark
 PASSTHROUGH = re.compile(r"^--[A-Za-z_][A-Za-z0-9_]*\.[A-Za-z_][A-Za-z0-9_]*(=.*)?$")
-
-
-class _Stop(Exception):
-    """Raised by the signal handlers to leave the wait loop."""
+WILDCARD_IPS = ("0.0.0.0", "*", "", "::")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -165,26 +153,6 @@ def default_root_dir(cwd: Path) -> Path:
     return cwd
 
 
-def pick_port(ip: str) -> int:
-    """``DEFAULT_PORT`` if free, else any free port."""
-    host = "" if ip in ("0.0.0.0", "*", "") else ip
-    for port in (DEFAULT_PORT, 0):
-        with socket.socket() as sock:
-            try:
-                sock.bind((host, port))
-            except OSError:
-                continue
-            return sock.getsockname()[1]
-    raise OSError("no free port found")
-
-
-def server_option(extra: Sequence[str], name: str) -> str | None:
-    """The value of ``--ServerApp.<name>=value`` among the pass-through options."""
-    prefix = f"--ServerApp.{name}="
-    values = [arg[len(prefix) :] for arg in extra if arg.startswith(prefix)]
-    return values[-1].strip("'\"") if values else None
-
-
 def find_notebook(root: Path, name: str) -> str | None:
     """The path of notebook ``name`` relative to ``root`` (as a URL path), if it is there."""
     for rel in (name, f"notebooks/{name}"):
@@ -200,102 +168,10 @@ def has_module(name: str) -> bool:
         return False
 
 
-def server_command(
-    port: int, ip: str, token: str, root: Path, default_url: str | None, extra: Sequence[str]
-) -> list[str]:
-    """The server's command line. It never holds the token (see ``server_env``): only an
-    empty one, which disables authentication and is no secret."""
-    cmd = [
-        sys.executable,
-        "-m",
-        "jupyter_server",
-        f"--ip={ip}",
-        f"--port={port}",
-        "--ServerApp.port_retries=0",
-        "--no-browser",
-        f"--ServerApp.root_dir={root}",
-        '--ServerApp.jpserver_extensions={"mlwidget_server": True, "voila.server_extension": True}',
-    ]
-    if not token:
-        # JUPYTER_TOKEN="" would not do: the server generates a token when it is empty
-        cmd.append("--IdentityProvider.token=")
-    if default_url and server_option(extra, "default_url") is None:
-        cmd.append(f"--ServerApp.default_url={default_url}")
-    if hasattr(os, "geteuid") and os.geteuid() == 0:
-        cmd.append("--allow-root")
-    cmd.extend(extra)
-    return cmd
-
-
-def server_env(token: str, store: str) -> dict[str, str]:
-    """The server's environment: this one, with the token and the shared model store.
-
-    jupyter_server's IdentityProvider takes its token from ``JUPYTER_TOKEN`` (and then does not
-    generate one). Unlike a command line, a process's environment is readable only by its own
-    user. Kernels started by the server inherit ``MLWIDGET_STORE``: every face shares one store.
-    """
-    env = dict(os.environ, MLWIDGET_STORE=store)
-    env.pop("JUPYTER_TOKEN_FILE", None)
-    if token:
-        env["JUPYTER_TOKEN"] = token
-    else:
-        env.pop("JUPYTER_TOKEN", None)
-    return env
-
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    """Linux: the server gets SIGTERM if this process dies without stopping it."""
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:
-        pass
-
-
-def wait_until_ready(proc: subprocess.Popen, url: str, token: str, timeout: float) -> None:
-    request = urllib.request.Request(f"{url}api/status")
-    if token:
-        request.add_header("Authorization", f"token {token}")
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(
-                f"The Jupyter server exited (code {proc.returncode}) before it answered; "
-                "its log above says why."
-            )
-        try:
-            with urllib.request.urlopen(request, timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"The Jupyter server did not answer at {url} in {timeout:.0f} s.")
-        time.sleep(0.25)
-
-
-def stop(proc: subprocess.Popen) -> int:
-    """SIGTERM the server (it shuts its kernels down), then kill it if it hangs."""
-    if proc.poll() is None:
-        proc.terminate()
-        try:
-            proc.wait(STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            print(
-                f"mlwidget: the Jupyter server did not stop in {STOP_TIMEOUT:.0f} s: killing it.",
-                file=sys.stderr,
-                flush=True,
-            )
-            proc.kill()
-            proc.wait(10)
-    return proc.returncode
-
-
 def summary(
     url: str, token: str, root: Path, store: str, lab: str | None, dashboard: str | None
 ) -> str:
-    """What to open: the lines printed once the server answers. The URLs to open in a browser
+    """What to open: the lines printed once the server listens. The URLs to open in a browser
     carry the token; the REST endpoint and the curl line do not (curl sends it in a header)."""
     q = f"?token={token}" if token else ""
     api = f"{url}mlhandler/{DEMO_NAME}"
@@ -337,6 +213,38 @@ def summary(
     return "\n".join(lines)
 
 
+def server_config(
+    args: argparse.Namespace, token: str, root: Path, default_url: str
+) -> dict[str, Any]:
+    """The server's configuration from the command's options (pass-through options, parsed by
+    the server after it, override it). The token is configuration, not a command-line option:
+    ``ps`` shows only what the user typed."""
+    server: dict[str, Any] = {
+        "ip": args.ip,
+        # the default port, or one near it if it is taken: the server tries them as it binds
+        "port": DEFAULT_PORT if args.port is None else args.port,
+        "root_dir": str(root),
+        "default_url": default_url,
+        "open_browser": args.browser,
+    }
+    if args.port is not None:
+        server["port_retries"] = 0  # the port asked for, or none
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        server["allow_root"] = True
+    # an empty token disables authentication (JUPYTER_TOKEN="" would not: it is "unset")
+    return {"ServerApp": server, "IdentityProvider": {"token": token}}
+
+
+def server_url(serverapp: Any) -> str:
+    """The URL the server listens at, with its base URL (a wildcard address as 127.0.0.1)."""
+    host = "127.0.0.1" if serverapp.ip in WILDCARD_IPS else serverapp.ip
+    if ":" in host:
+        host = f"[{host}]"
+    base_url = "/" + serverapp.base_url.strip("/") + "/"
+    scheme = "https" if serverapp.certfile else "http"
+    return f"{scheme}://{host}:{serverapp.port}{base_url.replace('//', '/')}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parse_args(sys.argv[1:] if argv is None else argv)
     if args.store:
@@ -353,13 +261,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     root = Path(args.root_dir).expanduser() if args.root_dir else default_root_dir(Path.cwd())
     root = root.resolve()
     token = secrets.token_hex(24) if args.token is None else args.token
-    port = args.port if args.port is not None else pick_port(args.ip)
-    host = "127.0.0.1" if args.ip in ("0.0.0.0", "*", "", "::") else args.ip
-    if ":" in host:
-        host = f"[{host}]"
-    base_url = "/" + (server_option(extra, "base_url") or "/").strip("/") + "/"
-    base_url = base_url.replace("//", "/")
-    url = f"http://{host}:{port}{base_url}"
 
     tutorial = find_notebook(root, "titanic.ipynb")
     dashboard = find_notebook(root, "dashboard.ipynb")
@@ -375,50 +276,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     else:
         default_url = f"/mlhandler/{DEMO_NAME}"
 
+    from .launcher import MLWidgetLauncher
+
+    def on_ready(serverapp: Any) -> None:
+        served = serverapp.identity_provider.token  # the server's (a config file may set it)
+        print(summary(server_url(serverapp), served, root, store, lab, dashboard), flush=True)
+
+    # Kernels started by the server inherit the store; relative paths in pass-through options
+    # are relative to the root folder.
+    os.environ["MLWIDGET_STORE"] = store
+    os.chdir(root)
     collect_nothing_at_exit()  # this process holds pandas and scikit-learn: exit in a blink
-    proc = subprocess.Popen(
-        server_command(port, args.ip, token, root, default_url, extra),
-        env=server_env(token, store),
-        stdin=subprocess.DEVNULL,
-        cwd=root,
-        start_new_session=True,  # Ctrl-C reaches this process only; it stops the server
-        preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
-    )
-
-    def on_signal(signum: int, frame: Any) -> None:
-        raise _Stop(signum)
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        try:
-            wait_until_ready(proc, url, token, READY_TIMEOUT)
-        except RuntimeError as exc:
-            print(f"mlwidget: {exc}", file=sys.stderr, flush=True)
-            stop(proc)
-            return 1
-        print(summary(url, token, root, store, lab, dashboard), flush=True)
-        if args.browser:
-            import webbrowser
-
-            webbrowser.open(
-                f"{url}{default_url.lstrip('/')}" + (f"?token={token}" if token else "")
-            )
-        code = proc.wait()
-        print(f"mlwidget: the Jupyter server exited (code {code}).", file=sys.stderr, flush=True)
-        return code
-    except _Stop:
-        print("\nmlwidget: stopping the Jupyter server...", file=sys.stderr, flush=True)
-        # a second Ctrl-C while stopping must not leave the server behind
-        for sig in previous:
-            signal.signal(sig, signal.SIG_IGN)
-        stop(proc)
-        print("mlwidget: stopped.", file=sys.stderr, flush=True)
-        return 0
-    finally:
-        if proc.poll() is None:
-            stop(proc)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    MLWidgetLauncher.server_config = server_config(args, token, root, default_url)
+    MLWidgetLauncher.on_ready = on_ready
+    MLWidgetLauncher.launch_instance(argv=list(extra))
+    print("mlwidget: stopped.", file=sys.stderr, flush=True)
+    return 0
 
 
 if __name__ == "__main__":
