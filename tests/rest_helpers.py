@@ -120,6 +120,13 @@ def assert_clean_error(reply: Reply, status: int, *words: str) -> dict:
     return data
 
 
+def stored(store_dir: Path, name: str = "titanic") -> dict[str, bytes]:
+    """Everything a user could tell apart of a stored model: its folder's files and their
+    bytes (the lock file aside). Equal before and after a refused request."""
+    folder = store_dir / name
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
+
+
 def assert_no_leak(text: str) -> None:
     assert "Traceback" not in text
     assert 'File "' not in text

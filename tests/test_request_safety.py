@@ -9,7 +9,7 @@ from typing import Any
 from urllib.parse import unquote
 
 import pytest
-from rest_helpers import assert_clean_error, call, titanic_server_config
+from rest_helpers import assert_clean_error, call, stored, titanic_server_config
 
 from mlwidget import MLModel
 from mlwidget.options import from_request
@@ -21,12 +21,6 @@ JSON = {"Content-Type": "application/json"}
 @pytest.fixture
 def jp_server_config(store_dir: Path, titanic_csv: Path) -> dict:
     return titanic_server_config(store_dir, titanic_csv)
-
-
-def stored(store_dir: Path, name: str = NAME) -> dict[str, Any]:
-    """Everything a user could tell apart: the model folder's files and their bytes."""
-    folder = store_dir / name
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
 
 
 def attacks(tmp: Path) -> list[tuple[str, Any, str]]:

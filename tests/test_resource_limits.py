@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from rest_helpers import TITANIC, assert_clean_error, call, titanic_server_config
+from rest_helpers import TITANIC, assert_clean_error, call, stored, titanic_server_config
 
 from mlwidget import MLModel, limits
 
@@ -21,11 +21,6 @@ JSON = {"Content-Type": "application/json"}
 @pytest.fixture
 def jp_server_config(store_dir: Path, titanic_csv: Path) -> dict:
     return titanic_server_config(store_dir, titanic_csv)
-
-
-def stored(store_dir: Path, name: str = NAME) -> dict[str, bytes]:
-    folder = store_dir / name
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
 
 
 async def put(jp_fetch, body: dict, name: str = NAME):
