@@ -19,8 +19,7 @@ PACKAGES = {
 LIMIT = 500
 OVER_LIMIT = {
     "mlwidget/model.py": 880,
-    "server_extension/mlwidget_server/handlers.py": 610,
-    "server_extension/mlwidget_server/openapi.py": 900,
+    "server_extension/mlwidget_server/openapi.py": 820,
 }
 
 

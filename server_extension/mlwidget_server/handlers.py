@@ -7,7 +7,6 @@ large predictions never block the Jupyter server's event loop.
 from __future__ import annotations
 
 import json
-import math
 import os
 from http.client import responses
 from typing import TYPE_CHECKING, Any
@@ -20,20 +19,18 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_escape, url_path_join
-from tornado.httputil import parse_body_arguments, parse_qs_bytes
 
 from mlwidget import BadRequest, MLWidgetError, NotFound, PayloadTooLarge
 from mlwidget.api import (
     ACTIONS,
     CACHE_FORMATS,
-    GENERIC_TYPES,
     JUPYTER_KEYS,
     METRICS,
     PREDICT_FORMATS,
     WRITE_ACTIONS,
 )
-from mlwidget.errors import UnsupportedFormat
-from mlwidget.options import LIST_OPTIONS, from_request
+
+from .bodies import _clip, dumps, jsonable, last, parse_body, put_changes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -455,139 +452,3 @@ class ModelHandler(BaseHandler):
             "form-action 'self'; base-uri 'none'",
         )
         self.finish(html, set_content_type="text/html; charset=UTF-8")
-
-
-# ---------------------------------------------------------------------- parsing and rendering
-
-
-def put_changes(body: bytes, query: dict[str, list[str]]) -> dict[str, Any]:
-    """A PUT's changes: its flat JSON object body, then its query keys; checked by the
-    request allow-list (403 for anything naming a server file, at any depth)."""
-    changes: dict[str, Any] = {}
-    if body.strip():
-        try:
-            obj = json.loads(body)
-        except ValueError as exc:
-            raise BadRequest(
-                f"The PUT body is not valid JSON ({exc}). Send a flat JSON object such as "
-                '{"class": "RandomForestClassifier", "n_estimators": 10}, or use the query.'
-            ) from None
-        if not isinstance(obj, dict):
-            raise BadRequest(
-                f"The PUT body must be a JSON object of options and parameters, "
-                f"not a {type(obj).__name__}."
-            )
-        changes.update(obj)
-    for key, values in query.items():
-        if not key.startswith("_"):
-            changes[key] = values if len(values) > 1 else values[0]
-    for key in LIST_OPTIONS:
-        if isinstance(changes.get(key), str):
-            changes[key] = [changes[key]] if changes[key] else []
-    return from_request(changes)
-
-
-def _clip(message: str, limit: int = 2000) -> str:
-    """An error message of bounded size: what arrived is quoted, but never all of a huge value."""
-    if len(message) <= limit:
-        return message
-    return f"{message[:limit]}... ({len(message):,} characters in all; the rest is not shown)"
-
-
-def last(args: dict[str, list[str]], key: str) -> str | None:
-    values = args.get(key)
-    return values[-1] if values else None
-
-
-def parse_body(body: bytes, content_type: str, args: dict[str, list[str]]) -> pd.DataFrame | None:
-    """The request body as one table (None if it carries none). Multipart form fields, and the
-    fields of a urlencoded form, are added to ``args``."""
-    from mlwidget.tables import read_table
-
-    if not body.strip():
-        return None
-    main = content_type.split(";")[0].strip().lower()
-    if main == "multipart/form-data":
-        fields: dict[str, list[bytes]] = {}
-        files: dict[str, list[Any]] = {}
-        try:
-            parse_body_arguments(content_type, body, fields, files)
-        except Exception:
-            fields, files = {}, {}
-        if not fields and not files:
-            raise BadRequest(
-                "The multipart/form-data body cannot be parsed. Upload files as form fields "
-                "(curl -F file=@data.csv) or send the table itself as the body."
-            )
-        for key, values in fields.items():
-            if key not in JUPYTER_KEYS:
-                args.setdefault(key, []).extend(v.decode("utf-8", "replace") for v in values)
-        tables = [
-            read_table(f.body, filename=f.filename or None, content_type=_specific(f.content_type))
-            for uploads in files.values()
-            for f in uploads
-            if f.body
-        ]
-        if not tables:
-            return None
-        if len(tables) == 1:
-            return tables[0]
-        import pandas as pd
-
-        return pd.concat(tables, ignore_index=True)
-    if main == "application/x-www-form-urlencoded":
-        # curl -d @file sends this type for any file: the content decides. A real form
-        # (key=value pairs) only carries arguments.
-        try:
-            return read_table(body)
-        except UnsupportedFormat:
-            fields = _form_fields(body)
-            if not fields:
-                raise  # neither a table nor a form: never a silent retrain on the stored data
-            for key, values in fields.items():
-                if key not in JUPYTER_KEYS:
-                    args.setdefault(key, []).extend(v.decode("utf-8", "replace") for v in values)
-            return None
-    return read_table(body, content_type=_specific(main))
-
-
-def _form_fields(body: bytes) -> dict[str, list[bytes]] | None:
-    """The fields of a real urlencoded form (printable ``key=value`` pairs joined by ``&``),
-    else None: any bytes parse as a form of blank keys, and junk must stay junk."""
-    try:
-        text = body.decode("ascii").strip()
-    except UnicodeDecodeError:
-        return None
-    parts = text.split("&")
-    if not all(part.isprintable() and part.partition("=")[0] and "=" in part for part in parts):
-        return None
-    return parse_qs_bytes(text.encode(), keep_blank_values=True)
-
-
-def _specific(content_type: str | None) -> str | None:
-    main = (content_type or "").split(";")[0].strip().lower()
-    return None if main in GENERIC_TYPES else main
-
-
-def dumps(obj: Any) -> str:
-    try:  # predictions from the core are plain Python values already: no walk needed
-        return json.dumps(obj, allow_nan=False)
-    except (TypeError, ValueError):
-        return json.dumps(jsonable(obj))
-
-
-def jsonable(obj: Any) -> Any:
-    """``obj`` with numpy scalars and arrays as Python values and NaN/inf as None."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if obj is None or isinstance(obj, (str, bool, int)):
-        return obj
-    if hasattr(obj, "tolist"):  # numpy scalars and arrays
-        return jsonable(obj.tolist())
-    if hasattr(obj, "isoformat"):
-        return obj.isoformat()
-    return str(obj)
