@@ -257,6 +257,9 @@ def test_retrain_runs_in_background(app: MLApp, monkeypatch: pytest.MonkeyPatch)
         assert app.editor.progress.layout.visibility == "visible"
         assert app.editor.status.kind == "busy"
         assert app.predict.predict() in (0, 1)  # other forms keep working
+        # one worker thread runs the task; no second thread watches it
+        names = [t.name for t in threading.enumerate() if t.name.startswith("mlwidget")]
+        assert len(names) == 1 and names[0].startswith("mlwidget-task"), names
     finally:
         release.set()
     app.wait()

@@ -8,6 +8,8 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
 import ipywidgets as widgets
@@ -66,24 +68,43 @@ class Status(widgets.HTML):
         self.kind, self.text, self.value = "", "", ""
 
 
-class Runner:
-    """Runs long actions (training, bulk predictions) in a background thread.
+def _on_kernel_thread() -> Callable[[Callable[[], None]], None]:
+    """How to run a callback on the kernel's own thread (its IO loop), where widget state
+    changes belong; outside a kernel (scripts, tests) the callback runs where it is."""
+    try:
+        from IPython import get_ipython
 
-    While a task runs, every registered button is disabled and the progress bar moves, so the
-    notebook stays responsive. One runner is shared by all forms of an app: one task at a time.
+        loop = getattr(getattr(get_ipython(), "kernel", None), "io_loop", None)
+    except ImportError:
+        loop = None
+    if loop is None:
+        return lambda callback: callback()
+    return loop.add_callback
+
+
+class Runner:
+    """Runs long actions (training, bulk predictions) on one background worker thread.
+
+    While a task runs, every registered button is disabled and the progress bar shows it is
+    busy, so the notebook stays responsive; the result (or the error) is shown from the
+    kernel's own thread. One runner is shared by all forms of an app: one task at a time.
     """
 
     def __init__(self) -> None:
         self.buttons: list[widgets.Button] = []
-        self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlwidget-task")
+        self._future: Future | None = None
+        self._pending: Callable[[], None] | None = None  # the result, not yet shown
+        self._shown = threading.Event()
+        self._shown.set()
+        self._lock = threading.RLock()  # a task that ends at once is shown inside run()
 
     def register(self, *buttons: widgets.Button) -> None:
         self.buttons.extend(buttons)
 
     @property
     def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return not self._shown.is_set()
 
     def run(
         self,
@@ -94,65 +115,71 @@ class Runner:
         progress: widgets.IntProgress,
         failed: Callable[[BaseException], None] | None = None,
     ) -> bool:
-        """Start ``work()`` in a thread; then ``done(result)`` (or show the error). False if busy."""
+        """Start ``work()`` on the worker; then ``done(result)`` (or show the error) on the
+        kernel's thread. False if a task is running already."""
         with self._lock:
             if self.busy:
                 status.show("Another task is running; wait until it ends.", "error")
                 return False
+            self._shown.clear()
             was = {id(b): b.disabled for b in self.buttons}
             for b in self.buttons:
                 b.disabled = True
             status.show(f"{label}…", "busy")
             progress.value, progress.bar_style = 0, "info"
             progress.layout.visibility = "visible"
-            self._thread = threading.Thread(
-                target=self._main,
-                args=(label, work, done, failed, status, progress, was),
-                name=f"mlwidget-{label}",
-                daemon=True,
-            )
-            self._thread.start()
+            schedule = _on_kernel_thread()
+            start = time.monotonic()
+
+            def finished(future: Future) -> None:
+                self._pending = lambda: self._show(
+                    future, label, done, failed, status, progress, was
+                )
+                schedule(self._show_pending)
+
+            self._future = self._executor.submit(work)
+            self._future.add_done_callback(finished)
+            log.debug("mlwidget task %r started at %.3f", label, start)
             return True
 
-    def _main(self, label, work, done, failed, status, progress, was) -> None:
-        box: dict[str, Any] = {}
+    def _show_pending(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, None
+        if pending is not None:  # once: from the kernel's loop, or from join(), whichever first
+            pending()
 
-        def target() -> None:
-            try:
-                box["result"] = work()
-            except BaseException as err:  # shown to the user below
-                box["error"] = err
-
-        inner = threading.Thread(target=target, daemon=True)
-        start = time.monotonic()
-        inner.start()
-        while inner.is_alive():
-            inner.join(0.2)
-            # No real progress is known: creep towards 90% so the bar visibly moves.
-            elapsed = time.monotonic() - start
-            progress.value = min(90, int(90 * (1 - 1 / (1 + elapsed / 3))))
+    def _show(self, future, label, done, failed, status, progress, was) -> None:
         try:
-            if "error" in box:
+            error = future.exception()
+            if error is not None:
                 progress.bar_style, progress.value = "danger", 100
-                status.error(box["error"])
+                status.error(error)
                 if failed is not None:
-                    failed(box["error"])
+                    failed(error)
             else:
                 progress.bar_style, progress.value = "success", 100
-                done(box.get("result"))
+                done(future.result())
         except BaseException as err:  # a failure while showing the result
             status.error(err)
         finally:
             for b in self.buttons:
                 b.disabled = was.get(id(b), False)
+            self._shown.set()
 
     def join(self, timeout: float | None = 120) -> None:
-        """Wait until the running task (if any) has finished and shown its result."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-            if thread.is_alive():
-                raise TimeoutError(f"the task did not finish within {timeout} s")
+        """Wait until the running task (if any) has finished and shown its result. Called on
+        the kernel's thread (a notebook cell), it shows the result itself: the loop that would
+        is the one waiting here."""
+        future = self._future
+        if future is None:
+            return
+        try:
+            future.exception(timeout=timeout)
+        except FutureTimeout:
+            raise TimeoutError(f"the task did not finish within {timeout} s") from None
+        self._show_pending()
+        if not self._shown.wait(timeout):
+            raise TimeoutError(f"the task did not finish within {timeout} s")
 
 
 def progress_bar(css: str) -> widgets.IntProgress:
