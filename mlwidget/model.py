@@ -7,7 +7,6 @@ notices whether another process committed a change and reloads if so.
 
 from __future__ import annotations
 
-import datetime as _dt
 import os
 import warnings as _warnings
 from collections.abc import Callable, Iterable, Mapping
@@ -15,14 +14,13 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import joblib
-import numpy as np
 import pandas as pd
 
-from . import describe, schema, training
+from . import describe, predicting, schema, training
 from . import estimators as est
 from . import options as opt
-from .errors import BadRequest, MLWidgetError, NotFound, reason
-from .fastpath import jsonable
+from . import state as state_
+from .errors import BadRequest, MLWidgetError, NotFound
 from .snapshot import Snapshot, Snapshots
 from .sources import is_database, is_source, source_warnings
 from .store import LOCK_TIMEOUT, Store, check_name
@@ -38,25 +36,6 @@ def list_models(store: str | os.PathLike[str] | Store | None = None) -> list[str
 
 def _as_store(store: Any) -> Store:
     return store if isinstance(store, Store) else Store(store)
-
-
-def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
-
-
-def _describe_source(data: Any) -> Any:
-    """What ``?_model`` shows of a data source: a file's name, never a server path or a
-    database URL (which may hold a password)."""
-    if isinstance(data, str | os.PathLike):
-        return os.path.basename(str(data))
-    if is_source(data):
-        url = str(data["url"])
-        shown = "(database)" if is_database(url) else os.path.basename(url)
-        kept = ("ext", "sheet_name", "table", "query")
-        return {k: v for k, v in data.items() if k in kept} | {"url": shown}
-    if data is None:
-        return None
-    return type(data).__name__
 
 
 class MLModel:
@@ -114,24 +93,9 @@ class MLModel:
             options = opt.clean(options, base_dir)
         except MLWidgetError:
             return
-        stored = self._snapshot().options
-        differ = []
-        if "class" in options and options["class"] is not None:
-            given = options.pop("class")
-            try:
-                given = _class_name(est.resolve_class(given, self.allowed_classes))
-            except MLWidgetError:
-                pass
-            if given != stored.get("class"):
-                differ.append(f"class={given} (stored: {stored.get('class')})")
-        for key, value in options.items():
-            if stored.get(key) != value:
-                differ.append(f"{key}={value!r} (stored: {stored.get(key)!r})")
-        for key, value in params.items():
-            if (stored.get("params") or {}).get(key) != est.to_jsonable(value):
-                differ.append(f"{key}={value!r}")
-        if data is not None and _describe_source(data) != stored.get("data"):
-            differ.append("data (the stored training data is kept)")
+        differ = state_.unapplied(
+            self._snapshot().options, options, params, data, self.allowed_classes
+        )
         if differ:
             _warnings.warn(
                 f"Model {self.name!r} already exists in the store, so these were not applied: "
@@ -181,15 +145,17 @@ class MLModel:
         merged["params"] = {}
         if merged["class"] is not None:
             cls = est.resolve_class(merged["class"], self.allowed_classes)
-            merged["class"] = _class_name(cls)
-            merged["params"] = _jsonable_params(cls, est.parse_params(cls, params), self)
+            merged["class"] = state_.class_name(cls)
+            merged["params"] = state_.jsonable_params(
+                cls, est.parse_params(cls, params), self.allowed_classes
+            )
         elif params:
             raise BadRequest(
                 f"Got estimator parameters {', '.join(map(repr, params))} but no model class. "
                 "Give class (e.g. class_='LogisticRegression') with them, or check the option names: "
                 f"{', '.join(opt.OPTION_NAMES)}."
             )
-        merged["data"] = _describe_source(data)
+        merged["data"] = state_.describe_source(data)
         table = read_table(data) if data is not None else None
         imported = None
         path = merged.get("path")
@@ -205,7 +171,7 @@ class MLModel:
             if self.store.exists(self.name) and not overwrite:
                 return  # another process created it first: open theirs
             previous = self.store.read_state(self.name)[0] if overwrite else None
-            state = {"version": (previous or {}).get("version", 0), "created_at": _now()}
+            state = {"version": (previous or {}).get("version", 0), "created_at": state_.now()}
             state.update(options=merged, data=None, model=None, fitted=None, schema=None)
             state["warnings"] = warns
             state["created_warnings"] = warns
@@ -214,7 +180,7 @@ class MLModel:
                 state["data_rows"] = len(table)
             if imported is not None:
                 state["model"] = self._write_model(imported)
-                state["fitted"] = _fitted_meta_for_import(imported, merged)
+                state["fitted"] = state_.imported_meta(imported, merged)
                 state["schema"] = schema.schema_from_estimator(imported)
             self.store.commit(self.name, state)
             self._snapshots.invalidate()
@@ -293,7 +259,7 @@ class MLModel:
 
     @property
     def estimator(self) -> Any:
-        return _final_step(self.pipeline)
+        return predicting.final_step(self.pipeline)
 
     @property
     def features(self) -> list[dict[str, Any]]:
@@ -313,7 +279,7 @@ class MLModel:
         had training data."""
         snap, frame = self._read(lambda snap: (snap, snap.data()))
         if frame is None:
-            empty = _emptied_data(snap.state)
+            empty = state_.emptied_data(snap.state)
             if empty is None:
                 raise NotFound(
                     f"Model {self.name!r} has no training data. Add some with append() or "
@@ -326,20 +292,8 @@ class MLModel:
         """The snapshot's compiled few-row predictor, unless ``fast_path`` is off."""
         return snap.fast() if self.fast_path else None
 
-    def _fast_predictor(self) -> Any:
-        return self._read(self._fast)
-
-    def _features_frame(self, table: Any) -> pd.DataFrame:
-        return self._read(lambda snap: _features_frame(snap, table))
-
     def _require_pipeline(self, snap: Snapshot) -> Any:
-        pipeline = snap.pipeline()
-        if pipeline is None:
-            raise NotFound(
-                f"Model {self.name!r} has no fitted estimator. Train it with retrain() "
-                "(REST: POST ?_action=retrain)."
-            )
-        return pipeline
+        return predicting.require_pipeline(snap, self.name)
 
     def predict_query(self, args: Mapping[str, list[str]], fast_only: bool = False) -> Any:
         """Predictions for a GET query ``{column: [values]}`` (repeated keys give rows): the
@@ -370,64 +324,13 @@ class MLModel:
         return self._read(lambda snap: self._predict(snap, data))
 
     def _predict(self, snap: Snapshot, data: Any) -> list[Any]:
-        pipeline = self._require_pipeline(snap)
-        fast = self._fast(snap)
-        out = fast.predict(data) if fast is not None else None
-        if out is not None:
-            return out
-        frame = _features_frame(snap, data)
-        if frame.empty:
-            return []
-        kind = snap.fitted.get("kind")
-        out = fast.predict_frame(frame) if fast is not None else None  # bulk: no ColumnTransformer
-        if out is not None:
-            return jsonable(out)
-        try:
-            if not hasattr(pipeline, "predict") and hasattr(pipeline, "transform"):
-                out = pipeline.transform(frame)
-            elif kind == "transformer" and hasattr(pipeline, "transform"):
-                out = pipeline.transform(frame)
-            else:
-                out = pipeline.predict(frame)
-        except MLWidgetError:
-            raise
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise BadRequest(
-                f"{type(_final_step(pipeline)).__name__} could not predict these rows: {reason(exc)}. "
-                "It may not be a predicting estimator: choose a classifier, regressor, "
-                "clusterer or transformer."
-            ) from None
-        return jsonable(out)
+        return predicting.predict(snap, self.name, data, self._fast(snap))
 
     def predict_proba(self, data: Any) -> list[dict[Any, float]]:
         """Class probabilities for each row, as ``{class: probability}``."""
-        return self._read(lambda snap: self._predict_proba(snap, data))
-
-    def _predict_proba(self, snap: Snapshot, data: Any) -> list[dict[Any, float]]:
-        pipeline = self._require_pipeline(snap)
-        if not hasattr(pipeline, "predict_proba"):
-            raise BadRequest(
-                f"{type(_final_step(pipeline)).__name__} does not give probabilities. Use "
-                "predict, or a classifier with predict_proba (SGDClassifier needs loss=log_loss)."
-            )
-        fast = self._fast(snap)
-        out = fast.predict_proba(data) if fast is not None else None
-        if out is not None:
-            return out
-        frame = _features_frame(snap, data)
-        if frame.empty:
-            return []
-        try:
-            proba = fast.predict_frame(frame, proba=True) if fast is not None else None
-            if proba is None:
-                proba = pipeline.predict_proba(frame)
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise BadRequest(f"The model could not give probabilities: {reason(exc)}") from None
-        labels = getattr(_final_step(pipeline), "classes_", None)  # a mixture has components
-        classes = est.to_jsonable(
-            np.asarray(labels if labels is not None else range(proba.shape[1]))
+        return self._read(
+            lambda snap: predicting.predict_proba(snap, self.name, data, self._fast(snap))
         )
-        return [dict(zip(classes, map(float, row), strict=True)) for row in proba]
 
     def predict_table(self, data: Any) -> pd.DataFrame:
         """The input rows with the predictions in the target column.
@@ -436,75 +339,32 @@ class MLModel:
         the model reads them (``Age=22`` -> ``22.0``), as Gramex does; values already typed
         (JSON numbers, CSV columns) and columns that are not features stay as given."""
         frame = read_table(data)
-
-        def table(snap: Snapshot) -> pd.DataFrame:
-            preds = self._predict(snap, frame)
-            column = snap.options.get("target_col") or snap.fitted.get("target_col")
-            out = _typed_echo(snap, frame)
-            if preds and isinstance(preds[0], list):
-                for i in range(len(preds[0])):
-                    out[f"component_{i}"] = [row[i] for row in preds]
-            else:
-                out[column or "prediction"] = preds
-            return out
-
-        return self._read(table)
+        return self._read(
+            lambda snap: predicting.predict_table(snap, self.name, frame, self._fast(snap))
+        )
 
     def score(self, data: Any, metric: str | None = None) -> dict[str, Any]:
         """Score the rows against their target column with any scikit-learn scorer name."""
         frame = read_table(data)
-        return self._read(lambda snap: self._score(snap, frame, metric))
-
-    def _score(self, snap: Snapshot, frame: pd.DataFrame, metric: str | None) -> dict[str, Any]:
-        from sklearn.metrics import get_scorer, get_scorer_names
-
-        pipeline = self._require_pipeline(snap)
-        fitted = snap.fitted
-        target = fitted.get("target_col") or snap.options.get("target_col")
-        if fitted.get("kind") in ("clusterer", "transformer") or not target:
-            X = _features_frame(snap, frame)
-            if metric:
-                raise BadRequest(
-                    f"Expected no metric for an unsupervised model, got {metric!r}; it is scored "
-                    "with its own score()."
-                )
-            if not hasattr(pipeline, "score"):
-                raise BadRequest(f"{type(_final_step(pipeline)).__name__} cannot be scored.")
-            return {"score": float(pipeline.score(X)), "metric": "score"}
-        if target not in frame.columns:
-            raise BadRequest(
-                f"Expected the target column {target!r} in the data to score against, got "
-                f"columns {', '.join(map(repr, map(str, frame.columns)))}. Include it."
-            )
-        frame = frame[frame[target].notna()]
-        X = _features_frame(snap, frame)
-        y = frame[target].reset_index(drop=True)
-        y = schema.cast_target(y, fitted.get("target_dtype"))
-        metric = metric or ("accuracy" if fitted.get("kind") == "classifier" else "r2")
-        if metric not in get_scorer_names():
-            raise BadRequest(
-                f"Expected a scikit-learn scorer name such as accuracy, f1_weighted, roc_auc, r2 "
-                f"or neg_mean_absolute_error; got {metric!r}."
-            )
-        try:
-            value = get_scorer(metric)(pipeline, X, y)
-        except (ValueError, TypeError, AttributeError) as exc:
-            raise BadRequest(f"Could not compute {metric}: {reason(exc)}") from None
-        return {"score": float(value), "metric": metric, "rows": len(X)}
+        return self._read(lambda snap: predicting.score(snap, self.name, frame, metric))
 
     # -----------------------------------------------------------------------------------------
     # information
 
     def info(self) -> dict[str, Any]:
         """The ``?_model`` answer: configured estimator, fitted one, stale flag, warnings."""
-        return self._read(lambda snap: _info(self, snap))
+        return self._read(self._info)
+
+    def _info(self, snap: Snapshot) -> dict[str, Any]:
+        path = predicting.predict_path(snap)  # compiles the fast path (and learns why it declines)
+        return describe.info(self.name, snap.state, self.allowed_classes, path, snap.fast_reason)
 
     def params_info(self) -> dict[str, Any]:
         """The ``?_params`` answer, as Gramex gives it: options, class + params, fitted attrs."""
 
         def answer(snap: Snapshot) -> dict[str, Any]:
-            info = _info(self, snap)
-            return describe.params_info(info, _final_step(snap.pipeline()))
+            info = self._info(snap)
+            return describe.params_info(info, predicting.final_step(snap.pipeline()))
 
         return self._read(answer)
 
@@ -558,36 +418,9 @@ class MLModel:
         options = opt.clean(options)
         with self.store.lock(self.name, self.lock_timeout):
             state = self._locked_state()
-            current = dict(state["options"])
-            new_class = options.pop("class", None)
-            if new_class is not None:
-                cls = est.resolve_class(new_class, self.allowed_classes)
-                if _class_name(cls) != current.get("class"):
-                    current["params"] = {}
-                current["class"] = _class_name(cls)
-            if params:
-                if not current.get("class"):
-                    raise BadRequest(
-                        f"Got {', '.join(map(repr, params))}, which are neither mlwidget options "
-                        f"({', '.join(opt.OPTION_NAMES)}) nor usable without a model class. "
-                        "Set class first."
-                    )
-                cls = est.resolve_class(current["class"], self.allowed_classes)
-                unknown = [k for k in params if k not in est.valid_param_names(cls)]
-                if unknown:
-                    raise BadRequest(
-                        f"{', '.join(map(repr, unknown))} is neither an mlwidget option "
-                        f"({', '.join(opt.OPTION_NAMES)}) nor a parameter of {cls.__name__} "
-                        f"({', '.join(est.valid_param_names(cls))}). Check the spelling."
-                    )
-                typed = est.parse_params(cls, params, self.allowed_classes)
-                current["params"] = {**(current.get("params") or {}), **typed}
-            if current.get("class"):
-                cls = est.resolve_class(current["class"], self.allowed_classes)
-                current["params"] = _jsonable_params(cls, current.get("params") or {}, self)
-            current.update(options)
+            current = state_.staged_options(state["options"], options, params, self.allowed_classes)
             if data is not None:
-                current["data"] = _describe_source(data)
+                current["data"] = state_.describe_source(data)
             state["options"] = current
             state["warnings"] = list(state.get("created_warnings") or []) + warns
             state["warnings"] += schema.column_warnings(current, state.get("data_columns"))
@@ -638,7 +471,7 @@ class MLModel:
             )
         result = training.fit(options, table, self.allowed_classes, metric=metric_name)
         pipeline = result.pipeline
-        fitted = {**result.fitted, "trained_at": _now()}
+        fitted = {**result.fitted, "trained_at": state_.now()}
         if new_data:
             state["data"] = self._write_data(table)
         state["data_rows"] = len(table)
@@ -649,7 +482,7 @@ class MLModel:
         state["schema"] = result.features
         state["warnings"] = list(state.get("created_warnings") or []) + result.warnings
         if options.get("path"):
-            _export_copy(pipeline, options["path"])
+            state_.export_copy(pipeline, options["path"])
         self._commit(state, pipeline)
         return {
             "score": result.fitted["score"] if result.asked is None else result.asked,
@@ -667,25 +500,7 @@ class MLModel:
             raise BadRequest("Expected rows to append, got an empty table.")
         with self.store.lock(self.name, self.lock_timeout):
             state = self._locked_state()
-            current = self._read(Snapshot.data)
-            if current is None:
-                combined = table.reset_index(drop=True)
-            else:
-                old, new = [str(c) for c in current.columns], [str(c) for c in table.columns]
-                missing = [c for c in old if c not in new]
-                extra = [c for c in new if c not in old]
-                if missing or extra:
-                    parts = []
-                    if missing:
-                        parts.append(f"missing {', '.join(map(repr, missing))}")
-                    if extra:
-                        parts.append(f"unexpected {', '.join(map(repr, extra))}")
-                    raise BadRequest(
-                        "Expected the appended rows to have the training data's columns "
-                        f"({', '.join(old)}); got {'; '.join(parts)}. Nothing was appended."
-                    )
-                table = schema.align_dtypes(table[list(current.columns)], current)
-                combined = pd.concat([current, table], ignore_index=True)
+            combined = state_.appended(self._read(Snapshot.data), table)
             state["data"] = self._write_data(combined)
             state["data_rows"] = len(combined)
             state["data_columns"] = [str(c) for c in combined.columns]
@@ -735,140 +550,3 @@ class MLModel:
         """Remove the model from the store entirely (options, data and fitted model)."""
         self.store.remove(self.name)
         self._snapshots.invalidate()
-
-
-# ---------------------------------------------------------------------------------------------
-# helpers
-
-
-def _final_step(pipeline: Any) -> Any:
-    """The estimator at the end of a pipeline (or the model itself, or None)."""
-    steps = getattr(pipeline, "steps", None)
-    return steps[-1][1] if steps else pipeline
-
-
-def _info(model: MLModel, snap: Snapshot) -> dict[str, Any]:
-    path = _predict_path(snap)  # compiles the fast path (and learns why it declines)
-    return describe.info(model.name, snap.state, model.allowed_classes, path, snap.fast_reason)
-
-
-def _predict_path(snap: Snapshot) -> str | None:
-    """What answers a few-row prediction: "fast (<family>)", "pipeline", or None unfitted."""
-    try:
-        fast = snap.fast()
-    except Exception:  # a model file that cannot load: info() still answers
-        return None
-    if fast is not None:
-        return fast.label
-    return "pipeline" if snap.loaded_pipeline() is not None else None
-
-
-def _features_frame(snap: Snapshot, table: Any) -> pd.DataFrame:
-    """The input rows as the fitted model expects them: typed, ordered, by name."""
-    frame = read_table(table)
-    features = snap.schema
-    if not features:
-        return frame
-    names = [f["name"] for f in features]
-    missing = [n for n in names if n not in frame.columns]
-    if missing:
-        raise BadRequest(
-            f"Expected the feature column(s) {', '.join(map(repr, missing))}, which the "
-            f"model was trained on; got columns {', '.join(map(repr, map(str, frame.columns)))}. "
-            "Add them (an empty value is imputed)."
-        )
-    return schema.cast(frame[names].reset_index(drop=True), features)
-
-
-def _typed_echo(snap: Snapshot, frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` whose text feature columns are cast by the model's schema."""
-    out = frame.copy()
-    if not out.columns.is_unique:
-        return out
-    text = [
-        f
-        for f in snap.schema
-        if f["name"] in out.columns
-        and (out[f["name"]].dtype == object or isinstance(out[f["name"]].dtype, pd.StringDtype))
-    ]
-    if text:
-        typed = schema.cast(out[[f["name"] for f in text]], text)
-        for f in text:
-            out[f["name"]] = typed[f["name"]]
-    return out
-
-
-def _emptied_data(state: Mapping[str, Any]) -> pd.DataFrame | None:
-    """The empty table left by delete_data(): the stored columns, typed as they were (None
-    when the model never had training data)."""
-    columns = state.get("data_columns")
-    if columns is None:
-        return None
-    dtypes = state.get("data_dtypes") or {}
-
-    def typed(column: str) -> pd.Series:
-        try:
-            return pd.Series(dtype=pd.api.types.pandas_dtype(dtypes.get(column, object)))
-        except (TypeError, ValueError):
-            return pd.Series(dtype=object)
-
-    frame = pd.DataFrame({i: typed(c) for i, c in enumerate(columns)})
-    frame.columns = list(columns)
-    return frame
-
-
-def _class_name(cls: type) -> str:
-    from .estimators import _catalog
-
-    if _catalog().get(cls.__name__) is cls:
-        return cls.__name__
-    return f"{cls.__module__}.{cls.__qualname__}"
-
-
-def _jsonable_params(cls: type, params: dict[str, Any], model: MLModel) -> dict[str, Any]:
-    """Validate params by building the estimator, and keep them in a JSON-safe form."""
-    est.make_estimator(cls, params, model.allowed_classes)
-    out = {}
-    for key, value in params.items():
-        safe = est.to_jsonable(value)
-        if safe != value and not isinstance(value, tuple):
-            raise BadRequest(
-                f"Parameter {key!r} of {cls.__name__} must be given as a plain value "
-                f"(number, string, true/false, none or a list), got {type(value).__name__}."
-            )
-        out[key] = safe
-    return out
-
-
-def _export_copy(pipeline: Any, path: str) -> None:
-    from .store import atomic_write
-
-    target = Path(path)
-    try:
-        atomic_write(target, lambda tmp: joblib.dump(pipeline, tmp))
-    except OSError as exc:
-        raise BadRequest(
-            f"Could not write the model file at model.path ({target.name!r}): {exc.strerror}."
-        ) from None
-
-
-def _fitted_meta_for_import(model: Any, options: Mapping[str, Any]) -> dict[str, Any]:
-    final = model.steps[-1][1] if hasattr(model, "steps") else model
-    kind = est.estimator_kind(type(final)) if hasattr(final, "get_params") else None
-    return {
-        "model": type(final).__name__,
-        "params": est.to_jsonable(final.get_params(deep=False))
-        if hasattr(final, "get_params")
-        else {},
-        "kind": kind,
-        "trained_at": None,
-        "score": None,
-        "metric": None,
-        "rows": None,
-        "target_col": options.get("target_col"),
-        "target_dtype": None,
-        "config": None,
-        "sklearn_version": None,
-        "imported_from": os.path.basename(str(options.get("path"))),
-        "data": None,
-    }

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
 
-from mlwidget import BadRequest, MLModel
+from mlwidget import BadRequest, MLModel, predicting
 from mlwidget.fastpath import MAX_ROWS, compile_model
 from mlwidget.tables import from_query
 
@@ -106,7 +106,7 @@ def _odd_rows(features: list[str]) -> list[dict]:
 
 def _pipeline_predict(m: MLModel, rows, proba: bool = False):
     """What the pipeline answers for these rows (the path predict took before the fast path)."""
-    X = m._features_frame(rows)
+    X = predicting.features_frame(m._snapshot(), rows)
     if proba:
         return m.pipeline.predict_proba(X)
     return np.asarray(m.pipeline.predict(X))
@@ -209,7 +209,7 @@ def test_bulk_frames_skip_the_column_transformer_with_the_same_answers(case, tit
         "records"
     )
     for data in (rows, pd.DataFrame(rows), titanic):
-        frame = m._features_frame(data)
+        frame = predicting.features_frame(m._snapshot(), data)
         got = fast.predict_frame(frame)
         assert got is not None
         want = m.pipeline.predict(frame)
@@ -256,7 +256,7 @@ def test_numpy_tree_walk_equals_pipeline(case, titanic, store_dir, monkeypatch):
 def test_values_too_large_for_float32_go_to_the_pipeline(titanic, store_dir):
     m = _model(titanic, store_dir, cls="DecisionTreeClassifier", random_state=0)
     row = {**GUIDE_PASSENGER, "Fare": 1e300}  # finite, but scaled beyond float32
-    assert m._fast_predictor().predict(row) is None
+    assert m._snapshot().fast().predict(row) is None
     with pytest.raises(BadRequest, match="could not predict"):
         m.predict(row)
 
@@ -506,10 +506,10 @@ def test_infinite_category_values_are_left_to_the_pipeline(cats, titanic, store_
     m = MLModel("inf", data=titanic, store=store_dir, **{"class": "LogisticRegression"},
                 target_col="Survived", exclude=EXCLUDE, cats=cats)  # fmt: skip
     row = {**GUIDE_PASSENGER, "Pclass": float("inf")}
-    assert m._fast_predictor().predict(row) is None
+    assert m._snapshot().fast().predict(row) is None
     rows = [row] + titanic[FEATURES].head(MAX_ROWS + 5).to_dict("records")
-    frame = m._features_frame(rows)
-    assert m._fast_predictor().predict_frame(frame) is None
+    frame = predicting.features_frame(m._snapshot(), rows)
+    assert m._snapshot().fast().predict_frame(frame) is None
     try:
         want = m.pipeline.predict(frame).tolist()
     except ValueError:
@@ -563,7 +563,7 @@ def test_declined_pipelines_say_why(titanic, store_dir):
     cats = [f["name"] for f in m.features if f["kind"] == "category"]
     nums = [f["name"] for f in m.features if f["kind"] == "number"]
     grouped = build_pipeline(LogisticRegression(), cats, nums, max_categories=2)
-    grouped.fit(m._features_frame(titanic), titanic["Survived"])
+    grouped.fit(predicting.features_frame(m._snapshot(), titanic), titanic["Survived"])
     assert _compile(m, grouped) == (None, ["OneHotEncoder with infrequent categories"])
     assert _compile(m, m.pipeline.steps[1][1])[1] == [
         "LogisticRegression is not a two-step Pipeline (columns, estimator)"

@@ -1,0 +1,191 @@
+"""Predictions and scores from one snapshot of a model. No store writes, no HTTP, no widgets.
+
+Each function reads one ``Snapshot`` (see snapshot.py), so all its parts see the same version of
+the model; ``MLModel`` calls them through its one retry loop. ``fast`` is the snapshot's
+compiled few-row predictor (fastpath/), or None when the fast path is off or declined.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from . import estimators as est
+from . import schema
+from .errors import BadRequest, MLWidgetError, NotFound, reason
+from .fastpath import jsonable
+from .snapshot import Snapshot
+from .tables import read_table
+
+
+def final_step(pipeline: Any) -> Any:
+    """The estimator at the end of a pipeline (or the model itself, or None)."""
+    steps = getattr(pipeline, "steps", None)
+    return steps[-1][1] if steps else pipeline
+
+
+def require_pipeline(snap: Snapshot, name: str) -> Any:
+    pipeline = snap.pipeline()
+    if pipeline is None:
+        raise NotFound(
+            f"Model {name!r} has no fitted estimator. Train it with retrain() "
+            "(REST: POST ?_action=retrain)."
+        )
+    return pipeline
+
+
+def predict_path(snap: Snapshot) -> str | None:
+    """What answers a few-row prediction: "fast (<family>)", "pipeline", or None unfitted."""
+    try:
+        fast = snap.fast()
+    except Exception:  # a model file that cannot load: info() still answers
+        return None
+    if fast is not None:
+        return fast.label
+    return "pipeline" if snap.loaded_pipeline() is not None else None
+
+
+def features_frame(snap: Snapshot, table: Any) -> pd.DataFrame:
+    """The input rows as the fitted model expects them: typed, ordered, by name."""
+    frame = read_table(table)
+    features = snap.schema
+    if not features:
+        return frame
+    names = [f["name"] for f in features]
+    missing = [n for n in names if n not in frame.columns]
+    if missing:
+        raise BadRequest(
+            f"Expected the feature column(s) {', '.join(map(repr, missing))}, which the "
+            f"model was trained on; got columns {', '.join(map(repr, map(str, frame.columns)))}. "
+            "Add them (an empty value is imputed)."
+        )
+    return schema.cast(frame[names].reset_index(drop=True), features)
+
+
+def predict(snap: Snapshot, name: str, data: Any, fast: Any) -> list[Any]:
+    """One prediction per input row, in input order."""
+    pipeline = require_pipeline(snap, name)
+    out = fast.predict(data) if fast is not None else None
+    if out is not None:
+        return out
+    frame = features_frame(snap, data)
+    if frame.empty:
+        return []
+    kind = snap.fitted.get("kind")
+    out = fast.predict_frame(frame) if fast is not None else None  # bulk: no ColumnTransformer
+    if out is not None:
+        return jsonable(out)
+    try:
+        if not hasattr(pipeline, "predict") and hasattr(pipeline, "transform"):
+            out = pipeline.transform(frame)
+        elif kind == "transformer" and hasattr(pipeline, "transform"):
+            out = pipeline.transform(frame)
+        else:
+            out = pipeline.predict(frame)
+    except MLWidgetError:
+        raise
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise BadRequest(
+            f"{type(final_step(pipeline)).__name__} could not predict these rows: {reason(exc)}. "
+            "It may not be a predicting estimator: choose a classifier, regressor, "
+            "clusterer or transformer."
+        ) from None
+    return jsonable(out)
+
+
+def predict_proba(snap: Snapshot, name: str, data: Any, fast: Any) -> list[dict[Any, float]]:
+    """Class probabilities for each row, as ``{class: probability}``."""
+    pipeline = require_pipeline(snap, name)
+    if not hasattr(pipeline, "predict_proba"):
+        raise BadRequest(
+            f"{type(final_step(pipeline)).__name__} does not give probabilities. Use "
+            "predict, or a classifier with predict_proba (SGDClassifier needs loss=log_loss)."
+        )
+    out = fast.predict_proba(data) if fast is not None else None
+    if out is not None:
+        return out
+    frame = features_frame(snap, data)
+    if frame.empty:
+        return []
+    try:
+        proba = fast.predict_frame(frame, proba=True) if fast is not None else None
+        if proba is None:
+            proba = pipeline.predict_proba(frame)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise BadRequest(f"The model could not give probabilities: {reason(exc)}") from None
+    labels = getattr(final_step(pipeline), "classes_", None)  # a mixture has components
+    classes = est.to_jsonable(np.asarray(labels if labels is not None else range(proba.shape[1])))
+    return [dict(zip(classes, map(float, row), strict=True)) for row in proba]
+
+
+def predict_table(snap: Snapshot, name: str, frame: pd.DataFrame, fast: Any) -> pd.DataFrame:
+    """The input rows with the predictions in the target column (text features echoed as the
+    model reads them, see ``MLModel.predict_table``)."""
+    preds = predict(snap, name, frame, fast)
+    column = snap.options.get("target_col") or snap.fitted.get("target_col")
+    out = typed_echo(snap, frame)
+    if preds and isinstance(preds[0], list):
+        for i in range(len(preds[0])):
+            out[f"component_{i}"] = [row[i] for row in preds]
+    else:
+        out[column or "prediction"] = preds
+    return out
+
+
+def typed_echo(snap: Snapshot, frame: pd.DataFrame) -> pd.DataFrame:
+    """A copy of ``frame`` whose text feature columns are cast by the model's schema."""
+    out = frame.copy()
+    if not out.columns.is_unique:
+        return out
+    text = [
+        f
+        for f in snap.schema
+        if f["name"] in out.columns
+        and (out[f["name"]].dtype == object or isinstance(out[f["name"]].dtype, pd.StringDtype))
+    ]
+    if text:
+        typed = schema.cast(out[[f["name"] for f in text]], text)
+        for f in text:
+            out[f["name"]] = typed[f["name"]]
+    return out
+
+
+def score(snap: Snapshot, name: str, frame: pd.DataFrame, metric: str | None) -> dict[str, Any]:
+    """Score the rows against their target column with any scikit-learn scorer name."""
+    from sklearn.metrics import get_scorer, get_scorer_names
+
+    pipeline = require_pipeline(snap, name)
+    fitted = snap.fitted
+    target = fitted.get("target_col") or snap.options.get("target_col")
+    if fitted.get("kind") in ("clusterer", "transformer") or not target:
+        X = features_frame(snap, frame)
+        if metric:
+            raise BadRequest(
+                f"Expected no metric for an unsupervised model, got {metric!r}; it is scored "
+                "with its own score()."
+            )
+        if not hasattr(pipeline, "score"):
+            raise BadRequest(f"{type(final_step(pipeline)).__name__} cannot be scored.")
+        return {"score": float(pipeline.score(X)), "metric": "score"}
+    if target not in frame.columns:
+        raise BadRequest(
+            f"Expected the target column {target!r} in the data to score against, got "
+            f"columns {', '.join(map(repr, map(str, frame.columns)))}. Include it."
+        )
+    frame = frame[frame[target].notna()]
+    X = features_frame(snap, frame)
+    y = frame[target].reset_index(drop=True)
+    y = schema.cast_target(y, fitted.get("target_dtype"))
+    metric = metric or ("accuracy" if fitted.get("kind") == "classifier" else "r2")
+    if metric not in get_scorer_names():
+        raise BadRequest(
+            f"Expected a scikit-learn scorer name such as accuracy, f1_weighted, roc_auc, r2 "
+            f"or neg_mean_absolute_error; got {metric!r}."
+        )
+    try:
+        value = get_scorer(metric)(pipeline, X, y)
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise BadRequest(f"Could not compute {metric}: {reason(exc)}") from None
+    return {"score": float(value), "metric": metric, "rows": len(X)}

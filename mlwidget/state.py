@@ -1,0 +1,216 @@
+"""What a model's ``state.json`` records, built from what the caller gave: the description of a
+data source, class names, JSON-safe parameters, the metadata of a model brought in fitted, and
+the empty table left after the training data is deleted. No store access here (model.py
+commits what these build)."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import os
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import joblib
+import pandas as pd
+
+from . import estimators as est
+from .errors import BadRequest, MLWidgetError
+from .sources import is_database, is_source
+
+
+def now() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+
+
+def describe_source(data: Any) -> Any:
+    """What ``?_model`` shows of a data source: a file's name, never a server path or a
+    database URL (which may hold a password)."""
+    if isinstance(data, str | os.PathLike):
+        return os.path.basename(str(data))
+    if is_source(data):
+        url = str(data["url"])
+        shown = "(database)" if is_database(url) else os.path.basename(url)
+        kept = ("ext", "sheet_name", "table", "query")
+        return {k: v for k, v in data.items() if k in kept} | {"url": shown}
+    if data is None:
+        return None
+    return type(data).__name__
+
+
+def class_name(cls: type) -> str:
+    """The short name of a catalogued scikit-learn class, else its dotted path."""
+    from .estimators import _catalog
+
+    if _catalog().get(cls.__name__) is cls:
+        return cls.__name__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def jsonable_params(
+    cls: type, params: dict[str, Any], allowed_classes: Iterable[str] = ()
+) -> dict[str, Any]:
+    """Validate params by building the estimator, and keep them in a JSON-safe form."""
+    est.make_estimator(cls, params, tuple(allowed_classes))
+    out = {}
+    for key, value in params.items():
+        safe = est.to_jsonable(value)
+        if safe != value and not isinstance(value, tuple):
+            raise BadRequest(
+                f"Parameter {key!r} of {cls.__name__} must be given as a plain value "
+                f"(number, string, true/false, none or a list), got {type(value).__name__}."
+            )
+        out[key] = safe
+    return out
+
+
+def export_copy(pipeline: Any, path: str) -> None:
+    """Write the fitted pipeline to the Gramex ``model.path`` (server config or Python only)."""
+    from .store import atomic_write
+
+    target = Path(path)
+    try:
+        atomic_write(target, lambda tmp: joblib.dump(pipeline, tmp))
+    except OSError as exc:
+        raise BadRequest(
+            f"Could not write the model file at model.path ({target.name!r}): {exc.strerror}."
+        ) from None
+
+
+def imported_meta(model: Any, options: Mapping[str, Any]) -> dict[str, Any]:
+    """``fitted`` for a model brought in already fitted (Gramex's ``model.path``)."""
+    final = model.steps[-1][1] if hasattr(model, "steps") else model
+    kind = est.estimator_kind(type(final)) if hasattr(final, "get_params") else None
+    return {
+        "model": type(final).__name__,
+        "params": est.to_jsonable(final.get_params(deep=False))
+        if hasattr(final, "get_params")
+        else {},
+        "kind": kind,
+        "trained_at": None,
+        "score": None,
+        "metric": None,
+        "rows": None,
+        "target_col": options.get("target_col"),
+        "target_dtype": None,
+        "config": None,
+        "sklearn_version": None,
+        "imported_from": os.path.basename(str(options.get("path"))),
+        "data": None,
+    }
+
+
+def emptied_data(state: Mapping[str, Any]) -> pd.DataFrame | None:
+    """The empty table left by delete_data(): the stored columns, typed as they were (None
+    when the model never had training data)."""
+    columns = state.get("data_columns")
+    if columns is None:
+        return None
+    dtypes = state.get("data_dtypes") or {}
+
+    def typed(column: str) -> pd.Series:
+        try:
+            return pd.Series(dtype=pd.api.types.pandas_dtype(dtypes.get(column, object)))
+        except (TypeError, ValueError):
+            return pd.Series(dtype=object)
+
+    frame = pd.DataFrame({i: typed(c) for i, c in enumerate(columns)})
+    frame.columns = list(columns)
+    return frame
+
+
+def staged_options(
+    stored: Mapping[str, Any],
+    options: dict[str, Any],
+    params: Mapping[str, Any],
+    allowed_classes: Iterable[str] = (),
+) -> dict[str, Any]:
+    """The options after a ``configure``: ``stored`` with a new class (which resets the
+    parameters), new parameters (typed and validated against the class) and new options."""
+    from . import options as opt
+
+    allowed_classes = tuple(allowed_classes)
+    current = dict(stored)
+    options = dict(options)
+    new_class = options.pop("class", None)
+    if new_class is not None:
+        cls = est.resolve_class(new_class, allowed_classes)
+        if class_name(cls) != current.get("class"):
+            current["params"] = {}
+        current["class"] = class_name(cls)
+    if params:
+        if not current.get("class"):
+            raise BadRequest(
+                f"Got {', '.join(map(repr, params))}, which are neither mlwidget options "
+                f"({', '.join(opt.OPTION_NAMES)}) nor usable without a model class. "
+                "Set class first."
+            )
+        cls = est.resolve_class(current["class"], allowed_classes)
+        unknown = [k for k in params if k not in est.valid_param_names(cls)]
+        if unknown:
+            raise BadRequest(
+                f"{', '.join(map(repr, unknown))} is neither an mlwidget option "
+                f"({', '.join(opt.OPTION_NAMES)}) nor a parameter of {cls.__name__} "
+                f"({', '.join(est.valid_param_names(cls))}). Check the spelling."
+            )
+        typed = est.parse_params(cls, dict(params), allowed_classes)
+        current["params"] = {**(current.get("params") or {}), **typed}
+    if current.get("class"):
+        cls = est.resolve_class(current["class"], allowed_classes)
+        current["params"] = jsonable_params(cls, current.get("params") or {}, allowed_classes)
+    current.update(options)
+    return current
+
+
+def appended(current: pd.DataFrame | None, table: pd.DataFrame) -> pd.DataFrame:
+    """The training data with ``table``'s rows added (its columns must match ``current``'s;
+    values are cast to the stored dtypes)."""
+    from . import schema
+
+    if current is None:
+        return table.reset_index(drop=True)
+    old, new = [str(c) for c in current.columns], [str(c) for c in table.columns]
+    missing = [c for c in old if c not in new]
+    extra = [c for c in new if c not in old]
+    if missing or extra:
+        parts = []
+        if missing:
+            parts.append(f"missing {', '.join(map(repr, missing))}")
+        if extra:
+            parts.append(f"unexpected {', '.join(map(repr, extra))}")
+        raise BadRequest(
+            "Expected the appended rows to have the training data's columns "
+            f"({', '.join(old)}); got {'; '.join(parts)}. Nothing was appended."
+        )
+    table = schema.align_dtypes(table[list(current.columns)], current)
+    return pd.concat([current, table], ignore_index=True)
+
+
+def unapplied(
+    stored: Mapping[str, Any],
+    options: dict[str, Any],
+    params: Mapping[str, Any],
+    data: Any,
+    allowed_classes: Iterable[str] = (),
+) -> list[str]:
+    """What differs between the options given to open an existing model and the stored ones
+    (each as ``key=value (stored: ...)``): the stored state wins, so these are not applied."""
+    options = dict(options)
+    differ = []
+    if options.get("class") is not None:
+        given = options.pop("class")
+        try:
+            given = class_name(est.resolve_class(given, tuple(allowed_classes)))
+        except MLWidgetError:
+            pass
+        if given != stored.get("class"):
+            differ.append(f"class={given} (stored: {stored.get('class')})")
+    for key, value in options.items():
+        if stored.get(key) != value:
+            differ.append(f"{key}={value!r} (stored: {stored.get(key)!r})")
+    for key, value in params.items():
+        if (stored.get("params") or {}).get(key) != est.to_jsonable(value):
+            differ.append(f"{key}={value!r}")
+    if data is not None and describe_source(data) != stored.get("data"):
+        differ.append("data (the stored training data is kept)")
+    return differ
