@@ -22,7 +22,7 @@ from . import options as opt
 from . import state as state_
 from .errors import BadRequest, MLWidgetError, NotFound
 from .snapshot import Snapshot, Snapshots
-from .sources import is_database, is_source, source_warnings
+from .sources import source_warnings
 from .store import LOCK_TIMEOUT, Store, check_name
 from .tables import from_query, read_table
 
@@ -133,40 +133,7 @@ class MLModel:
     # state
 
     def _create(self, raw: dict[str, Any], base_dir: Any, overwrite: bool) -> None:
-        options, params, warns = opt.split(raw)
-        data = options.pop("data", None)
-        options = opt.clean(options, base_dir)
-        if isinstance(data, str | os.PathLike) and base_dir is not None:
-            data = str(Path(base_dir, data).expanduser())
-        elif is_source(data) and not is_database(str(data["url"])) and base_dir is not None:
-            data = {**data, "url": str(Path(base_dir, data["url"]).expanduser())}
-        warns = warns + source_warnings(data)
-        merged = {**opt.DEFAULTS, **options}
-        merged["params"] = {}
-        if merged["class"] is not None:
-            cls = est.resolve_class(merged["class"], self.allowed_classes)
-            merged["class"] = state_.class_name(cls)
-            merged["params"] = state_.jsonable_params(
-                cls, est.parse_params(cls, params), self.allowed_classes
-            )
-        elif params:
-            raise BadRequest(
-                f"Got estimator parameters {', '.join(map(repr, params))} but no model class. "
-                "Give class (e.g. class_='LogisticRegression') with them, or check the option names: "
-                f"{', '.join(opt.OPTION_NAMES)}."
-            )
-        merged["data"] = state_.describe_source(data)
-        table = read_table(data) if data is not None else None
-        imported = None
-        path = merged.get("path")
-        if path and os.path.isfile(path) and (table is None or merged["class"] is None):
-            try:
-                imported = joblib.load(path)
-            except Exception as exc:
-                raise BadRequest(
-                    f"Expected a joblib/pickle model file at model.path "
-                    f"({os.path.basename(path)!r}), but it could not be loaded: {exc}."
-                ) from None
+        merged, table, imported, warns = state_.initial(raw, base_dir, self.allowed_classes)
         with self.store.lock(self.name, self.lock_timeout):
             if self.store.exists(self.name) and not overwrite:
                 return  # another process created it first: open theirs
@@ -470,28 +437,15 @@ class MLModel:
                 "configure(class_='LogisticRegression') (REST: PUT ?_model&class=...)."
             )
         result = training.fit(options, table, self.allowed_classes, metric=metric_name)
-        pipeline = result.pipeline
-        fitted = {**result.fitted, "trained_at": state_.now()}
         if new_data:
             state["data"] = self._write_data(table)
-        state["data_rows"] = len(table)
-        state["data_columns"] = [str(c) for c in table.columns]
-        fitted["data"] = state.get("data")
-        state["model"] = self._write_model(pipeline)
-        state["fitted"] = fitted
-        state["schema"] = result.features
-        state["warnings"] = list(state.get("created_warnings") or []) + result.warnings
+        answer = state_.record_fit(
+            state, table, result, self._write_model(result.pipeline), metric_name
+        )
         if options.get("path"):
-            state_.export_copy(pipeline, options["path"])
-        self._commit(state, pipeline)
-        return {
-            "score": result.fitted["score"] if result.asked is None else result.asked,
-            "metric": result.fitted["metric"] if result.asked is None else metric_name,
-            "rows": fitted["rows"],
-            "model": fitted["model"],
-            "target_col": fitted["target_col"],
-            "warnings": state["warnings"],
-        }
+            state_.export_copy(result.pipeline, options["path"])
+        self._commit(state, result.pipeline)
+        return answer
 
     def append(self, data: Any) -> dict[str, Any]:
         """Add rows to the training data. Columns must match the stored table's."""
@@ -516,10 +470,10 @@ class MLModel:
         with self.store.lock(self.name, self.lock_timeout):
             state = self._locked_state()
             if not state.get("model"):
-                return self._delete_answer("model", done=False)
+                return state_.delete_answer(self.name, "model", done=False)
             state["model"], state["fitted"] = None, None
             self._commit(state)
-        return self._delete_answer("model", done=True)
+        return state_.delete_answer(self.name, "model", done=True)
 
     def delete_data(self) -> dict[str, Any]:
         """Delete the training data; the fitted model keeps serving, :meth:`data` is then an
@@ -530,21 +484,14 @@ class MLModel:
         with self.store.lock(self.name, self.lock_timeout):
             state = self._locked_state()
             if not state.get("data"):
-                return self._delete_answer("cache", done=False)
+                return state_.delete_answer(self.name, "cache", done=False)
             frame = self._read(Snapshot.data)
             if frame is not None:  # what data() shows from now on: the columns, no rows
                 state["data_columns"] = [str(c) for c in frame.columns]
                 state["data_dtypes"] = {str(c): str(t) for c, t in frame.dtypes.items()}
             state["data"], state["data_rows"] = None, 0
             self._commit(state)
-        return self._delete_answer("cache", done=True)
-
-    def _delete_answer(self, item: str, done: bool) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "deleted": [item] if done else [],
-            "absent": [] if done else [item],
-        }
+        return state_.delete_answer(self.name, "cache", done=True)
 
     def destroy(self) -> None:
         """Remove the model from the store entirely (options, data and fitted model)."""

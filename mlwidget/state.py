@@ -214,3 +214,77 @@ def unapplied(
     if data is not None and describe_source(data) != stored.get("data"):
         differ.append("data (the stored training data is kept)")
     return differ
+
+
+def initial(
+    raw: dict[str, Any], base_dir: Any, allowed_classes: Iterable[str] = ()
+) -> tuple[dict[str, Any], pd.DataFrame | None, Any, list[str]]:
+    """A new model's options (defaults filled in, class and parameters validated), its
+    training table, a fitted model brought in through ``model.path``, and the warnings seen.
+    ``base_dir`` is the folder relative file names in a server config are read from."""
+    from . import options as opt
+    from .sources import source_warnings
+    from .tables import read_table
+
+    allowed_classes = tuple(allowed_classes)
+    options, params, warns = opt.split(raw)
+    data = options.pop("data", None)
+    options = opt.clean(options, base_dir)
+    if isinstance(data, str | os.PathLike) and base_dir is not None:
+        data = str(Path(base_dir, data).expanduser())
+    elif is_source(data) and not is_database(str(data["url"])) and base_dir is not None:
+        data = {**data, "url": str(Path(base_dir, data["url"]).expanduser())}
+    warns = warns + source_warnings(data)
+    merged = {**opt.DEFAULTS, **options}
+    merged["params"] = {}
+    if merged["class"] is not None:
+        cls = est.resolve_class(merged["class"], allowed_classes)
+        merged["class"] = class_name(cls)
+        merged["params"] = jsonable_params(cls, est.parse_params(cls, params), allowed_classes)
+    elif params:
+        raise BadRequest(
+            f"Got estimator parameters {', '.join(map(repr, params))} but no model class. "
+            "Give class (e.g. class_='LogisticRegression') with them, or check the option names: "
+            f"{', '.join(opt.OPTION_NAMES)}."
+        )
+    merged["data"] = describe_source(data)
+    table = read_table(data) if data is not None else None
+    imported = None
+    path = merged.get("path")
+    if path and os.path.isfile(path) and (table is None or merged["class"] is None):
+        try:
+            imported = joblib.load(path)
+        except Exception as exc:
+            raise BadRequest(
+                f"Expected a joblib/pickle model file at model.path "
+                f"({os.path.basename(path)!r}), but it could not be loaded: {exc}."
+            ) from None
+    return merged, table, imported, warns
+
+
+def record_fit(
+    state: dict[str, Any], table: pd.DataFrame, result: Any, model_file: str, metric: str | None
+) -> dict[str, Any]:
+    """Record in ``state`` the fit ``result`` (a ``training.Fitted``) of ``table``, whose
+    pipeline is stored in ``model_file``; returns the retrain answer."""
+    fitted = {**result.fitted, "trained_at": now()}
+    state["data_rows"] = len(table)
+    state["data_columns"] = [str(c) for c in table.columns]
+    fitted["data"] = state.get("data")
+    state["model"] = model_file
+    state["fitted"] = fitted
+    state["schema"] = result.features
+    state["warnings"] = list(state.get("created_warnings") or []) + result.warnings
+    return {
+        "score": result.fitted["score"] if result.asked is None else result.asked,
+        "metric": result.fitted["metric"] if result.asked is None else metric,
+        "rows": fitted["rows"],
+        "model": fitted["model"],
+        "target_col": fitted["target_col"],
+        "warnings": state["warnings"],
+    }
+
+
+def delete_answer(name: str, item: str, done: bool) -> dict[str, Any]:
+    """Gramex's answer to a DELETE of ``item`` ("model" or "cache"): deleted, or absent."""
+    return {"name": name, "deleted": [item] if done else [], "absent": [] if done else [item]}

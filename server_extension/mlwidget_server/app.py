@@ -11,7 +11,7 @@ from mlwidget import limits, tables
 from mlwidget.store import default_root, safe_name
 
 from .handlers import ModelHandler, ModelListHandler
-from .registry import Registry, _message
+from .registry import Registry, user_message
 
 
 class MLWidgetApp(ExtensionApp):
@@ -145,7 +145,7 @@ class MLWidgetApp(ExtensionApp):
         try:
             entries = load_yaml(self.config_yaml, root_dir=root_dir)
         except Exception as exc:  # a bad YAML file must not stop the server
-            self.log.error("mlwidget: config_yaml could not be loaded: %s", _message(exc))
+            self.log.error("mlwidget: config_yaml could not be loaded: %s", user_message(exc))
             return {}
         specs = {}
         for entry in entries:

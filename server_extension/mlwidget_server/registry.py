@@ -73,15 +73,15 @@ class Registry:
                 **options,
             )
         except Exception as exc:
-            self._failed[name] = _message(exc)
+            self._failed[name] = user_message(exc)
             if not existed:
                 with contextlib.suppress(Exception):
                     Store(self.store_dir).remove(name)
-                self._failed[name] = getattr(exc, "reason", None) or _message(exc)
+                self._failed[name] = getattr(exc, "reason", None) or user_message(exc)
             self.log.error(
                 "mlwidget: model %r from the server config could not be created: %s",
                 name,
-                _message(exc),
+                user_message(exc),
                 exc_info=not isinstance(exc, MLWidgetError),
             )
             raise
@@ -175,7 +175,7 @@ class Registry:
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 
-def _message(exc: BaseException) -> str:
+def user_message(exc: BaseException) -> str:
     """A user-facing message: MLWidgetError text as is, anything else only by its type."""
     if isinstance(exc, MLWidgetError):
         return str(exc)
