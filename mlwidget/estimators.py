@@ -26,6 +26,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils import all_estimators
 
 from .errors import BadRequest
+from .jsonable import to_jsonable as _to_jsonable
 
 KINDS = ("classifier", "regressor", "clusterer", "transformer")
 # Parameters that take another estimator: a URL can name one by its short class name.
@@ -405,26 +406,10 @@ def param_specs(cls: type) -> list[dict[str, Any]]:
 
 
 def to_jsonable(value: Any) -> Any:
-    """Parameters and predictions as JSON-able values (estimators by class name)."""
-    if value is None or isinstance(value, bool | str):
-        return value
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float):
-        return value if math.isfinite(value) else str(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, dict):
-        return {str(k): to_jsonable(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [to_jsonable(v) for v in value]
-    if isinstance(value, np.ndarray):
-        return [to_jsonable(v) for v in value.tolist()]
-    if isinstance(value, BaseEstimator):
-        return type(value).__name__
-    if isinstance(value, type):
-        return value.__name__
-    return repr(value)
+    """Estimator parameters as JSON-able values: :func:`mlwidget.jsonable.to_jsonable` with
+    ``nan="nan"``, so that NaN and infinities are stored as the text ``parse_params`` reads back
+    as the same float (``null`` would read back as None)."""
+    return _to_jsonable(value, nan="nan")
 
 
 # ---------------------------------------------------------------------------------------------

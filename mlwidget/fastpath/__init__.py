@@ -25,7 +25,8 @@ arrays), ``linear``, ``trees``, ``bayes`` (the compiled estimator families), ``f
 family answers for an estimator) and ``predictor`` (:class:`FastPredictor`, :func:`compile_model`).
 """
 
+from ..jsonable import to_jsonable as jsonable  # the old name: predictions, NaN as None
 from .base import MAX_ROWS
-from .predictor import FastPredictor, compile_model, jsonable
+from .predictor import FastPredictor, compile_model
 
 __all__ = ["MAX_ROWS", "FastPredictor", "compile_model", "jsonable"]

@@ -9,7 +9,7 @@ from typing import Any
 
 import numpy as np
 
-from ..estimators import to_jsonable
+from ..jsonable import to_jsonable
 from .base import _Unsupported
 from .cast import _columns_from_data, _columns_from_query
 from .families import _family, _OwnPredict
@@ -49,7 +49,11 @@ class FastPredictor:
         if not own:
             self._self_check(est, kind)
         classes = getattr(pipeline, "classes_", None) if kind == "classifier" else None
-        self.classes_json = to_jsonable(np.asarray(classes)) if classes is not None else None
+        # Class labels key the probability dicts (a key cannot be null): spelled as the
+        # pipeline's own answer spells them (estimators.to_jsonable, NaN as "nan").
+        self.classes_json = (
+            to_jsonable(np.asarray(classes), nan="nan") if classes is not None else None
+        )
 
     def _self_check(self, est: Any, kind: str) -> None:
         """Compare with the estimator's own answers on a few probe rows: a scikit-learn version
@@ -106,7 +110,7 @@ class FastPredictor:
             out = self.estimator.predict(X)
         except Exception:
             return None
-        return to_jsonable(np.asarray(out))
+        return to_jsonable(out)
 
     def predict_proba(
         self, data: Any = None, query: Mapping[str, Any] | None = None
@@ -122,15 +126,6 @@ class FastPredictor:
             return None
         classes = self.classes_json
         return [dict(zip(classes, map(float, row), strict=True)) for row in proba]
-
-
-def jsonable(values: Any) -> Any:
-    """``estimators.to_jsonable(np.asarray(values))``, without a Python call per value when the
-    array is plain numbers."""
-    arr = np.asarray(values)
-    if arr.dtype.kind in "iub" or (arr.dtype.kind == "f" and np.isfinite(arr).all()):
-        return arr.tolist()
-    return to_jsonable(arr)
 
 
 def compile_model(

@@ -28,17 +28,6 @@ def error_text(err: BaseException) -> str:
     return f"Unexpected error ({type(err).__name__}): {text}"
 
 
-def jsonable(value: Any) -> Any:
-    """A plain Python value for numpy scalars (widgets and JSON want plain values)."""
-    item = getattr(value, "item", None)
-    if callable(item) and not isinstance(value, (list, tuple, dict, str)):
-        try:
-            return item()
-        except (TypeError, ValueError):
-            return value
-    return value
-
-
 def esc(value: Any) -> str:
     return html.escape(str(value))
 

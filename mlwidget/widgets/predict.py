@@ -6,7 +6,8 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ._common import Status, button, error_text, esc, jsonable
+from ..jsonable import to_jsonable as jsonable
+from ._common import Status, button, error_text, esc
 
 
 def feature_input(feature: dict) -> widgets.ValueWidget:

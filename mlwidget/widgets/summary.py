@@ -7,7 +7,8 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
-from ._common import Status, button, error_text, esc, figure_png, jsonable
+from ..jsonable import to_jsonable as jsonable
+from ._common import Status, button, error_text, esc, figure_png
 
 MAX_PLOT_ROWS = 5000
 MAX_BARS = 15

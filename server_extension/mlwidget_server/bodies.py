@@ -5,7 +5,6 @@ handler state here: each function takes bytes and arguments, so it runs on a wor
 from __future__ import annotations
 
 import json
-import math
 from typing import TYPE_CHECKING, Any
 
 from tornado.httputil import parse_body_arguments, parse_qs_bytes
@@ -13,6 +12,7 @@ from tornado.httputil import parse_body_arguments, parse_qs_bytes
 from mlwidget import BadRequest
 from mlwidget.api import GENERIC_TYPES, JUPYTER_KEYS
 from mlwidget.errors import UnsupportedFormat
+from mlwidget.jsonable import to_jsonable
 from mlwidget.options import LIST_OPTIONS, from_request
 
 if TYPE_CHECKING:
@@ -132,21 +132,4 @@ def dumps(obj: Any) -> str:
     try:  # predictions from the core are plain Python values already: no walk needed
         return json.dumps(obj, allow_nan=False)
     except (TypeError, ValueError):
-        return json.dumps(jsonable(obj))
-
-
-def jsonable(obj: Any) -> Any:
-    """``obj`` with numpy scalars and arrays as Python values and NaN/inf as None."""
-    if isinstance(obj, dict):
-        return {str(k): jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [jsonable(v) for v in obj]
-    if isinstance(obj, float):
-        return obj if math.isfinite(obj) else None
-    if obj is None or isinstance(obj, (str, bool, int)):
-        return obj
-    if hasattr(obj, "tolist"):  # numpy scalars and arrays
-        return jsonable(obj.tolist())
-    if hasattr(obj, "isoformat"):
-        return obj.isoformat()
-    return str(obj)
+        return json.dumps(to_jsonable(obj))  # NaN, NaT, inf: null

@@ -29,8 +29,9 @@ from mlwidget.api import (
     PREDICT_FORMATS,
     WRITE_ACTIONS,
 )
+from mlwidget.jsonable import to_jsonable as jsonable
 
-from .bodies import _clip, dumps, jsonable, last, parse_body, put_changes
+from .bodies import _clip, dumps, last, parse_body, put_changes
 
 if TYPE_CHECKING:
     import pandas as pd
