@@ -144,6 +144,7 @@ def test_rest_change_shows_in_the_dashboard(server: Server, page) -> None:
 
     page.goto(server.dashboard())  # creates the model if the first test did not run
     page.locator(".mlwidget-app").wait_for()
+    page.get_by_role("tab", name="Summary").click()  # tabs are built when first opened
     expect(page.locator(".mlwidget-summary .mlwidget-class")).to_have_text("LogisticRegression")
 
     api = f"{server.url}/mlhandler/titanic"

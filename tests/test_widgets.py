@@ -17,7 +17,7 @@ import pytest
 from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER, NOTEBOOKS
 
 from mlwidget import BadRequest, MLModel
-from mlwidget.widgets import MLApp, build_app
+from mlwidget.widgets import EditorForm, MLApp, PredictForm, SummaryPanel, UploadForm, build_app
 from mlwidget.widgets.summary import importance
 
 PNG = b"\x89PNG"
@@ -31,6 +31,14 @@ def titanic(store_dir: Path, titanic_csv: Path) -> MLModel:
 @pytest.fixture
 def app(titanic: MLModel) -> MLApp:
     return build_app(titanic)
+
+
+def descendants(widget: widgets.Widget) -> list[widgets.Widget]:
+    """``widget`` and every widget inside it (through box children), as the page would hold them."""
+    out = [widget]
+    for child in getattr(widget, "children", ()):
+        out += descendants(child)
+    return out
 
 
 def file_value(path: Path, name: str | None = None, mime: str = "text/csv") -> tuple[dict, ...]:
@@ -344,3 +352,87 @@ def test_tab_switch_rereads_the_store_but_keeps_pending_edits(app: MLApp, store_
     app.tabs.selected_index = 0
     app.tabs.selected_index = 2
     assert app.editor.params["n_estimators"].value == 7
+
+
+# ---- tabs built when first opened -------------------------------------------------------
+
+
+def test_tabs_are_built_when_first_opened(app: MLApp) -> None:
+    # what the page holds, read through the Tab only (app.summary etc. would build the form)
+    panes = app.tabs.children
+    assert app.tabs.selected_index == 0
+    assert any(isinstance(w, PredictForm) for w in descendants(panes[0]))  # the default tab
+    forms = (UploadForm, EditorForm, SummaryPanel)
+    for pane in panes[1:]:
+        assert not any(isinstance(w, forms) for w in descendants(pane))
+    # the summary's figures are not drawn at app build
+    assert not any(isinstance(w, widgets.Image) and w.value for w in descendants(panes[3])), (
+        "Summary figures were drawn before the tab was opened"
+    )
+    app.tabs.selected_index = 3
+    panes = app.tabs.children
+    summaries = [w for w in descendants(panes[3]) if isinstance(w, SummaryPanel)]
+    assert len(summaries) == 1 and summaries[0] is app.summary
+    pngs = [w.value for w in descendants(panes[3]) if isinstance(w, widgets.Image) and w.value]
+    assert len(pngs) == 2 and all(bytes(png).startswith(PNG) for png in pngs)
+    assert 'class="mlwidget-class">LogisticRegression<' in app.summary.html.value
+    # opening a tab builds only that one
+    assert not any(
+        isinstance(w, (UploadForm, EditorForm)) for p in panes[1:3] for w in descendants(p)
+    )
+    app.tabs.selected_index = 2
+    assert any(isinstance(w, EditorForm) for w in descendants(app.tabs.children[2]))
+    assert not any(isinstance(w, UploadForm) for w in descendants(app.tabs.children[1]))
+
+
+def test_unopened_tabs_are_built_fresh_and_opened_ones_refresh(
+    app: MLApp, titanic_csv: Path, store_dir: Path
+) -> None:
+    app.tabs.selected_index = 1
+    up = app.upload
+    up.upload.value = file_value(titanic_csv)
+    up.action.value = "append"
+    up.run_button.click()
+    app.wait()
+    assert up.status.kind == "ok", up.status.text
+    assert not app.built("Summary") and not app.built("Editor")  # nothing built behind the user
+    MLModel.open("titanic", store=store_dir).configure(class_="RandomForestClassifier")
+    app.tabs.selected_index = 3  # built now, from the model as it is now
+    assert 'class="mlwidget-rows">1782<' in app.summary.html.value
+    assert app.summary.info["model"] == "RandomForestClassifier"
+    assert app.summary.info["stale"] is True
+    app.tabs.selected_index = 1
+    up.action.value = "retrain"
+    up.run_button.click()
+    app.wait()
+    assert up.status.kind == "ok", up.status.text
+    # the opened Summary followed the retrain; the Editor, still unopened, was left alone
+    assert app.summary.info["fitted"]["model"] == "RandomForestClassifier"
+    assert app.summary.info["stale"] is False
+    assert not app.built("Editor")
+
+
+def test_tab_opened_during_a_task_waits_for_it(
+    app: MLApp, titanic_csv: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = threading.Event()
+    real = app.model.retrain
+
+    def slow_retrain(*args, **kwargs):
+        release.wait(30)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(app.model, "retrain", slow_retrain)
+    app.tabs.selected_index = 1
+    app.upload.upload.value = file_value(titanic_csv)
+    app.upload.action.value = "retrain"
+    app.upload.run_button.click()
+    try:
+        assert app.runner.busy
+        app.tabs.selected_index = 2  # built while the task runs: its buttons wait too
+        assert app.editor.retrain_button.disabled and app.editor.apply_button.disabled
+    finally:
+        release.set()
+    app.wait()
+    assert app.upload.status.kind == "ok", app.upload.status.text
+    assert not app.editor.retrain_button.disabled and not app.editor.apply_button.disabled

@@ -1,4 +1,9 @@
-"""The composed UI: Predict, Upload, Editor and Summary tabs over one model."""
+"""The composed UI: Predict, Upload, Editor and Summary tabs over one model.
+
+Each tab's form is built the first time the tab is selected (the selected tab at once): the
+Summary's plots, which predict over the stored rows, and the Editor's estimator lists cost
+nothing until someone looks at them.
+"""
 
 from __future__ import annotations
 
@@ -13,54 +18,126 @@ from .summary import SummaryPanel
 from .upload import UploadForm
 
 TITLES = ("Predict", "Upload", "Editor", "Summary")
+PLACEHOLDER = '<span class="mlwidget-tab-loading" style="color:#444">Loading…</span>'
 
 
 class MLApp(widgets.VBox):
-    """All forms of one model. Long tasks share one background runner; ``wait()`` joins it."""
+    """All forms of one model. Long tasks share one background runner; ``wait()`` joins it.
+
+    ``tabs.children`` are fixed panes (``panes[i]``); a pane holds a placeholder until its tab
+    is first selected, then its form. ``app.predict``, ``.upload``, ``.editor`` and ``.summary``
+    are the forms; reading one from code builds it too (into its pane), as opening its tab would.
+    """
 
     def __init__(self, model: Any, max_upload_bytes: int | None = None, **kwargs: Any) -> None:
         self.model = model
         self.runner = Runner()
-        self.predict = PredictForm(model)
-        self.upload = UploadForm(
-            model, runner=self.runner, on_change=self._changed, max_upload_bytes=max_upload_bytes
-        )
-        self.editor = EditorForm(model, runner=self.runner, on_change=self._changed)
-        self.summary = SummaryPanel(model)
-        self.tabs = widgets.Tab(
-            children=[self.predict, self.upload, self.editor, self.summary], titles=TITLES
-        )
+        self.max_upload_bytes = max_upload_bytes
+        self._forms: dict[str, widgets.Widget] = {}  # the forms built so far, by tab title
+        self.panes = []
+        for title in TITLES:
+            pane = widgets.VBox([widgets.HTML(PLACEHOLDER)])
+            pane.add_class("mlwidget-tab")
+            pane.add_class(f"mlwidget-tab-{title.lower()}")
+            self.panes.append(pane)
+        self.tabs = widgets.Tab(children=self.panes, titles=TITLES)
         self.tabs.add_class("mlwidget-tabs")
+        self._open(self.tabs.selected_index or 0)
         self.tabs.observe(self._on_tab, "selected_index")
         title = widgets.HTML(f'<h3 class="mlwidget-title">Model: {esc(model.name)}</h3>')
         super().__init__(children=[title, self.tabs], **kwargs)
         self.add_class("mlwidget-app")
 
+    # ---- the forms, built on first use ---------------------------------------------------
+    def _build(self, title: str) -> widgets.Widget:
+        if title == "Predict":
+            return PredictForm(self.model)
+        if title == "Upload":
+            return UploadForm(
+                self.model,
+                runner=self.runner,
+                on_change=self._changed,
+                max_upload_bytes=self.max_upload_bytes,
+            )
+        if title == "Editor":
+            return EditorForm(self.model, runner=self.runner, on_change=self._changed)
+        return SummaryPanel(self.model)
+
+    def _form(self, title: str) -> widgets.Widget:
+        """The form of tab ``title``, built (from the model as it is now) if it is not yet."""
+        form = self._forms.get(title)
+        if form is None:
+            known = len(self.runner.buttons)
+            form = self._forms[title] = self._build(title)
+            if self.runner.busy:  # opened while a task runs: its buttons wait like the others
+                for b in self.runner.buttons[known:]:
+                    b.disabled = True
+            self.panes[TITLES.index(title)].children = [form]
+        return form
+
+    def _open(self, index: int) -> bool:
+        """Build tab ``index``'s form if it is not yet; True if it was built now."""
+        title = TITLES[index]
+        if title in self._forms:
+            return False
+        self._form(title)
+        return True
+
+    def built(self, title: str) -> bool:
+        """Whether the form of tab ``title`` has been built (its tab opened, or read from code)."""
+        return title in self._forms
+
+    @property
+    def predict(self) -> PredictForm:
+        return self._form("Predict")
+
+    @property
+    def upload(self) -> UploadForm:
+        return self._form("Upload")
+
+    @property
+    def editor(self) -> EditorForm:
+        return self._form("Editor")
+
+    @property
+    def summary(self) -> SummaryPanel:
+        return self._form("Summary")
+
+    # ---- keeping them current ------------------------------------------------------------
     def _changed(self, what: str) -> None:
-        """After a configure, retrain or append: show the new state everywhere."""
-        self.summary.refresh()
-        if what in ("retrain", "append"):
-            self.predict.refresh()
-        if what != "configure":
-            self.editor.refresh()
+        """After a configure, retrain or append: show the new state in the forms built so far
+        (the others read the model when they are built)."""
+        forms = self._forms
+        if "Summary" in forms:
+            forms["Summary"].refresh()
+        if what in ("retrain", "append") and "Predict" in forms:
+            forms["Predict"].refresh()
+        if what != "configure" and "Editor" in forms:
+            forms["Editor"].refresh()
 
     def _on_tab(self, change) -> None:
+        index = change["new"]
+        if index is None:
+            return
+        if self._open(index):  # first visit: the new form has just read the model
+            return
         # Another process (REST, another notebook) may have changed the model: re-read it when
         # the user comes to a tab that shows its state. Never while our own task is running.
         if self.runner.busy:
             return
-        if change["new"] == TITLES.index("Summary"):
+        title = TITLES[index]
+        if title == "Summary":
             self.summary.refresh()
-        elif change["new"] == TITLES.index("Predict"):
+        elif title == "Predict":
             self.predict.refresh()
-        elif change["new"] == TITLES.index("Editor") and not self.editor.changes():
+        elif title == "Editor" and not self.editor.changes():
             self.editor.refresh()  # but never over edits the user has not applied yet
 
     def refresh(self) -> None:
-        """Re-read the model in every form."""
-        self.predict.refresh()
-        self.editor.refresh()
-        self.summary.refresh()
+        """Re-read the model in every form built so far (the others are built fresh)."""
+        for title in ("Predict", "Editor", "Summary"):
+            if title in self._forms:
+                self._forms[title].refresh()
 
     def wait(self, timeout: float | None = 120) -> None:
         """Wait until a background task (training, bulk prediction) has finished."""
