@@ -14,7 +14,9 @@ WRITE_ACTIONS = ("retrain", "train", "append")  # need `write` (the rest need `r
 # What the widgets' Upload tab offers (the same actions, those a file upload makes sense for).
 UPLOAD_ACTIONS = ("predict", "retrain", "append", "score")
 # GET ?<key> (besides feature values), and DELETE items
-GET_KEYS = ("_model", "_download", "_cache", "_params", "_openapi")
+GET_KEYS = ("_model", "_download", "_cache", "_params", "_openapi", "_job", "_jobs")
+# POST ?_wait=false: start a job and answer 202 at once (retrain, score, predict, predict_proba)
+JOB_ACTIONS = ("retrain", "train", "score", "predict", "predict_proba")
 DELETE_ITEMS = ("model", "cache")
 # Query keys Jupyter itself consumes: never features or options.
 JUPYTER_KEYS = ("token", "_xsrf")

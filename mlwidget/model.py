@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 import joblib
 import pandas as pd
 
-from . import describe, predicting, schema, training
+from . import describe, predicting, schema, tasks, training
 from . import estimators as est
+from . import jobs as jobs_
 from . import options as opt
 from . import state as state_
 from .errors import BadRequest, MLWidgetError, NotFound
@@ -65,11 +66,18 @@ class MLModel:
         overwrite: bool = False,
         allowed_classes: Iterable[str] = (),
         base_dir: str | os.PathLike[str] | None = None,
+        executor: str | None = None,
+        dask_scheduler: str | None = None,
+        job_timeout: float | None = None,
         **options: Any,
     ) -> None:
         self.name = check_name(name)
         self.store = _as_store(store)
         self.allowed_classes = tuple(allowed_classes)
+        # where jobs run (see jobs/): the arguments, else $MLWIDGET_EXECUTOR /
+        # $MLWIDGET_DASK_SCHEDULER (set: dask), else worker processes; a server sets its own
+        self.runner = jobs_.shared_runner(executor, dask_scheduler, job_timeout)
+        self._job_key = (str(self.store.root), self.name)
         self._snapshots = Snapshots(self.store, self.name)
         raw = dict(options)
         if model is not None:
@@ -85,17 +93,8 @@ class MLModel:
                 self._warn_unapplied(raw, base_dir)
 
     def _warn_unapplied(self, raw: dict[str, Any], base_dir: Any) -> None:
-        """Opening an existing model with options that differ from the stored ones: say which,
-        and how to apply them (the stored state wins)."""
-        try:
-            options, params, _ = opt.split(raw)
-            data = options.pop("data", None)
-            options = opt.clean(options, base_dir)
-        except MLWidgetError:
-            return
-        differ = state_.unapplied(
-            self._snapshot().options, options, params, data, self.allowed_classes
-        )
+        """Opened with options that differ from the stored ones: say which (stored wins)."""
+        differ = state_.unapplied_raw(self._snapshot().options, raw, base_dir, self.allowed_classes)
         if differ:
             _warnings.warn(
                 f"Model {self.name!r} already exists in the store, so these were not applied: "
@@ -111,8 +110,10 @@ class MLModel:
         name: str,
         store: str | os.PathLike[str] | Store | None = None,
         allowed_classes: Iterable[str] = (),
+        **run: Any,
     ) -> MLModel:
-        """Attach to an existing model; NotFound if the store has none by that name."""
+        """Attach to an existing model; NotFound if the store has none by that name. ``run``:
+        ``executor``, ``dask_scheduler``, ``job_timeout`` as for ``MLModel(...)``."""
         st = _as_store(store)
         if not st.exists(check_name(name)):
             known = ", ".join(st.names()) or "none yet"
@@ -120,7 +121,7 @@ class MLModel:
                 f"No model named {name!r} in the store. Known models: {known}. "
                 "Create it with MLModel(name, data=..., class_=...)."
             )
-        return cls(name, store=st, allowed_classes=allowed_classes)
+        return cls(name, store=st, allowed_classes=allowed_classes, **run)
 
     def __repr__(self) -> str:
         snap = self._snapshots.cached
@@ -153,7 +154,8 @@ class MLModel:
             self._snapshots.invalidate()
             if table is not None and merged["class"] is not None and imported is None:
                 try:
-                    self._train_locked(self._locked_state(), table)
+                    fitted = training.fit(merged, table, self.allowed_classes)
+                    tasks.store_fit(self, self._locked_state(), table, fitted, False, None)
                 except MLWidgetError as exc:
                     error = type(exc)(
                         f"{exc} The model {self.name!r} was saved untrained: fix it with "
@@ -383,6 +385,7 @@ class MLModel:
         table = read_table(data) if data is not None else None
         warns += source_warnings(data)
         options = opt.clean(options)
+        jobs_.board.check_free(self._job_key)  # 409 while a retrain job runs
         with self.store.lock(self.name, self.lock_timeout):
             state = self._locked_state()
             current = state_.staged_options(state["options"], options, params, self.allowed_classes)
@@ -399,59 +402,53 @@ class MLModel:
         return self.info()
 
     def retrain(
-        self, data: Any = None, target_col: str | None = None, metric: str | None = None
-    ) -> dict[str, Any]:
+        self,
+        data: Any = None,
+        target_col: str | None = None,
+        metric: str | None = None,
+        wait: bool = True,
+    ) -> Any:
         """Train on ``data`` (which then becomes the training data) or on the stored data.
 
         ``metric`` (any scikit-learn scorer name) is the score to report, on the training rows.
-        Everything is checked before anything is stored: a failed retrain changes nothing."""
-        table = read_table(data) if data is not None else None
-        if isinstance(target_col, list | tuple):
-            target_col = target_col[-1] if target_col else None
-        with self.store.lock(self.name, self.lock_timeout):
-            state = self._locked_state()
-            if target_col:
-                state["options"] = {**state["options"], "target_col": str(target_col)}
-            if table is None:
-                table = self._read(Snapshot.data)
-                if table is None:
-                    raise NotFound(
-                        f"Model {self.name!r} has no training data. Retrain with data "
-                        "(REST: POST a CSV/JSON body with ?_action=retrain) or append rows first."
-                    )
-            return self._train_locked(state, table, new_data=data is not None, metric_name=metric)
+        Everything is checked before anything is stored: a failed retrain changes nothing.
+        The fit runs as a job on this model's executor: ``wait=False`` returns the
+        :class:`~mlwidget.jobs.Job` at once (``.status``, ``.progress``, ``.result()``,
+        ``.cancel()``); otherwise the answer, as the job gives it."""
+        job = self.start_retrain(data, target_col, metric, inline=wait)
+        return tasks.wait(job) if wait else job
 
     train = retrain
 
-    def _train_locked(
-        self,
-        state: dict[str, Any],
-        table: pd.DataFrame,
-        new_data: bool = False,
-        metric_name: str | None = None,
-    ) -> dict[str, Any]:
-        options = state["options"]
-        if not options.get("class"):
-            raise BadRequest(
-                f"Model {self.name!r} has no model class. Set one first: "
-                "configure(class_='LogisticRegression') (REST: PUT ?_model&class=...)."
-            )
-        result = training.fit(options, table, self.allowed_classes, metric=metric_name)
-        if new_data:
-            state["data"] = self._write_data(table)
-        answer = state_.record_fit(
-            state, table, result, self._write_model(result.pipeline), metric_name
-        )
-        if options.get("path"):
-            state_.export_copy(result.pipeline, options["path"])
-        self._commit(state, result.pipeline)
-        return answer
+    def start_retrain(
+        self, data: Any = None, target_col: Any = None, metric: str | None = None, inline=False
+    ) -> jobs_.Job:
+        """Start a retrain job; bad input raises here, before a job exists (see ``retrain``)."""
+        table = read_table(data) if data is not None else None
+        if isinstance(target_col, list | tuple):
+            target_col = target_col[-1] if target_col else None
+        return tasks.retrain_job(self, table, target_col, metric, inline)
+
+    def start_job(self, action: str, data: Any, metric: str | None = None) -> jobs_.Job:
+        """Start a ``score``, ``predict``, ``predict_proba`` or ``predict_table`` of ``data``
+        as a job on this model's executor (REST: ``_wait=false``); ``.result()`` answers as the
+        method of the same name does (``predict_table``: records)."""
+        return tasks.predict_job(self, action, read_table(data), metric)
+
+    def jobs(self) -> list[jobs_.Job]:
+        """This model's recent jobs in this process, newest first."""
+        return jobs_.board.of_model(self._job_key)
+
+    def job(self, job_id: str) -> jobs_.Job:
+        """This model's job ``job_id`` (NotFound if this process has none by that id)."""
+        return jobs_.board.find(self._job_key, str(job_id))
 
     def append(self, data: Any) -> dict[str, Any]:
         """Add rows to the training data. Columns must match the stored table's."""
         table = read_table(data)
         if table.empty:
             raise BadRequest("Expected rows to append, got an empty table.")
+        jobs_.board.check_free(self._job_key)  # 409 while a retrain job runs
         with self.store.lock(self.name, self.lock_timeout):
             state = self._locked_state()
             combined = state_.appended(self._read(Snapshot.data), table)
@@ -467,6 +464,7 @@ class MLModel:
         Idempotent, as Gramex: ``{"name", "deleted": ["model"], "absent": []}``, or, when there
         was no fitted model, ``{"name", "deleted": [], "absent": ["model"]}`` (nothing written).
         """
+        jobs_.board.check_free(self._job_key)  # 409 while a retrain job runs
         with self.store.lock(self.name, self.lock_timeout):
             state = self._locked_state()
             if not state.get("model"):
@@ -481,6 +479,7 @@ class MLModel:
 
         Idempotent: answers as :meth:`delete_model` does, with ``"cache"``.
         """
+        jobs_.board.check_free(self._job_key)  # 409 while a retrain job runs
         with self.store.lock(self.name, self.lock_timeout):
             state = self._locked_state()
             if not state.get("data"):
@@ -495,5 +494,6 @@ class MLModel:
 
     def destroy(self) -> None:
         """Remove the model from the store entirely (options, data and fitted model)."""
+        jobs_.board.check_free(self._job_key)  # 409 while a retrain job runs
         self.store.remove(self.name)
         self._snapshots.invalidate()

@@ -15,6 +15,7 @@ import joblib
 import pandas as pd
 
 from . import estimators as est
+from . import options as opt
 from .errors import BadRequest, MLWidgetError
 from .sources import is_database, is_source
 
@@ -214,6 +215,19 @@ def unapplied(
     if data is not None and describe_source(data) != stored.get("data"):
         differ.append("data (the stored training data is kept)")
     return differ
+
+
+def unapplied_raw(
+    stored: Mapping[str, Any], raw: dict[str, Any], base_dir: Any, allowed_classes: Iterable[str]
+) -> list[str]:
+    """``unapplied`` for the raw keyword arguments of ``MLModel(...)`` (nothing if invalid)."""
+    try:
+        options, params, _ = opt.split(raw)
+        data = options.pop("data", None)
+        options = opt.clean(options, base_dir)
+    except MLWidgetError:
+        return []
+    return unapplied(stored, options, params, data, allowed_classes)
 
 
 def initial(

@@ -20,6 +20,7 @@ from . import estimators as est
 from . import limits, schema
 from . import options as opt
 from .errors import BadRequest, MLWidgetError, PayloadTooLarge, reason
+from .progress import Report, fit_pipeline
 
 
 @dataclass(frozen=True)
@@ -40,9 +41,13 @@ def fit(
     table: pd.DataFrame,
     allowed_classes: Iterable[str] = (),
     metric: str | None = None,
+    progress: Report | None = None,
 ) -> Fitted:
     """Fit the estimator ``options`` describe (class, params, target_col, column options) on
-    ``table``; ``metric`` (a scikit-learn scorer name) is scored on the training rows."""
+    ``table``; ``metric`` (a scikit-learn scorer name) is scored on the training rows.
+
+    ``progress(stage, fraction)`` hears the stages ("fit", then "score") and, for forests and
+    gradient boosting, the fraction of the fit done (see progress.py); it may raise to stop."""
     allowed_classes = tuple(allowed_classes)
     cls = est.resolve_class(options["class"], allowed_classes)
     kind = est.estimator_kind(cls)
@@ -61,7 +66,7 @@ def fit(
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
         try:
-            pipeline.fit(X, y) if y is not None else pipeline.fit(X)
+            fit_pipeline(pipeline, X, y, progress)
         except MLWidgetError:
             raise
         except MemoryError as exc:
@@ -89,6 +94,8 @@ def fit(
             text = str(w.message).splitlines()[0][:300]
             if text not in warns:
                 warns.append(text)
+    if progress is not None:
+        progress("score", None)
     score, scored_by = None, None
     try:
         if y is not None:

@@ -81,6 +81,8 @@ class Runner:
 
     def __init__(self) -> None:
         self.buttons: list[widgets.Button] = []
+        self.job: Any = None  # the job the running task follows (see follow())
+        self._view: tuple[str, Status, widgets.IntProgress, Any] | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlwidget-task")
         self._future: Future | None = None
         self._pending: Callable[[], None] | None = None  # the result, not yet shown
@@ -103,9 +105,12 @@ class Runner:
         status: Status,
         progress: widgets.IntProgress,
         failed: Callable[[BaseException], None] | None = None,
+        cancel: widgets.Button | None = None,
     ) -> bool:
         """Start ``work()`` on the worker; then ``done(result)`` (or show the error) on the
-        kernel's thread. False if a task is running already."""
+        kernel's thread. False if a task is running already. A ``work`` that follows a job
+        (``runner.follow(job)``) shows its stage, progress and elapsed time, and ``cancel``
+        (shown meanwhile) cancels it."""
         with self._lock:
             if self.busy:
                 status.show("Another task is running; wait until it ends.", "error")
@@ -117,6 +122,10 @@ class Runner:
             status.show(f"{label}…", "busy")
             progress.value, progress.bar_style = 0, "info"
             progress.layout.visibility = "visible"
+            self._view = (label, status, progress, cancel)
+            if cancel is not None:
+                cancel.disabled = False
+                cancel.layout.display = ""
             schedule = _on_kernel_thread()
             start = time.monotonic()
 
@@ -153,7 +162,55 @@ class Runner:
         finally:
             for b in self.buttons:
                 b.disabled = was.get(id(b), False)
+            cancel = self._view[3] if self._view else None
+            if cancel is not None:
+                cancel.layout.display = "none"
+            self._view = None
             self._shown.set()
+
+    # ------------------------------------------------------------------ jobs
+
+    def follow(self, job: Any, every: float = 0.2) -> Any:
+        """In a task's ``work``: wait for ``job``, showing its state as it changes, and
+        return its result (or raise its error, as the call without a job would)."""
+        self.job = job
+        schedule = _on_kernel_thread()
+        try:
+            while not job.done:
+                schedule(lambda: self.show_job(job))
+                try:
+                    job.future.exception(timeout=every)
+                except FutureTimeout:
+                    pass
+            return job.result()
+        finally:
+            self.job = None
+
+    def show_job(self, job: Any) -> None:
+        """The job's stage, progress (never moving back) and elapsed time, in the task's
+        status line and progress bar."""
+        if self._view is None or job.done:
+            return
+        label, status, progress, _ = self._view
+        state = job.to_dict()
+        parts = [f"{label}: {state['status']}"]
+        if state["status"] == "running":
+            parts = [f"{label}: {state['stage']}"]
+            if state["progress"] is not None:
+                parts.append(f"{state['progress']:.0%}")
+                progress.value = max(progress.value, int(state["progress"] * 100))
+        if state["elapsed"] is not None:
+            parts.append(f"{state['elapsed']:.1f} s")
+        status.show(" · ".join(parts), "busy")
+
+    def cancel(self) -> bool:
+        """Cancel the job the running task follows (the Cancel button). False if none."""
+        job = self.job
+        if job is None or not job.cancel():
+            return False
+        if self._view is not None:
+            self._view[1].show("Cancelling…", "busy")
+        return True
 
     def join(self, timeout: float | None = 120) -> None:
         """Wait until the running task (if any) has finished and shown its result. Called on
@@ -169,6 +226,14 @@ class Runner:
         self._show_pending()
         if not self._shown.wait(timeout):
             raise TimeoutError(f"the task did not finish within {timeout} s")
+
+
+def cancel_button(runner: Runner, css: str) -> widgets.Button:
+    """The Cancel button of a form: shown while its task follows a job; cancels the job."""
+    b = button("Cancel", css, "Stop the running job; nothing is stored", "warning")
+    b.layout.display = "none"
+    b.on_click(lambda _: runner.cancel())
+    return b
 
 
 def progress_bar(css: str) -> widgets.IntProgress:

@@ -9,7 +9,7 @@ import ipywidgets as widgets
 
 from ..estimators import KINDS
 from ..options import LIST_OPTIONS as COLUMN_OPTIONS
-from ._common import Runner, Status, button, error_text, progress_bar, tags
+from ._common import Runner, Status, button, cancel_button, error_text, progress_bar, tags
 
 COLUMN_HELP = {
     "include": "the only feature columns to use (wins over exclude)",
@@ -137,6 +137,7 @@ class EditorForm(widgets.VBox):
         self.retrain_button.on_click(lambda _: self.retrain())
         self.runner.register(self.apply_button, self.retrain_button)
         self.progress = progress_bar("mlwidget-editor-progress")
+        self.cancel_button = cancel_button(self.runner, "mlwidget-editor-cancel")
         self.status = Status("mlwidget-editor-status")
         super().__init__(
             children=[
@@ -147,7 +148,9 @@ class EditorForm(widgets.VBox):
                 widgets.HTML("<b>Columns</b>"),
                 self.target,
                 columns_box,
-                widgets.HBox([self.apply_button, self.retrain_button, self.progress]),
+                widgets.HBox(
+                    [self.apply_button, self.retrain_button, self.progress, self.cancel_button]
+                ),
                 self.status,
             ],
             **kwargs,
@@ -280,10 +283,11 @@ class EditorForm(widgets.VBox):
             return False
         return self.runner.run(
             "Training",
-            lambda: self.model.retrain(),
+            lambda: self.runner.follow(self.model.retrain(wait=False)),
             self._trained,
             self.status,
             self.progress,
+            cancel=self.cancel_button,
         )
 
     def _trained(self, result: dict) -> None:

@@ -11,7 +11,16 @@ import ipywidgets as widgets
 
 from ..api import METRICS, UPLOAD_ACTIONS
 from ..errors import BadRequest, PayloadTooLarge
-from ._common import Runner, Status, button, error_text, esc, progress_bar, table_html
+from ._common import (
+    Runner,
+    Status,
+    button,
+    cancel_button,
+    error_text,
+    esc,
+    progress_bar,
+    table_html,
+)
 
 #: Files above this size cannot travel over the widget channel (Jupyter's websocket messages are
 #: limited to 10 MiB by default). Override with ``max_upload_bytes=`` or $MLWIDGET_WIDGET_MAX_UPLOAD.
@@ -108,6 +117,7 @@ class UploadForm(widgets.VBox):
         self.run_button.on_click(lambda _: self.run())
         self.runner.register(self.run_button)
         self.progress = progress_bar("mlwidget-upload-progress")
+        self.cancel_button = cancel_button(self.runner, "mlwidget-upload-cancel")
         self.status = Status("mlwidget-upload-status")
         self.output = widgets.HTML()
         self.output.add_class("mlwidget-upload-result")
@@ -126,7 +136,7 @@ class UploadForm(widgets.VBox):
                 self.action,
                 self.target,
                 self.metric,
-                widgets.HBox([self.run_button, self.progress]),
+                widgets.HBox([self.run_button, self.progress, self.cancel_button]),
                 self.status,
                 self.output,
                 self.download,
@@ -215,7 +225,7 @@ class UploadForm(widgets.VBox):
             "predict": lambda: self.model.predict_table(table),
             "retrain": lambda: self._retrain(table, target, metric),
             "append": lambda: self.model.append(table),
-            "score": lambda: self.model.score(table, metric=metric),
+            "score": lambda: self.runner.follow(self.model.start_job("score", table, metric)),
         }[action]
         labels = {
             "predict": "Predicting",
@@ -229,10 +239,12 @@ class UploadForm(widgets.VBox):
             lambda result: self._done(action, result),
             self.status,
             self.progress,
+            cancel=self.cancel_button,
         )
 
     def _retrain(self, table, target, metric) -> dict:
-        result = dict(self.model.retrain(table, target_col=target))
+        job = self.model.retrain(table, target_col=target, wait=False)
+        result = dict(self.runner.follow(job))
         if metric:
             result["file_score"] = self.model.score(table, metric=metric)
         return result

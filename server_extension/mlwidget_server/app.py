@@ -8,6 +8,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Float, Int, List, Unicode, default
 
 from mlwidget import limits, tables
+from mlwidget.jobs import Runner, resolve
 from mlwidget.store import default_root, safe_name
 
 from .handlers import ModelHandler, ModelListHandler
@@ -84,8 +85,43 @@ class MLWidgetApp(ExtensionApp):
     max_workers = Int(
         4,
         config=True,
-        help="""Worker threads that run training, predictions and store access off the
-        server's event loop.""",
+        help="""Worker threads that run predictions and store access off the server's event
+        loop; also the most jobs (retrain, and score or predictions with ``_wait=false``) that
+        run at once (worker processes of the ``process`` executor, started on demand).""",
+    )
+    executor = Unicode(
+        "",
+        config=True,
+        help="""Where jobs run: ``process`` (worker processes beside the server; a cancelled or
+        timed-out job's worker is killed), ``thread`` (threads of the server: for tiny models
+        and tests; cancel takes effect between a forest's trees or boosting stages only) or
+        ``dask`` (a Dask cluster, at ``dask_scheduler``). Default: $MLWIDGET_EXECUTOR, else
+        ``dask`` if a scheduler is set, else ``process``.""",
+    )
+    dask_scheduler = Unicode(
+        "",
+        config=True,
+        help="""Address of the Dask scheduler (``tcp://host:port``) for ``executor="dask"``.
+        Default: $MLWIDGET_DASK_SCHEDULER. Its workers need mlwidget and the same versions of
+        scikit-learn, pandas and numpy as the server.""",
+    )
+    job_timeout = Float(
+        0.0,
+        config=True,
+        help="""Seconds a job may run before it is stopped (its worker killed) and fails with
+        408; nothing is stored. 0: no limit.""",
+    )
+    job_memory = Int(
+        0,
+        config=True,
+        help="""Most memory (bytes of address space) a ``process`` worker may use; a job that
+        needs more fails with 413 and leaves the server untouched. 0: no limit.""",
+    )
+    max_queued = Int(
+        16,
+        config=True,
+        help="""Jobs that may wait for a free worker beyond the ``max_workers`` running; past
+        that a new job gets 429.""",
     )
 
     @default("store_dir")
@@ -97,6 +133,16 @@ class MLWidgetApp(ExtensionApp):
     def initialize_settings(self) -> None:
         limits.configure(MAX_CATEGORIES=self.max_categories, MAX_MATRIX_CELLS=self.max_matrix_cells)
         tables.set_limits(max_cells=self.max_table_cells)
+        executor, scheduler = resolve(self.executor or None, self.dask_scheduler or None, "process")
+        runner = Runner(
+            executor,
+            max_workers=self.max_workers,
+            job_timeout=self.job_timeout or None,
+            max_queued=self.max_queued,
+            job_memory=self.job_memory or None,
+            dask_scheduler=scheduler,
+        )
+        self.log.info("mlwidget: jobs run on %r", runner)
         self.registry = Registry(
             self.store_dir,
             allowed_classes=tuple(self.allowed_classes),
@@ -104,6 +150,7 @@ class MLWidgetApp(ExtensionApp):
             max_body_size=self.max_body_size,
             lock_wait=self.lock_wait,
             log=self.log,
+            runner=runner,
         )
         # name -> (options, folder that relative paths in the options are relative to)
         specs: dict[str, tuple[dict, str | None]] = {}

@@ -133,3 +133,13 @@ def dumps(obj: Any) -> str:
         return json.dumps(obj, allow_nan=False)
     except (TypeError, ValueError):
         return json.dumps(to_jsonable(obj))  # NaN, NaT, inf: null
+
+
+def wants_wait(args: dict[str, list[str]]) -> bool:
+    """``_wait``: true (the default: answer when the job is done) or false (202 at once)."""
+    value = (last(args, "_wait") or "true").strip().lower()
+    if value in ("true", "1", "yes", ""):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"Expected _wait=true or _wait=false, got {_clip(value)!r}.")

@@ -1,13 +1,15 @@
 """The MLHandler HTTP API. Handlers stay thin: parse the request, call ``MLModel``, answer.
 
-Every core call runs on the registry's worker threads (``Registry.run``) so that training and
-large predictions never block the Jupyter server's event loop.
+Every core call runs on the registry's worker threads (``Registry.run``) so that large
+predictions never block the Jupyter server's event loop; training (and, with ``_wait=false``,
+scores and predictions) runs as a job on the registry's runner (mlwidget.jobs): in worker
+processes by default, observable with ``?_job``, cancelled with ``DELETE ?_job``.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-import os
 from http.client import responses
 from typing import TYPE_CHECKING, Any
 
@@ -20,18 +22,17 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_escape, url_path_join
 
-from mlwidget import BadRequest, MLWidgetError, NotFound, PayloadTooLarge
+from mlwidget import BadRequest, Conflict, MLWidgetError, NotFound, PayloadTooLarge
 from mlwidget.api import (
     ACTIONS,
     CACHE_FORMATS,
     JUPYTER_KEYS,
-    METRICS,
     PREDICT_FORMATS,
     WRITE_ACTIONS,
 )
-from mlwidget.jsonable import to_jsonable as jsonable
 
-from .bodies import _clip, dumps, last, parse_body, put_changes
+from .bodies import _clip, dumps, last, parse_body, put_changes, wants_wait
+from .pages import PageMixin
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -39,9 +40,6 @@ if TYPE_CHECKING:
     from mlwidget import MLModel
 
     from .registry import Registry
-
-TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
-_loader = tornado.template.Loader(TEMPLATES)
 
 
 class BaseHandler(ExtensionHandlerMixin, APIHandler):
@@ -89,6 +87,8 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
             status_code = 500
             message = "Internal error in the mlwidget server extension. The server log has details."
         message = _clip(message)
+        if getattr(exc, "job", None):  # a busy model: the job that holds it
+            reply["job"] = exc.job
         self.set_status(status_code)
         self.set_header("Content-Type", "application/json")
         if status_code == 405:  # RFC 9110: say which methods are supported
@@ -153,7 +153,7 @@ class ModelListHandler(BaseHandler):
 
 
 @tornado.web.stream_request_body
-class ModelHandler(BaseHandler):
+class ModelHandler(PageMixin, BaseHandler):
     """``{base_url}mlhandler/{name}`` (and a YAML model's own pattern): the MLHandler API."""
 
     def initialize(  # type: ignore[override]
@@ -254,7 +254,12 @@ class ModelHandler(BaseHandler):
         m = await self.resolve(name)
         run = self.registry.run
         fmt = last(args, "_format")
-        if "_openapi" in args:
+        if "_job" in args:
+            job = m.job(last(args, "_job") or "")
+            await self.send_json(job.to_dict(self.job_url(m, job)))
+        elif "_jobs" in args:
+            await self.send_json([job.to_dict(self.job_url(m, job)) for job in m.jobs()])
+        elif "_openapi" in args:
             from .openapi import openapi_document
 
             info = await run(m.info)
@@ -322,22 +327,43 @@ class ModelHandler(BaseHandler):
         run = self.registry.run
         df = await run(parse_body, body, self.request.headers.get("Content-Type", ""), args)
         metric = last(args, "_metric") or last(args, "metric") or None
+        wait = wants_wait(args)
         if action in ("predict", "predict_proba", "score", "append") and df is None:
             raise BadRequest(
                 f"_action={action} needs rows in the request body: JSON records, CSV, XLSX or "
                 "Parquet, or a multipart file upload."
             )
-        if action == "predict":
+        if action in ("retrain", "train"):
+            target = last(args, "target_col") or last(args, "_target_col") or None
+            job = await run(m.start_retrain, df, target_col=target, metric=metric)
+            await self.answer_job(m, job, wait)
+        elif not wait and action in ("predict", "predict_proba", "score"):
+            fmt = last(args, "_format")
+            if action == "predict" and fmt not in (None, "", "json"):
+                action = "predict_table"  # the job's result is JSON: the rows with predictions
+            await self.answer_job(m, await run(m.start_job, action, df, metric), wait)
+        elif action == "predict":
             await self.send_predictions(m, df, last(args, "_format"))
         elif action == "predict_proba":
             await self.send_json(await run(m.predict_proba, df))
         elif action == "score":
             await self.send_json(await run(m.score, df, metric=metric))
-        elif action == "append":
+        else:
             await self.send_json(await run(m.append, df))
-        else:  # retrain / train
-            target = last(args, "target_col") or last(args, "_target_col") or None
-            await self.send_json(await run(m.retrain, df, target_col=target, metric=metric))
+
+    async def answer_job(self, m: MLModel, job: Any, wait: bool) -> None:
+        """``wait``: the job's answer when it ends (Gramex's behaviour; the event loop keeps
+        serving meanwhile); else 202 with the job and its URL in ``Location``."""
+        if wait:
+            await self.send_json(await asyncio.wrap_future(job.future))
+            return
+        url = self.job_url(m, job)
+        self.set_status(202)
+        self.set_header("Location", url)
+        await self.send_json(job.to_dict(url))
+
+    def job_url(self, m: MLModel, job: Any) -> str:
+        return f"{self.api_url(m.name)}?_job={job.id}"
 
     # ------------------------------------------------------------------ PUT
 
@@ -357,8 +383,19 @@ class ModelHandler(BaseHandler):
 
     @tornado.web.authenticated
     async def delete(self, name: str | None = None, *_: str) -> None:
+        args = self.query_args()
+        if "_job" in args:
+            m = await self.resolve(name)
+            job = m.job(last(args, "_job") or "")
+            if not job.cancel():
+                raise Conflict(
+                    f"Job {job.id} is {job.status}: only a queued or running job can be "
+                    "cancelled (a job that is storing its result finishes)."
+                )
+            await self.send_json(job.to_dict(self.job_url(m, job)))
+            return
         items = []
-        for key, values in self.query_args().items():
+        for key, values in args.items():
             if key in ("_model", "_cache"):
                 items.append(key[1:])
             elif key == "delete":
@@ -379,77 +416,3 @@ class ModelHandler(BaseHandler):
             answer["deleted"] += done["deleted"]
             answer["absent"] += done["absent"]
         await self.send_json(answer)
-
-    # ------------------------------------------------------------------ HTML
-
-    async def render_page(self, m: MLModel) -> None:
-        self.xsrf_token  # noqa: B018 -- sets the _xsrf cookie the page's scripts send back
-        options = await self.registry.run(lambda: dict(m.options))
-        template = options.get("template")
-        if template:
-            await self.render_template_file(m, str(template))
-        else:
-            await self.render_default_page(m)
-
-    async def render_template_file(self, m: MLModel, path: str) -> None:
-        import pandas as pd
-
-        if not os.path.isabs(path):
-            path = os.path.join(self.serverapp.root_dir, path)
-        try:
-            data = await self.registry.run(m.data)
-        except NotFound:
-            data = pd.DataFrame()
-        await self.registry.run(lambda: m.pipeline)  # load it off the loop; handler.model reuses it
-        try:
-            loader = tornado.template.Loader(os.path.dirname(path))
-            tmpl = loader.load(os.path.basename(path))
-        except OSError:
-            raise NotFound(
-                f"The template of model {m.name!r} ({os.path.basename(path)}) cannot be read."
-            ) from None
-        ns = self.get_template_namespace()
-        ns.update(handler=self, data=data, name=m.name, api_url=self.api_url(m.name))
-        html = tmpl.generate(**ns)
-        self.finish(html, set_content_type="text/html; charset=UTF-8")
-
-    async def render_default_page(self, m: MLModel) -> None:
-        from mlwidget.estimators import list_estimators
-
-        def gather() -> dict:
-            info = m.info()
-            try:
-                columns = [str(c) for c in m.data().columns]
-            except NotFound:
-                columns = []
-            features = m.features
-            if not columns:
-                columns = [f["name"] for f in features] + (
-                    [info["target_col"]] if info.get("target_col") else []
-                )
-            kind = info.get("kind")
-            return {
-                "info": info,
-                "features": features,
-                "columns": columns,
-                "estimators": list_estimators(kind) if kind else list_estimators(),
-            }
-
-        ctx = await self.registry.run(gather)
-        kind = ctx["info"].get("kind")
-        html = _loader.load("page.html").generate(
-            name=m.name,
-            api_url=self.api_url(m.name),
-            list_url=url_path_join(self.base_url, "mlhandler/"),
-            metrics=list(METRICS.get(kind or "", ())),
-            json_encode=tornado.escape.json_encode,
-            jsonable=jsonable,
-            **ctx,
-        )
-        self.set_header(
-            "Content-Security-Policy",
-            "frame-ancestors 'self'; default-src 'none'; script-src 'unsafe-inline'; "
-            "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
-            "form-action 'self'; base-uri 'none'",
-        )
-        self.finish(html, set_content_type="text/html; charset=UTF-8")

@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 
 from mlwidget import MLModel, MLWidgetError, NotFound
 from mlwidget.errors import Busy, Conflict
+from mlwidget.jobs import Runner
 from mlwidget.store import Store, check_name
 
 from .workers import WorkerPool  # daemon threads: a running fit never delays exit
@@ -36,6 +37,7 @@ class Registry:
         max_body_size: int = 256 * 1024 * 1024,
         lock_wait: float = 600.0,
         log: logging.Logger | None = None,
+        runner: Runner | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.allowed_classes = tuple(allowed_classes)
@@ -43,6 +45,9 @@ class Registry:
         self.lock_wait = lock_wait
         self.log = log or logging.getLogger("mlwidget.server")
         self.executor = WorkerPool(max_workers=max(2, max_workers), thread_name_prefix="mlwidget")
+        # where jobs (retrain; score and predictions with _wait=false) run: worker processes
+        # by default, so a fit never holds the server's threads, CPU time or memory
+        self.runner = runner or Runner("process", max_workers=max_workers)
         self.configured: dict[str, tuple[dict, str | None]] = {}
         # (pattern, name) for YAML models served at their own URL
         self.routes: list[tuple[str, str]] = []
@@ -85,9 +90,16 @@ class Registry:
                 exc_info=not isinstance(exc, MLWidgetError),
             )
             raise
-        model.lock_timeout = 0
+        self._adopt(model)
         self._cache[name] = model
         self._failed.pop(name, None)
+        return model
+
+    def _adopt(self, model: MLModel) -> MLModel:
+        """A model this server serves: its jobs run on the server's runner, and a write that
+        finds it busy raises at once (``run`` waits on the event loop instead)."""
+        model.lock_timeout = 0
+        model.runner = self.runner
         return model
 
     def failure(self, name: str) -> str | None:
@@ -129,10 +141,11 @@ class Registry:
         if model is not None:
             return model
         try:
-            model = await self.run(
-                MLModel.open, name, store=self.store_dir, allowed_classes=self.allowed_classes
+            model = self._adopt(
+                await self.run(
+                    MLModel.open, name, store=self.store_dir, allowed_classes=self.allowed_classes
+                )
             )
-            model.lock_timeout = 0
         except NotFound:
             if name in self._failed:
                 raise NotFound(
@@ -154,8 +167,9 @@ class Registry:
                 MLModel(name, store=scratch, allowed_classes=self.allowed_classes).configure(
                     changes
                 )
-            model = MLModel(name, store=self.store_dir, allowed_classes=self.allowed_classes)
-            model.lock_timeout = 0
+            model = self._adopt(
+                MLModel(name, store=self.store_dir, allowed_classes=self.allowed_classes)
+            )
             info = model.configure(changes)
             self._cache.setdefault(name, model)
             return info
@@ -170,8 +184,9 @@ class Registry:
         return sorted(names | set(self.configured))
 
     def shutdown(self) -> None:
-        # Queued work is cancelled; a running fit cannot be interrupted, and is abandoned: the
-        # workers are daemon threads, so the server exits once its own shutdown is done.
+        # Jobs are cancelled and their worker processes killed (nothing is committed); queued
+        # thread work is cancelled, and a running call is abandoned: the threads are daemons.
+        self.runner.shutdown()
         self.executor.shutdown(wait=False, cancel_futures=True)
 
 

@@ -1,0 +1,517 @@
+"""``Runner``: where jobs run, and their bounds.
+
+A job is driven by a thread of this process (its "driver"): it prepares the payload (stage
+``load``), hands the work to the executor, relays progress, and commits the result (stage
+``save``) here, once, under the model's lock. The executor decides where the work itself runs:
+
+- ``process``: a pool of worker processes (started on demand, ``spawn``ed, reused). A cancelled
+  or timed-out job's worker is killed (SIGKILL) and replaced; a worker that dies fails its job,
+  never the server. ``job_memory`` caps a worker's address space.
+- ``thread``: in the driver thread. Cancel and timeout take effect at the next progress report
+  (between a forest's chunks of trees, or boosting stages); other estimators finish first and
+  their result is discarded. Synchronous calls run in the caller's own thread.
+- ``dask``: a ``distributed.Client`` on ``dask_scheduler``; cancel restarts the worker running
+  the job.
+
+At most ``max_workers`` jobs run at once, and at most ``max_queued`` more wait; past that a new
+job is refused with 429.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ..errors import MLWidgetError, reason
+from . import worker as worker_mod
+from .job import Job, JobCancelled, JobTimeout, Stop, TooManyJobs, WorkerDied, board
+
+EXECUTORS = ("process", "thread", "dask")
+ENV_EXECUTOR = "MLWIDGET_EXECUTOR"
+ENV_SCHEDULER = "MLWIDGET_DASK_SCHEDULER"
+POLL = 0.05  # seconds between checks of a running job for cancel and timeout
+
+log = logging.getLogger("mlwidget.jobs")
+
+
+_WORKER_MAIN = "import sys; from mlwidget.jobs.worker import run_main; run_main(sys.argv[1:])"
+
+
+class _Worker:
+    """One worker process (``worker.run_main``) and the socket to it.
+
+    Not ``multiprocessing``'s spawn: that runs the parent's main script again in the child,
+    which fails in a script without an ``if __name__ == "__main__"`` guard. The child gets the
+    parent's ``sys.path``, so it imports the same modules (and estimator classes)."""
+
+    def __init__(self, memory_limit: int | None) -> None:
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
+        cmd = [sys.executable, "-c", _WORKER_MAIN, str(theirs.fileno())]
+        cmd += [str(memory_limit or 0), str(os.getpid())]
+        self.process = subprocess.Popen(
+            cmd, pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL
+        )
+        theirs.close()
+        self.conn = Connection(ours.detach())
+        self.pid = self.process.pid
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    @property
+    def exitcode(self) -> int | None:
+        return self.process.poll()
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            with contextlib.suppress(OSError):
+                self.process.kill()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.process.wait(5)
+        self.conn.close()
+
+
+class _Pool:
+    """Idle worker processes, reused job after job; a killed one is replaced at once."""
+
+    def __init__(self, memory_limit: int | None) -> None:
+        self.memory_limit = memory_limit
+        self._idle: list[_Worker] = []
+        self._busy: set[_Worker] = set()
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def acquire(self) -> _Worker:
+        with self._lock:
+            if self._closed:
+                raise JobCancelled("The server is shutting down; the job did not run.")
+            while self._idle:
+                candidate = self._idle.pop()
+                if candidate.alive():
+                    self._busy.add(candidate)
+                    return candidate
+                candidate.kill()
+            fresh = _Worker(self.memory_limit)
+            self._busy.add(fresh)
+            return fresh
+
+    def release(self, w: _Worker) -> None:
+        with self._lock:
+            self._busy.discard(w)
+            if w.alive() and not self._closed:
+                self._idle.append(w)
+                return
+        w.kill()
+
+    def discard(self, w: _Worker) -> None:
+        """Kill ``w`` and start its replacement, so the next job finds a warm worker."""
+        w.kill()
+        with self._lock:
+            self._busy.discard(w)
+            if not self._closed and not self._idle:
+                self._idle.append(_Worker(self.memory_limit))
+
+    def warm(self) -> None:
+        with self._lock:
+            if not self._closed and not self._idle and not self._busy:
+                self._idle.append(_Worker(self.memory_limit))
+
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            workers = self._idle + list(self._busy)
+            self._idle, self._busy = [], set()
+        for w in workers:
+            w.kill()
+
+    def pids(self) -> list[int]:
+        with self._lock:
+            return [w.pid for w in self._idle + list(self._busy)]
+
+
+class Runner:
+    """Runs jobs on one executor, within bounds."""
+
+    def __init__(
+        self,
+        executor: str = "process",
+        max_workers: int = 2,
+        job_timeout: float | None = None,
+        max_queued: int = 16,
+        job_memory: int | None = None,
+        dask_scheduler: str | None = None,
+    ) -> None:
+        if executor not in EXECUTORS:
+            raise ValueError(
+                f"Expected executor to be one of {', '.join(EXECUTORS)}, got {executor!r}."
+            )
+        if executor == "dask" and not dask_scheduler:
+            raise ValueError(
+                f"executor='dask' needs dask_scheduler='tcp://host:port' (or ${ENV_SCHEDULER})."
+            )
+        self.executor = executor
+        self.max_workers = max(1, int(max_workers))
+        self.job_timeout = job_timeout or None
+        self.max_queued = max(0, int(max_queued))
+        self.dask_scheduler = dask_scheduler
+        self._slots = threading.BoundedSemaphore(self.max_workers)
+        self._pool = _Pool(job_memory) if executor == "process" else None
+        self._client: Any = None
+        self._lock = threading.Lock()
+        self._jobs: set[Job] = set()
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Runner {self.executor} max_workers={self.max_workers}>"
+
+    # ------------------------------------------------------------------ submitting
+
+    def start(
+        self,
+        job: Job,
+        prepare: Callable[[], Any] | None,
+        work: worker_mod.Work | None,
+        commit: Callable[[Any, Any], Any],
+        inline: bool = False,
+    ) -> Job:
+        """Run ``job``: ``prepare()`` -> payload (here), ``work(payload, report)`` -> result
+        (on the executor; None: no work there), ``commit(result, payload)`` -> the job's result
+        (here). ``inline`` drives it in the calling thread (and returns when it is over)."""
+        with self._lock:
+            if self._closed:
+                raise JobCancelled("The server is shutting down; the job was not started.")
+            waiting = sum(1 for j in self._jobs if not j.done)
+            if waiting >= self.max_workers + self.max_queued:
+                raise TooManyJobs(
+                    f"{waiting} jobs are running or queued, the most this server takes "
+                    f"(MLWidgetApp.max_workers={self.max_workers} running + max_queued="
+                    f"{self.max_queued} waiting). Try again when one has finished."
+                )
+            board.add(job)  # a second writer of the same model: 409 naming the running job
+            self._jobs.add(job)
+        if inline:
+            self._drive(job, prepare, work, commit, wait_slot=True)
+        else:
+            thread = threading.Thread(
+                target=self._drive,
+                args=(job, prepare, work, commit),
+                name=f"mlwidget-job-{job.id}",
+                daemon=True,
+            )
+            thread.start()
+        return job
+
+    def _drive(
+        self,
+        job: Job,
+        prepare: Callable[[], Any] | None,
+        work: worker_mod.Work | None,
+        commit: Callable[[Any, Any], Any],
+        wait_slot: bool = True,
+    ) -> None:
+        try:
+            while not self._slots.acquire(timeout=POLL):  # queued until a slot is free
+                if job.stop.is_set():
+                    job.finish_cancelled()
+                    return
+        except BaseException as exc:
+            job.fail(exc)
+            return
+        try:
+            if not job.start():
+                job.finish_cancelled()
+                return
+            deadline = job.started + self.job_timeout if self.job_timeout else None
+            payload = prepare() if prepare is not None else None
+            self._check(job, deadline)
+            result = self._execute(job, work, payload, deadline) if work is not None else None
+            self._check(job, deadline)
+            job.report("save")
+            if not job.begin_commit():
+                job.finish_cancelled()
+                return
+            answer = commit(result, payload)
+        except Stop:
+            self._stopped(job)
+        except KeyboardInterrupt:
+            job.finish_cancelled()
+            raise
+        except BaseException as exc:  # every failure is the job's, never the server's
+            if not isinstance(exc, MLWidgetError):
+                log.exception("mlwidget: job %s failed", job.id)
+            job.fail(worker_mod.portable(exc))
+        else:
+            job.finish(answer)
+        finally:
+            self._slots.release()
+            with self._lock:
+                self._jobs.discard(job)
+
+    def _stopped(self, job: Job) -> None:
+        if job.stop_reason == "timeout":
+            job.fail(
+                JobTimeout(
+                    f"Job {job.id} ({job.action} of {job.model!r}) ran longer than "
+                    f"{self.job_timeout:g} s (job_timeout) and was stopped; nothing was stored. "
+                    "Use less data or a faster estimator, or raise the timeout."
+                )
+            )
+        else:
+            job.finish_cancelled()
+
+    def _check(self, job: Job, deadline: float | None) -> None:
+        if job.stop.is_set():
+            raise Stop
+        if deadline is not None and time.time() > deadline:
+            job.stop_reason = "timeout"
+            raise Stop
+
+    # ------------------------------------------------------------------ executors
+
+    def _execute(
+        self, job: Job, work: worker_mod.Work, payload: Any, deadline: float | None
+    ) -> Any:
+        if self.executor == "thread":
+
+            def report(stage: str, fraction: float | None = None) -> None:
+                self._check(job, deadline)
+                job.report(stage, fraction)
+
+            return work(payload, report)
+        if self.executor == "process":
+            return self._in_process(job, work, payload, deadline)
+        return self._on_dask(job, work, payload, deadline)
+
+    def _in_process(
+        self, job: Job, work: worker_mod.Work, payload: Any, deadline: float | None
+    ) -> Any:
+        assert self._pool is not None
+        w = self._pool.acquire()
+        held = [w]  # cancel kills the worker while this job holds it, at once (no other way
+        job.on_cancel(lambda: held and held[0].kill())  # interrupts a fit in C code)
+        try:
+            w.conn.send((work, payload))
+            while True:
+                self._check(job, deadline)
+                if not w.conn.poll(POLL):
+                    if not w.alive():
+                        raise EOFError
+                    continue
+                message = w.conn.recv()
+                if message[0] == "progress":
+                    job.report(message[1], message[2])
+                    continue
+                held.clear()
+                self._pool.release(w)  # done or failed, the worker is fine for the next job
+                if message[0] == "done":
+                    return message[1]
+                raise message[1]
+        except (OSError, EOFError):
+            self._pool.discard(w)
+            self._check(job, deadline)  # killed on purpose: cancelled or timed out
+            raise self._died(job, w) from None
+        except Stop:
+            self._pool.discard(w)
+            raise
+
+    def _died(self, job: Job, w: _Worker) -> WorkerDied:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            w.process.wait(1)
+        code = w.exitcode
+        how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        return WorkerDied(
+            f"The worker process running job {job.id} ({job.action} of {job.model!r}) died "
+            f"({how}), perhaps out of memory; nothing was stored. Try again, with less data or "
+            "smaller parameters."
+        )
+
+    def _dask(self) -> Any:
+        with self._lock:
+            if self._client is None:
+                try:
+                    from distributed import Client
+                except ImportError:
+                    raise MLWidgetError(
+                        "executor='dask' needs the dask extra: pip install 'mlwidget[dask]'.",
+                        status=503,
+                    ) from None
+                try:
+                    self._client = Client(self.dask_scheduler, timeout="10s", set_as_default=False)
+                except Exception as exc:
+                    log.error("mlwidget: no Dask scheduler at %s: %s", self.dask_scheduler, exc)
+                    raise MLWidgetError(
+                        "The Dask scheduler (dask_scheduler) could not be reached; the log has "
+                        f"details ({type(exc).__name__}).",
+                        status=503,
+                    ) from None
+            return self._client
+
+    def _on_dask(
+        self, job: Job, work: worker_mod.Work, payload: Any, deadline: float | None
+    ) -> Any:
+        client = self._dask()
+        if work is worker_mod.predict and payload["action"] != "score":
+            return self._dask_partitions(client, job, payload, deadline)
+        future = client.submit(
+            worker_mod.dask_task,
+            work,
+            payload,
+            job.id,
+            key=f"mlwidget-{job.action}-{job.id}",
+            pure=False,
+        )
+        job.on_cancel(lambda: self._dask_stop(client, future))
+        key = ["mlwidget", job.id]
+        try:
+            while True:
+                try:
+                    self._check(job, deadline)
+                except Stop:
+                    self._dask_stop(client, future)
+                    raise
+                try:
+                    answer = future.result(timeout=0.2)
+                except TimeoutError:
+                    pass
+                else:
+                    if isinstance(answer, worker_mod.DaskFailure):
+                        raise MLWidgetError(answer[1], status=answer[0])
+                    return answer
+                with_progress = client.get_metadata(key, None)
+                if with_progress:
+                    job.report(with_progress[0], with_progress[1])
+        finally:
+            try:
+                client.set_metadata(key, None)
+            except Exception:  # the scheduler is gone: nothing to clean up
+                pass
+
+    def _dask_partitions(
+        self, client: Any, job: Job, payload: dict[str, Any], deadline: float | None
+    ) -> Any:
+        """Bulk predictions on Dask: the model is sent to every worker once, the rows go in
+        partitions of ``worker.PART_ROWS`` (one task each, spread over the workers), and the
+        answers are gathered back in the rows' order."""
+        frame = payload["frame"]
+        model = {key: value for key, value in payload.items() if key != "frame"}
+        (shared,) = client.scatter([model], broadcast=True, hash=False)
+        size = worker_mod.PART_ROWS
+        parts = client.scatter([frame.iloc[i : i + size] for i in range(0, len(frame), size)])
+        futures = client.map(
+            worker_mod.predict_part,
+            [shared] * len(parts),
+            parts,
+            key=[f"mlwidget-{job.action}-{job.id}-part-{i}" for i in range(len(parts))],
+            pure=False,
+        )
+        job.on_cancel(lambda: client.cancel(futures))
+        job.report("predict", 0.0)
+        try:
+            while True:
+                self._check(job, deadline)
+                done = sum(f.done() for f in futures)
+                job.report("predict", done / max(1, len(futures)))
+                if done == len(futures):
+                    break
+                time.sleep(POLL)
+            answers = client.gather(futures)
+        except Stop:
+            client.cancel(futures)
+            raise
+        finally:
+            shared.release()
+            for part in parts:
+                part.release()
+        if payload["action"] == "predict_table":
+            return [row for part in answers for row in part]
+        return [value for part in answers for value in part]
+
+    @staticmethod
+    def _dask_stop(client: Any, future: Any) -> None:
+        """Cancel the task; restart the workers still running it (a thread cannot be stopped)."""
+        try:
+            running = [worker for worker, keys in client.processing().items() if future.key in keys]
+            future.cancel()
+            if running:
+                client.restart_workers(running)
+        except Exception as exc:
+            log.warning("mlwidget: could not stop a Dask task: %s", reason(exc))
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def warm(self) -> None:
+        """Start a worker process now, so the first job does not wait for one."""
+        if self._pool is not None:
+            self._pool.warm()
+
+    def worker_pids(self) -> list[int]:
+        return self._pool.pids() if self._pool is not None else []
+
+    def shutdown(self) -> None:
+        """Cancel every job, stop the worker processes, close the Dask client."""
+        with self._lock:
+            self._closed = True
+            jobs = list(self._jobs)
+        for job in jobs:
+            job.cancel()
+        if self._pool is not None:
+            self._pool.close()
+        if self._client is not None:
+            try:
+                self._client.close(timeout=2)
+            except Exception:
+                pass
+
+
+# ----------------------------------------------------------------------------- shared runners
+
+_shared: dict[tuple, Runner] = {}
+_shared_lock = threading.Lock()
+
+
+def resolve(
+    executor: str | None, dask_scheduler: str | None, default: str
+) -> tuple[str, str | None]:
+    """The executor and scheduler to use: the arguments, else the environment
+    (``MLWIDGET_EXECUTOR``; ``MLWIDGET_DASK_SCHEDULER`` set means dask), else ``default``."""
+    scheduler = dask_scheduler or os.environ.get(ENV_SCHEDULER) or None
+    chosen = executor or os.environ.get(ENV_EXECUTOR) or ("dask" if scheduler else default)
+    if chosen not in EXECUTORS:
+        raise ValueError(f"Expected executor to be one of {', '.join(EXECUTORS)}, got {chosen!r}.")
+    return chosen, scheduler if chosen == "dask" else None
+
+
+def shared_runner(
+    executor: str | None = None,
+    dask_scheduler: str | None = None,
+    job_timeout: float | None = None,
+    default: str = "process",
+) -> Runner:
+    """The runner this process shares for these settings (one pool of worker processes per
+    kernel, however many models it opens)."""
+    chosen, scheduler = resolve(executor, dask_scheduler, default)
+    key = (chosen, scheduler, job_timeout)
+    with _shared_lock:
+        runner = _shared.get(key)
+        if runner is None:
+            from ..estimators import usable_cpus
+
+            runner = Runner(
+                chosen,
+                max_workers=max(2, usable_cpus()),
+                job_timeout=job_timeout,
+                dask_scheduler=scheduler,
+            )
+            _shared[key] = runner
+        return runner

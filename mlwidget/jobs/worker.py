@@ -1,0 +1,186 @@
+"""What runs where the work runs: the work functions, and the loop of a worker process.
+
+Work functions take ``(payload, report)`` and return a picklable result: ``fit`` runs the pure
+``training.fit`` on the payload's options and table. They run the same in a thread, in a worker
+process (``main``) and on a Dask worker (``dask_task``).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from ..errors import MLWidgetError, reason
+
+Work = Callable[[Any, Callable[..., None]], Any]
+
+
+def fit(payload: dict[str, Any], report: Callable[..., None]) -> Any:
+    """``training.fit`` with the caller's ceilings (a worker process has its own copies)."""
+    from .. import limits, training
+
+    limits.configure(**payload["limits"])
+    return training.fit(
+        payload["options"],
+        payload["table"],
+        payload["allowed_classes"],
+        metric=payload["metric"],
+        progress=report,
+    )
+
+
+CHUNK_ROWS = 20_000  # rows a prediction job predicts between progress reports
+
+
+def predict(payload: dict[str, Any], report: Callable[..., None]) -> Any:
+    """Predictions or a score of ``payload["frame"]`` by ``payload["pipeline"]`` (the serving
+    model, with its ``state``), in chunks of rows with progress. The same answers as
+    ``MLModel.predict`` / ``predict_proba`` / ``score``; ``predict_table`` gives records."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    from .. import predicting
+    from ..jsonable import to_jsonable
+    from ..snapshot import Snapshot
+
+    name, action, frame = payload["name"], payload["action"], payload["frame"]
+    snap = Snapshot(name, Path("."), payload["state"], None, None)
+    snap.adopt(payload["pipeline"])
+    if action == "score":
+        report("score", None)
+        return predicting.score(snap, name, frame, payload["metric"])
+    parts: list[Any] = []
+    total = len(frame)
+    report("predict", 0.0)
+    for start in range(0, total, CHUNK_ROWS):
+        chunk = frame.iloc[start : start + CHUNK_ROWS].reset_index(drop=True)
+        if action == "predict_proba":
+            parts.extend(predicting.predict_proba(snap, name, chunk, None))
+        elif action == "predict_table":
+            parts.append(predicting.predict_table(snap, name, chunk, None))
+        else:
+            parts.extend(predicting.predict(snap, name, chunk, None))
+        report("predict", min(1.0, (start + CHUNK_ROWS) / total))
+    if action == "predict_table":
+        table = pd.concat(parts, ignore_index=True) if parts else frame.iloc[:0]
+        return to_jsonable(table.to_dict(orient="records"))
+    return parts
+
+
+PART_ROWS = 50_000  # rows in one partition of a bulk prediction on Dask
+
+
+def predict_part(model: dict[str, Any], part: Any) -> Any:
+    """One partition of a bulk prediction on a Dask worker (see ``Runner._dask_partitions``)."""
+    return predict({**model, "frame": part.reset_index(drop=True)}, lambda *_: None)
+
+
+def portable(exc: BaseException) -> MLWidgetError:
+    """An error that pickles and means the same to the user on the other side."""
+    if isinstance(exc, MLWidgetError):
+        return exc
+    if isinstance(exc, MemoryError):
+        from ..errors import PayloadTooLarge
+
+        return PayloadTooLarge(
+            "The job needed more memory than its worker may use (MLWidgetApp.job_memory). "
+            "Use less data or smaller parameters. Nothing was stored."
+        )
+    return MLWidgetError(f"The job failed ({type(exc).__name__}: {reason(exc)}).", status=422)
+
+
+# ------------------------------------------------------------------------- worker process
+
+
+def _watch_parent(parent: int) -> None:
+    """End this worker when the process that started it is gone (even by SIGKILL), so no fit
+    keeps burning CPU for a server that no longer exists."""
+    while True:
+        if os.getppid() != parent:
+            os._exit(0)
+        time.sleep(0.5)
+
+
+def main(conn: Any, memory_limit: int | None, parent: int) -> None:
+    """A worker process: run ``(work, payload)`` tasks from ``conn`` one at a time, sending
+    ``("progress", stage, fraction)`` while they run and ``("done", result)`` or
+    ``("error", exc)`` at the end. Ends when the pipe closes or the parent dies."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server, which stops us
+    if memory_limit:
+        import resource
+
+        resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+    from threadpoolctl import threadpool_limits
+
+    from .. import training  # noqa: F401 -- imported before the first task arrives
+    from ..estimators import usable_cpus
+
+    while True:
+        try:
+            work, payload = conn.recv()
+        except (EOFError, OSError):
+            return
+
+        def report(stage: str, fraction: float | None = None) -> None:
+            conn.send(("progress", stage, fraction))
+
+        try:
+            with threadpool_limits(limits=usable_cpus()):
+                result = work(payload, report)
+        except BaseException as exc:  # everything goes back to the parent as a clear error
+            message: tuple = ("error", portable(exc))
+        else:
+            message = ("done", result)
+        del payload
+        try:
+            conn.send(message)
+        except (EOFError, OSError):
+            return
+        except Exception as exc:  # the result does not pickle
+            conn.send(
+                ("error", MLWidgetError(f"The job's result could not be sent back: {reason(exc)}"))
+            )
+
+
+# ------------------------------------------------------------------------- Dask
+
+
+class DaskFailure(tuple):
+    """What ``dask_task`` returns instead of raising: ``(status, message)`` of the error.
+    An exception would travel with its traceback, whose frames do not always pickle."""
+
+
+def dask_task(work: Work, payload: Any, job_id: str) -> Any:
+    """A job on a Dask worker: progress goes to the scheduler's metadata, and estimators that
+    run in parallel (``n_jobs``) spread over the cluster through joblib's dask backend (which
+    takes the job's thread out of the worker's pool while it waits, so the tasks it starts may
+    run on the job's own worker too)."""
+    import joblib
+    from distributed import get_client
+
+    client = get_client()
+
+    def report(stage: str, fraction: float | None = None) -> None:
+        client.set_metadata(["mlwidget", job_id], [stage, fraction])
+
+    try:
+        with joblib.parallel_config(backend="dask"):
+            return work(payload, report)
+    except BaseException as exc:
+        error = portable(exc)
+        return DaskFailure((error.status, str(error)))
+
+
+def run_main(argv: list[str]) -> None:
+    """The worker process's entry point: ``FD MEMORY_LIMIT PARENT_PID`` (see runner.py)."""
+    from multiprocessing.connection import Connection
+
+    fd, limit, parent_pid = (int(arg) for arg in argv[:3])
+    main(Connection(fd), limit or None, parent_pid)

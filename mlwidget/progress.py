@@ -1,0 +1,76 @@
+"""Fitting a pipeline with progress: trees or boosting stages done, where the estimator allows.
+
+``fit_pipeline(pipeline, X, y, report)`` fits exactly as ``pipeline.fit(X, y)`` does and calls
+``report(stage, fraction)`` along the way (``fraction`` in 0..1, or None when the estimator
+cannot say how far it is). A report may raise to stop the fit (a job's cancel or timeout, in
+the thread executor); it is called between units of work, never inside one.
+
+- Forests (random forests, extra trees) grow their trees in ten chunks with ``warm_start`` on
+  the transformed matrix: with an integer ``random_state`` the trees are the ones one ``fit``
+  grows (scikit-learn draws every tree's seed from the same sequence), so the model is the same.
+- Gradient boosting reports every stage through ``fit(monitor=...)``.
+- Anything else fits in one call and reports None until it is done.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+Report = Callable[[str, "float | None"], None]
+
+CHUNKS = 10  # progress reports a forest makes
+
+
+def _forest(estimator: Any) -> bool:
+    from sklearn.ensemble._forest import BaseForest
+
+    return (
+        isinstance(estimator, BaseForest)
+        and not estimator.warm_start
+        and isinstance(estimator.n_estimators, int)
+        and estimator.n_estimators >= 2
+        # scikit-learn warns that these presets are not meant for warm_start
+        and estimator.class_weight not in ("balanced", "balanced_subsample")
+    )
+
+
+def _boosting(estimator: Any) -> bool:
+    from sklearn.ensemble._gb import BaseGradientBoosting
+
+    return isinstance(estimator, BaseGradientBoosting)
+
+
+def fit_pipeline(pipeline: Any, X: Any, y: Any, report: Report | None = None) -> Any:
+    """Fit ``pipeline`` on ``X`` (and ``y`` unless None), reporting progress to ``report``."""
+    if report is None:
+        return pipeline.fit(X, y) if y is not None else pipeline.fit(X)
+    name, final = pipeline.steps[-1]
+    report("fit", 0.0 if (_forest(final) or _boosting(final)) else None)
+    if _forest(final):
+        Xt = pipeline[:-1].fit_transform(X, y)  # the same step objects: fitted in place
+        total = final.n_estimators
+        step = max(1, math.ceil(total / CHUNKS))
+        final.set_params(warm_start=True)
+        try:
+            grown = 0
+            while grown < total:
+                grown = min(total, grown + step)
+                final.set_params(n_estimators=grown)
+                final.fit(Xt, y)
+                report("fit", grown / total)
+        finally:
+            final.set_params(warm_start=False, n_estimators=total)
+        return pipeline
+    if _boosting(final):
+        total = final.n_estimators
+
+        def monitor(i: int, _estimator: Any, _locals: Any) -> bool:
+            report("fit", min(1.0, (i + 1) / total))
+            return False
+
+        return pipeline.fit(X, y, **{f"{name}__monitor": monitor})
+    fitted = pipeline.fit(X, y) if y is not None else pipeline.fit(X)
+    report("fit", 1.0)
+    return fitted

@@ -1,0 +1,110 @@
+"""Jobs from Python and the widgets: ``retrain(wait=False)`` returns a ``Job`` that runs in a
+real worker process, reports real progress, and cancels; the widgets show the same state and
+their Cancel button stops the job."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+from conftest import GUIDE_OPTIONS
+from rest_helpers import stored
+
+from mlwidget import Conflict, MLModel
+from mlwidget.jobs import JobCancelled, Runner
+from mlwidget.widgets import build_app
+
+ENDLESS = {"class": "SGDClassifier", "max_iter": 2_000_000_000, "tol": None}
+
+
+@pytest.fixture
+def titanic(store_dir: Path, titanic_csv: Path) -> MLModel:
+    return MLModel("titanic", data=str(titanic_csv), store=store_dir, **GUIDE_OPTIONS)
+
+
+def job_workers(runner: Runner) -> list[psutil.Process]:
+    return [psutil.Process(pid) for pid in runner.worker_pids()]
+
+
+def wait_until(check, within: float = 30.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.05)
+
+
+def test_a_job_in_a_worker_process_gives_the_same_model_as_a_thread(titanic: MLModel) -> None:
+    assert titanic.runner.executor == "process"  # the default, in a kernel too
+    titanic.configure(class_="RandomForestClassifier", n_estimators=60, random_state=1)
+    job = titanic.retrain(wait=False)
+    seen = []
+    while not job.done:
+        seen.append(job.progress)
+        time.sleep(0.01)
+    result = job.result()
+    assert job.status == "done" and job.progress == 1 and job.elapsed > 0
+    fractions = [p for p in seen if p is not None]
+    assert fractions == sorted(fractions)
+    in_process = titanic.predict_proba(titanic.data())
+    threaded = MLModel.open("titanic", store=titanic.store, executor="thread")
+    assert threaded.retrain()["score"] == result["score"]
+    assert threaded.predict_proba(threaded.data()) == in_process  # the same trees
+    assert [j.action for j in titanic.jobs()] == ["retrain", "retrain"]  # newest first
+    assert titanic.jobs()[1] is job
+
+
+def test_cancel_kills_the_worker_and_stores_nothing(titanic: MLModel, store_dir: Path) -> None:
+    titanic.configure(ENDLESS)
+    before = stored(store_dir)
+    job = titanic.retrain(wait=False)
+    wait_until(lambda: job.stage == "fit")
+    workers = job_workers(titanic.runner)
+    assert workers
+    with pytest.raises(Conflict, match=job.id):  # a second writer is refused at once
+        titanic.append(titanic.data().head(2))
+    assert job.cancel()
+    with pytest.raises(JobCancelled, match="nothing was stored"):
+        job.result(timeout=10)
+    assert job.status == "cancelled"
+    wait_until(lambda: all(not p.is_running() for p in workers), within=5)
+    assert stored(store_dir) == before
+    assert not job.cancel()  # finished: nothing to cancel
+
+
+def test_widgets_show_progress_and_cancel(titanic: MLModel, store_dir: Path) -> None:
+    app = build_app(titanic)
+    titanic.configure(class_="GradientBoostingClassifier", n_estimators=300, random_state=0)
+    app.editor.refresh()
+    values: list[int] = []
+    app.editor.progress.observe(lambda change: values.append(change["new"]), "value")
+    app.editor.retrain_button.click()
+    assert app.editor.cancel_button.layout.display == ""  # shown while the job runs
+    app.wait(120)
+    assert app.editor.status.kind == "ok", app.editor.status.text
+    assert values == sorted(values), values  # never backwards
+    assert any(0 < v < 100 for v in values), values  # real progress, not a jump to the end
+    assert app.editor.cancel_button.layout.display == "none"
+
+    titanic.configure(ENDLESS)
+    app.editor.refresh()
+    before = stored(store_dir)
+    app.editor.retrain_button.click()
+    wait_until(lambda: app.runner.job is not None and app.runner.job.stage == "fit")
+    wait_until(lambda: "fit" in app.editor.status.text and " s" in app.editor.status.text)
+    app.editor.cancel_button.click()
+    app.wait(30)
+    assert app.editor.status.kind == "error"
+    assert "cancelled" in app.editor.status.text and "nothing was stored" in app.editor.status.text
+    assert not app.editor.retrain_button.disabled
+    assert stored(store_dir) == before
+
+
+def test_a_score_job_answers_as_score(titanic: MLModel, titanic_csv: Path) -> None:
+    frame = pd.read_csv(titanic_csv)
+    job = titanic.start_job("score", frame, metric="roc_auc")
+    assert job.result(60) == titanic.score(frame, metric="roc_auc")
+    job = titanic.start_job("predict_proba", frame)
+    assert job.result(60) == titanic.predict_proba(frame)

@@ -1,0 +1,139 @@
+"""Jobs on a real Dask cluster: ``distributed.LocalCluster`` with two worker processes as the
+``dask_scheduler``, from Python and from the Jupyter server."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import GUIDE_OPTIONS
+from rest_helpers import call
+
+from mlwidget import MLModel
+
+distributed = pytest.importorskip("distributed")
+
+FOREST = {"class": "RandomForestClassifier", "n_estimators": 40, "random_state": 7}
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="module")
+def client(cluster):
+    with distributed.Client(cluster) as client:
+        yield client
+
+
+def test_a_retrain_on_dask_gives_the_local_model(store_dir, titanic_csv, cluster, client):
+    local = MLModel(
+        "local", data=str(titanic_csv), store=store_dir, executor="process", **GUIDE_OPTIONS
+    )
+    local.configure(FOREST)
+    on_dask = MLModel(
+        "dask", data=str(titanic_csv), store=store_dir, executor="dask",
+        dask_scheduler=cluster.scheduler_address, **GUIDE_OPTIONS,
+    )  # fmt: skip
+    on_dask.configure(FOREST)
+    assert on_dask.runner.executor == "dask"
+    job = on_dask.retrain(wait=False)
+    answer = job.result(120)
+    assert job.status == "done" and job.progress == 1
+    assert answer["score"] == local.retrain()["score"]
+    rows = local.data()
+    assert on_dask.predict_proba(rows) == local.predict_proba(rows)
+
+
+def test_the_environment_chooses_dask(store_dir, titanic_csv, cluster, monkeypatch):
+    monkeypatch.setenv("MLWIDGET_DASK_SCHEDULER", cluster.scheduler_address)
+    model = MLModel("env", data=str(titanic_csv), store=store_dir, **GUIDE_OPTIONS)
+    assert model.runner.executor == "dask"
+    assert model.runner.dask_scheduler == cluster.scheduler_address
+
+
+def test_a_forest_spreads_its_trees_over_both_workers(store_dir, cluster, client):
+    rng = np.random.default_rng(0)
+    table = pd.DataFrame(rng.normal(size=(4000, 6)), columns=list("abcdef"))
+    table["y"] = (table["a"] + table["b"] > 0).astype(int)
+    model = MLModel(
+        "forest", data=table, store=store_dir, target_col="y", executor="dask",
+        dask_scheduler=cluster.scheduler_address,
+    )  # fmt: skip
+    model.configure({"class": "RandomForestClassifier", "n_estimators": 200, "n_jobs": -1})
+    with distributed.get_task_stream(client) as stream:
+        model.retrain()
+    tree_tasks = [t for t in stream.data if not str(t["key"]).startswith("mlwidget-")]
+    assert {t["worker"] for t in tree_tasks} == set(client.scheduler_info()["workers"])
+    assert model.info()["fitted"]["model"] == "RandomForestClassifier"
+    assert model.score(table)["score"] > 0.95
+
+
+def test_cancel_on_dask_frees_the_worker(store_dir, titanic_csv, cluster, client):
+    model = MLModel(
+        "endless", data=str(titanic_csv), store=store_dir, executor="dask",
+        dask_scheduler=cluster.scheduler_address, **GUIDE_OPTIONS,
+    )  # fmt: skip
+    model.configure({"class": "SGDClassifier", "max_iter": 2_000_000_000, "tol": None})
+    before = model.info()["fitted"]
+    job = model.retrain(wait=False)
+    deadline = time.monotonic() + 30
+    while not client.processing() or not any(client.processing().values()):
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    assert job.cancel()
+    with pytest.raises(Exception, match="cancelled"):
+        job.result(30)
+    deadline = time.monotonic() + 30
+    while any(client.processing().values()):  # the worker that ran it was restarted
+        assert time.monotonic() < deadline, client.processing()
+        time.sleep(0.2)
+    assert model.info()["fitted"] == before
+    client.wait_for_workers(2, timeout=60)
+
+
+class TestServer:
+    @pytest.fixture
+    def jp_server_config(self, store_dir: Path, cluster) -> dict:
+        return {
+            "ServerApp": {"jpserver_extensions": {"mlwidget_server": True}},
+            "MLWidgetApp": {
+                "store_dir": str(store_dir),
+                "executor": "dask",
+                "dask_scheduler": cluster.scheduler_address,
+            },
+        }
+
+    async def test_bulk_predictions_go_through_partitions_in_order(
+        self, jp_fetch, store_dir, titanic_csv, client
+    ):
+        model = MLModel("titanic", data=str(titanic_csv), store=store_dir, **GUIDE_OPTIONS)
+        rows = pd.read_csv(titanic_csv)
+        big = rows.sample(200_000, replace=True, random_state=3).reset_index(drop=True)
+        expected = model.predict(big)
+        body = big.to_csv(index=False).encode()
+        with distributed.get_task_stream(client) as stream:
+            reply = await call(
+                jp_fetch, "mlhandler", "titanic", method="POST", body=body,
+                headers={"Content-Type": "text/csv"}, params={"_wait": "false"},
+            )  # fmt: skip
+            assert reply.code == 202, reply.text
+            job = reply.json()["job"]
+            while True:
+                state = (await call(jp_fetch, "mlhandler", "titanic", params={"_job": job})).json()
+                if state["status"] not in ("queued", "running"):
+                    break
+                await asyncio.sleep(0.2)
+        assert state["status"] == "done", state
+        assert state["result"] == expected and len(expected) == 200_000
+        parts = [t for t in stream.data if "-part-" in str(t["key"])]
+        assert len(parts) == 4  # 50,000 rows each
+        assert len({t["worker"] for t in parts}) == 2

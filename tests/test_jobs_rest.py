@@ -1,0 +1,354 @@
+"""Jobs over REST, on a real Jupyter server whose jobs run in real worker processes.
+
+A fit that never ends (an SGDClassifier with ``max_iter=2e9`` and no tolerance) runs as a job:
+the server keeps answering, a second writer gets 409 at once naming the job, ``DELETE ?_job``
+cancels it and its worker stops burning CPU, and the store is as it was. A worker killed with
+SIGKILL fails its job, never the server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import signal
+import time
+from pathlib import Path
+
+import pandas as pd
+import psutil
+import pytest
+from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
+from rest_helpers import assert_clean_error, call, stored
+
+from mlwidget import MLModel
+
+PASSENGER = {k: str(v) for k, v in GUIDE_PASSENGER.items()}
+ENDLESS = {"class": "SGDClassifier", "max_iter": "2000000000", "tol": "null"}
+
+
+def server_config(store_dir: Path, **app) -> dict:
+    return {
+        "ServerApp": {"jpserver_extensions": {"mlwidget_server": True}},
+        "MLWidgetApp": {"store_dir": str(store_dir), **app},
+    }
+
+
+@pytest.fixture
+def jp_server_config(store_dir: Path) -> dict:
+    return server_config(store_dir)
+
+
+@pytest.fixture
+def models(store_dir: Path, titanic_csv: Path) -> Path:
+    """Two Titanic models, ``titanic`` and ``endless``: the latter with the endless SGD staged
+    (its fitted LogisticRegression keeps serving)."""
+    for name in ("titanic", "endless"):
+        MLModel(name, data=str(titanic_csv), store=store_dir, executor="thread", **GUIDE_OPTIONS)
+    MLModel.open("endless", store=store_dir).configure(ENDLESS)
+    return store_dir
+
+
+def workers() -> list[psutil.Process]:
+    """This process's job workers (the in-process server's children running the worker)."""
+    return [
+        p
+        for p in psutil.Process().children(recursive=True)
+        if "mlwidget.jobs.worker" in " ".join(p.cmdline())
+    ]
+
+
+def cpu_of(procs: list[psutil.Process], seconds: float = 1.0) -> float:
+    """CPU seconds the processes spent over the next ``seconds`` (the gone ones count 0)."""
+
+    def total() -> float:
+        out = 0.0
+        for p in procs:
+            try:
+                t = p.cpu_times()
+                out += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return out
+
+    before = total()
+    time.sleep(seconds)
+    return total() - before
+
+
+async def job_state(jp_fetch, name: str, job: str) -> dict:
+    reply = await call(jp_fetch, "mlhandler", name, params={"_job": job})
+    assert reply.code == 200, reply.text
+    return reply.json()
+
+
+async def wait_for(jp_fetch, name: str, job: str, *statuses: str, within: float = 60) -> dict:
+    deadline = time.monotonic() + within
+    while True:
+        state = await job_state(jp_fetch, name, job)
+        if state["status"] in statuses or time.monotonic() > deadline:
+            return state
+        await asyncio.sleep(0.1)
+
+
+async def start(jp_fetch, name: str, action: str = "retrain", **kwargs) -> dict:
+    params = {"_action": action, "_wait": "false", **kwargs.pop("params", {})}
+    reply = await call(jp_fetch, "mlhandler", name, method="POST", params=params, **kwargs)
+    assert reply.code == 202, reply.text
+    body = reply.json()
+    assert reply.headers["Location"] == body["url"]
+    assert body["url"].endswith(f"/mlhandler/{name}?_job={body['job']}")
+    assert body["status"] in ("queued", "running") and body["action"] == action
+    return body
+
+
+async def timed(jp_fetch, *parts, **kwargs):
+    t0 = time.monotonic()
+    reply = await call(jp_fetch, *parts, **kwargs)
+    return reply, time.monotonic() - t0
+
+
+async def test_an_endless_fit_is_a_job_the_server_outlives_and_cancels(jp_fetch, models):
+    before = stored(models, "endless")
+    job = await start(jp_fetch, "endless")
+    state = await wait_for(jp_fetch, "endless", job["job"], "running")
+    while state["stage"] != "fit":
+        state = await job_state(jp_fetch, "endless", job["job"])
+    assert state["status"] == "running" and state["started"] and state["elapsed"] >= 0
+    running = workers()
+    assert running, "no worker process runs the job"
+    assert cpu_of(running) > 0.5  # the fit burns CPU in its worker, not in the server
+
+    # the server answers everything else at once
+    checks = {
+        "listing": await timed(jp_fetch, "mlhandler"),
+        "info": await timed(jp_fetch, "mlhandler", "endless", params={"_model": ""}),
+        "predict another model": await timed(
+            jp_fetch,
+            "mlhandler",
+            "titanic",
+            method="POST",
+            body=pd.DataFrame([GUIDE_PASSENGER]).to_json(orient="records"),
+            headers={"Content-Type": "application/json"},
+        ),
+        "predict the busy model": await timed(jp_fetch, "mlhandler", "endless", params=PASSENGER),
+    }
+    for label, (reply, took) in checks.items():
+        assert reply.code == 200, (label, reply.text)
+        assert took < 2, (label, took)
+    assert checks["predict another model"][0].json() == [0]
+    assert checks["predict the busy model"][0].json() == [0]  # the serving model answers
+
+    # every other writer of the model gets 409 at once, naming the job
+    writers = {
+        "retrain": dict(method="POST", params={"_action": "retrain"}),
+        "put": dict(method="PUT", params={"_model": "", "C": "2"}),
+        "delete": dict(method="DELETE", params={"_model": ""}),
+        "append": dict(
+            method="POST",
+            params={"_action": "append"},
+            body=pd.read_csv(models.parent / "data" / "titanic.csv").head(2).to_csv(index=False),
+            headers={"Content-Type": "text/csv"},
+        ),
+    }
+    for label, request in writers.items():
+        reply, took = await timed(jp_fetch, "mlhandler", "endless", **request)
+        error = assert_clean_error(reply, 409, job["job"])
+        assert error["job"] == job["job"], label
+        assert took < 2, (label, took)
+
+    listed = (await call(jp_fetch, "mlhandler", "endless", params={"_jobs": ""})).json()
+    assert listed[0]["job"] == job["job"] and listed[0]["status"] == "running"
+
+    # cancel: 200 with the job, then cancelled within seconds, and no CPU left burning
+    reply = await call(
+        jp_fetch, "mlhandler", "endless", method="DELETE", params={"_job": job["job"]}
+    )
+    assert reply.code == 200, reply.text
+    assert reply.json()["job"] == job["job"]
+    t0 = time.monotonic()
+    state = await wait_for(jp_fetch, "endless", job["job"], "cancelled", within=10)
+    assert state["status"] == "cancelled", state
+    assert time.monotonic() - t0 < 5
+    assert "nothing was stored" in state["error"]
+    assert cpu_of(running) < 0.1
+    assert all(not p.is_running() or p.status() == psutil.STATUS_ZOMBIE for p in running)
+    assert cpu_of([psutil.Process(), *psutil.Process().children(recursive=True)]) < 0.5
+    assert stored(models, "endless") == before
+
+    # a finished job cannot be cancelled again; the model takes writers again
+    again = await call(
+        jp_fetch, "mlhandler", "endless", method="DELETE", params={"_job": job["job"]}
+    )
+    assert_clean_error(again, 409, "cancelled")
+    reply = await call(
+        jp_fetch,
+        "mlhandler",
+        "endless",
+        method="PUT",
+        params={"_model": "", "class": "LogisticRegression"},
+    )
+    assert reply.code == 200, reply.text
+
+
+async def test_a_worker_killed_mid_fit_fails_its_job_and_the_next_job_runs(jp_fetch, models):
+    before = stored(models, "endless")
+    job = await start(jp_fetch, "endless")
+    state = await wait_for(jp_fetch, "endless", job["job"], "running")
+    deadline = time.monotonic() + 30
+    while not workers() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    (worker,) = workers()
+    await asyncio.sleep(0.5)
+    os.kill(worker.pid, signal.SIGKILL)
+    state = await wait_for(jp_fetch, "endless", job["job"], "failed", within=10)
+    assert state["status"] == "failed", state
+    assert "died" in state["error"] and "killed by signal 9" in state["error"]
+    assert "nothing was stored" in state["error"]
+    assert stored(models, "endless") == before
+
+    # the next job runs (on a fresh worker) and its answer is the retrain's, as Gramex gives it
+    reply = await call(
+        jp_fetch,
+        "mlhandler",
+        "endless",
+        method="PUT",
+        params={"_model": "", "class": "LogisticRegression"},
+    )
+    assert reply.code == 200, reply.text
+    reply = await call(
+        jp_fetch, "mlhandler", "endless", method="POST", params={"_action": "retrain"}
+    )
+    assert reply.code == 200, reply.text
+    assert reply.json()["rows"] == 674 and reply.json()["score"] > 0.75  # rows after dropna
+    jobs = (await call(jp_fetch, "mlhandler", "endless", params={"_jobs": ""})).json()
+    assert [j["status"] for j in jobs[:2]] == ["done", "failed"]
+    assert jobs[0]["result"]["rows"] == 674 and jobs[0]["progress"] == 1
+
+
+async def test_jobs_report_real_progress_and_results(jp_fetch, models, titanic_csv):
+    reply = await call(
+        jp_fetch,
+        "mlhandler",
+        "titanic",
+        method="PUT",
+        params={
+            "_model": "",
+            "class": "RandomForestClassifier",
+            "n_estimators": "400",
+            "random_state": "0",
+        },
+    )
+    assert reply.code == 200, reply.text
+    job = await start(jp_fetch, "titanic")
+    seen = []
+    while True:
+        state = await job_state(jp_fetch, "titanic", job["job"])
+        seen.append((state["stage"], state["progress"]))
+        if state["status"] not in ("queued", "running"):
+            break
+        await asyncio.sleep(0.02)
+    assert state["status"] == "done", state
+    fractions = [p for stage, p in seen if stage == "fit" and p is not None]
+    assert fractions == sorted(fractions)  # never backwards
+    assert any(0 < p < 1 for p in fractions), seen  # trees done, as they grow
+    assert state["result"]["score"] > 0.9 and state["progress"] == 1
+    assert state["finished"] >= state["started"] >= state["created"]
+
+    # bulk predictions and a score as jobs: the same answers as the synchronous requests
+    body = titanic_csv.read_bytes()
+    csv = {"Content-Type": "text/csv"}
+    sync = await call(jp_fetch, "mlhandler", "titanic", method="POST", body=body, headers=csv)
+    predicted = await start(jp_fetch, "titanic", "predict", body=body, headers=csv)
+    state = await wait_for(jp_fetch, "titanic", predicted["job"], "done", "failed")
+    assert state["status"] == "done", state
+    assert state["result"] == sync.json() and len(sync.json()) == 891
+    scored = await start(
+        jp_fetch, "titanic", "score", body=body, headers=csv, params={"_metric": "f1_weighted"}
+    )
+    state = await wait_for(jp_fetch, "titanic", scored["job"], "done", "failed")
+    sync = await call(
+        jp_fetch,
+        "mlhandler",
+        "titanic",
+        method="POST",
+        body=body,
+        headers=csv,
+        params={"_action": "score", "_metric": "f1_weighted"},
+    )
+    assert state["result"] == sync.json() and state["result"]["metric"] == "f1_weighted"
+    table = await start(
+        jp_fetch, "titanic", "predict", body=body, headers=csv, params={"_format": "csv"}
+    )
+    state = await wait_for(jp_fetch, "titanic", table["job"], "done", "failed")
+    rows = pd.DataFrame(state["result"])
+    assert len(rows) == 891 and list(rows.columns) == list(pd.read_csv(io.BytesIO(body)).columns)
+
+
+async def test_bad_job_requests_get_clear_errors(jp_fetch, models):
+    reply = await call(
+        jp_fetch,
+        "mlhandler",
+        "titanic",
+        method="POST",
+        params={"_action": "retrain", "_wait": "later"},
+    )
+    assert_clean_error(reply, 400, "_wait=false", "later")
+    reply = await call(jp_fetch, "mlhandler", "titanic", params={"_job": "nope"})
+    assert_clean_error(reply, 404, "no job", "_jobs")
+    reply = await call(jp_fetch, "mlhandler", "titanic", method="DELETE", params={"_job": "nope"})
+    assert_clean_error(reply, 404, "no job")
+    # bad input is refused before any job exists
+    reply = await call(
+        jp_fetch,
+        "mlhandler",
+        "titanic",
+        method="POST",
+        params={"_action": "retrain", "_wait": "false", "target_col": "nope"},
+    )
+    assert reply.code == 202  # the target is checked by the fit: the job fails with the reason
+    state = await wait_for(jp_fetch, "titanic", reply.json()["job"], "failed", "done")
+    assert state["status"] == "failed" and "nope" in state["error"]
+    reply = await call(
+        jp_fetch,
+        "mlhandler",
+        "titanic",
+        method="POST",
+        params={"_action": "predict", "_wait": "false"},
+    )
+    assert_clean_error(reply, 400, "rows")
+    assert (await call(jp_fetch, "mlhandler", "titanic", params={"_jobs": ""})).json()[0][
+        "status"
+    ] == "failed"
+
+
+class TestBounds:
+    @pytest.fixture
+    def jp_server_config(self, store_dir: Path) -> dict:
+        return server_config(store_dir, job_timeout=3, max_workers=1, max_queued=0)
+
+    async def test_timeout_and_a_full_queue(self, jp_fetch, models):
+        before = stored(models, "endless")
+        job = await start(jp_fetch, "endless")
+        # one worker, no queue: the next job is refused with 429
+        reply = await call(
+            jp_fetch,
+            "mlhandler",
+            "titanic",
+            method="POST",
+            params={"_action": "retrain", "_wait": "false"},
+        )
+        assert_clean_error(reply, 429, "max_workers", "try again")
+        state = await wait_for(jp_fetch, "endless", job["job"], "failed", within=30)
+        assert state["status"] == "failed" and "job_timeout" in state["error"], state
+        assert state["elapsed"] < 10
+        assert stored(models, "endless") == before
+        # a synchronous retrain that times out answers 408 with the reason
+        reply = await call(
+            jp_fetch, "mlhandler", "endless", method="POST", params={"_action": "retrain"}
+        )
+        assert_clean_error(reply, 408, "job_timeout")
+        reply = await call(
+            jp_fetch, "mlhandler", "titanic", method="POST", params={"_action": "retrain"}
+        )
+        assert reply.code == 200, reply.text
