@@ -44,15 +44,15 @@ def retrain_job(
     options = dict(snap.options)
     if target_col:
         options["target_col"] = str(target_col)
-    if not options.get("class"):
-        raise BadRequest(
-            f"Model {model.name!r} has no model class. Set one first: "
-            "configure(class_='LogisticRegression') (REST: PUT ?_model&class=...)."
-        )
     if table is None and not snap.state.get("data"):
         raise NotFound(
             f"Model {model.name!r} has no training data. Retrain with data "
             "(REST: POST a CSV/JSON body with ?_action=retrain) or append rows first."
+        )
+    if not options.get("class"):
+        raise BadRequest(
+            f"Model {model.name!r} has no model class. Set one first: "
+            "configure(class_='LogisticRegression') (REST: PUT ?_model&class=...)."
         )
     before = basis(snap.state)
 

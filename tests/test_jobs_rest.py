@@ -49,13 +49,10 @@ def models(store_dir: Path, titanic_csv: Path) -> Path:
     return store_dir
 
 
-def workers() -> list[psutil.Process]:
-    """This process's job workers (the in-process server's children running the worker)."""
-    return [
-        p
-        for p in psutil.Process().children(recursive=True)
-        if "mlwidget.jobs.worker" in " ".join(p.cmdline())
-    ]
+def workers(serverapp) -> list[psutil.Process]:
+    """The server's job workers (processes of its runner; not this test process's own)."""
+    (app,) = serverapp.extension_manager.extension_apps["mlwidget_server"]
+    return [psutil.Process(pid) for pid in app.registry.runner.worker_pids()]
 
 
 def cpu_of(procs: list[psutil.Process], seconds: float = 1.0) -> float:
@@ -108,14 +105,16 @@ async def timed(jp_fetch, *parts, **kwargs):
     return reply, time.monotonic() - t0
 
 
-async def test_an_endless_fit_is_a_job_the_server_outlives_and_cancels(jp_fetch, models):
+async def test_an_endless_fit_is_a_job_the_server_outlives_and_cancels(
+    jp_fetch, jp_serverapp, models
+):
     before = stored(models, "endless")
     job = await start(jp_fetch, "endless")
     state = await wait_for(jp_fetch, "endless", job["job"], "running")
     while state["stage"] != "fit":
         state = await job_state(jp_fetch, "endless", job["job"])
     assert state["status"] == "running" and state["started"] and state["elapsed"] >= 0
-    running = workers()
+    running = workers(jp_serverapp)
     assert running, "no worker process runs the job"
     assert cpu_of(running) > 0.5  # the fit burns CPU in its worker, not in the server
 
@@ -191,14 +190,16 @@ async def test_an_endless_fit_is_a_job_the_server_outlives_and_cancels(jp_fetch,
     assert reply.code == 200, reply.text
 
 
-async def test_a_worker_killed_mid_fit_fails_its_job_and_the_next_job_runs(jp_fetch, models):
+async def test_a_worker_killed_mid_fit_fails_its_job_and_the_next_job_runs(
+    jp_fetch, jp_serverapp, models
+):
     before = stored(models, "endless")
     job = await start(jp_fetch, "endless")
     state = await wait_for(jp_fetch, "endless", job["job"], "running")
     deadline = time.monotonic() + 30
-    while not workers() and time.monotonic() < deadline:
+    while not workers(jp_serverapp) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
-    (worker,) = workers()
+    (worker,) = workers(jp_serverapp)
     await asyncio.sleep(0.5)
     os.kill(worker.pid, signal.SIGKILL)
     state = await wait_for(jp_fetch, "endless", job["job"], "failed", within=10)

@@ -30,6 +30,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import requests
 from conftest import ROOT
@@ -239,15 +240,23 @@ def test_kill_during_retrain(server, store):
     thread, result = in_background(
         lambda: s.call("POST", params={"_action": "retrain"}, timeout=120)
     )
-    # wait until the retrain holds the model's lock, and let it fit for a moment
+    # wait until the retrain's job fits (in a worker process of the server), for a moment
     deadline = time.monotonic() + 30
-    while not lock_held(store / NAME / ".lock"):
-        assert time.monotonic() < deadline, "the retrain never started"
-        time.sleep(0.01)
+    while True:
+        jobs = s.call("GET", params={"_jobs": ""}).json()
+        if jobs and jobs[0]["stage"] == "fit":
+            break
+        assert time.monotonic() < deadline, f"the retrain never started: {jobs}"
+        time.sleep(0.05)
     time.sleep(0.5)
+    workers = psutil.Process(s.proc.pid).children(recursive=True)
+    assert workers, "no worker process runs the job"
     assert thread.is_alive(), f"the retrain finished before the kill: {result}"
     s.kill()
     thread.join(timeout=30)
+    # the job's worker does not outlive its server (it would burn CPU for nobody)
+    gone, alive = psutil.wait_procs(workers, timeout=10)
+    assert not alive, alive
     assert result and isinstance(result[0], requests.RequestException), result
     assert snapshot(store) == before  # the state on disk is the last complete one
 

@@ -22,18 +22,16 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import socket
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
-from multiprocessing.connection import Connection
 from typing import Any
 
 from ..errors import MLWidgetError, reason
 from . import worker as worker_mod
 from .job import Job, JobCancelled, JobTimeout, Stop, TooManyJobs, WorkerDied, board
+from .pool import Pool, Worker
 
 EXECUTORS = ("process", "thread", "dask")
 ENV_EXECUTOR = "MLWIDGET_EXECUTOR"
@@ -41,103 +39,6 @@ ENV_SCHEDULER = "MLWIDGET_DASK_SCHEDULER"
 POLL = 0.05  # seconds between checks of a running job for cancel and timeout
 
 log = logging.getLogger("mlwidget.jobs")
-
-
-_WORKER_MAIN = "import sys; from mlwidget.jobs.worker import run_main; run_main(sys.argv[1:])"
-
-
-class _Worker:
-    """One worker process (``worker.run_main``) and the socket to it.
-
-    Not ``multiprocessing``'s spawn: that runs the parent's main script again in the child,
-    which fails in a script without an ``if __name__ == "__main__"`` guard. The child gets the
-    parent's ``sys.path``, so it imports the same modules (and estimator classes)."""
-
-    def __init__(self, memory_limit: int | None) -> None:
-        ours, theirs = socket.socketpair()
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in sys.path if p and os.path.isdir(p))
-        cmd = [sys.executable, "-c", _WORKER_MAIN, str(theirs.fileno())]
-        cmd += [str(memory_limit or 0), str(os.getpid())]
-        self.process = subprocess.Popen(
-            cmd, pass_fds=[theirs.fileno()], env=env, stdin=subprocess.DEVNULL
-        )
-        theirs.close()
-        self.conn = Connection(ours.detach())
-        self.pid = self.process.pid
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    @property
-    def exitcode(self) -> int | None:
-        return self.process.poll()
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            with contextlib.suppress(OSError):
-                self.process.kill()
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            self.process.wait(5)
-        self.conn.close()
-
-
-class _Pool:
-    """Idle worker processes, reused job after job; a killed one is replaced at once."""
-
-    def __init__(self, memory_limit: int | None) -> None:
-        self.memory_limit = memory_limit
-        self._idle: list[_Worker] = []
-        self._busy: set[_Worker] = set()
-        self._lock = threading.Lock()
-        self._closed = False
-
-    def acquire(self) -> _Worker:
-        with self._lock:
-            if self._closed:
-                raise JobCancelled("The server is shutting down; the job did not run.")
-            while self._idle:
-                candidate = self._idle.pop()
-                if candidate.alive():
-                    self._busy.add(candidate)
-                    return candidate
-                candidate.kill()
-            fresh = _Worker(self.memory_limit)
-            self._busy.add(fresh)
-            return fresh
-
-    def release(self, w: _Worker) -> None:
-        with self._lock:
-            self._busy.discard(w)
-            if w.alive() and not self._closed:
-                self._idle.append(w)
-                return
-        w.kill()
-
-    def discard(self, w: _Worker) -> None:
-        """Kill ``w`` and start its replacement, so the next job finds a warm worker."""
-        w.kill()
-        with self._lock:
-            self._busy.discard(w)
-            if not self._closed and not self._idle:
-                self._idle.append(_Worker(self.memory_limit))
-
-    def warm(self) -> None:
-        with self._lock:
-            if not self._closed and not self._idle and not self._busy:
-                self._idle.append(_Worker(self.memory_limit))
-
-    def close(self) -> None:
-        with self._lock:
-            self._closed = True
-            workers = self._idle + list(self._busy)
-            self._idle, self._busy = [], set()
-        for w in workers:
-            w.kill()
-
-    def pids(self) -> list[int]:
-        with self._lock:
-            return [w.pid for w in self._idle + list(self._busy)]
 
 
 class Runner:
@@ -166,7 +67,7 @@ class Runner:
         self.max_queued = max(0, int(max_queued))
         self.dask_scheduler = dask_scheduler
         self._slots = threading.BoundedSemaphore(self.max_workers)
-        self._pool = _Pool(job_memory) if executor == "process" else None
+        self._pool = Pool(job_memory) if executor == "process" else None
         self._client: Any = None
         self._lock = threading.Lock()
         self._jobs: set[Job] = set()
@@ -325,7 +226,7 @@ class Runner:
             self._pool.discard(w)
             raise
 
-    def _died(self, job: Job, w: _Worker) -> WorkerDied:
+    def _died(self, job: Job, w: Worker) -> WorkerDied:
         with contextlib.suppress(subprocess.TimeoutExpired):
             w.process.wait(1)
         code = w.exitcode

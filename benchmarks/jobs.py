@@ -1,0 +1,170 @@
+"""Jobs (issue 12): what running a fit as a job costs, by executor, against the in-process fit.
+
+    .venv/bin/python benchmarks/jobs.py                 # about 3 minutes
+    .venv/bin/python benchmarks/jobs.py --runs 5 --json /tmp/jobs.json
+
+Tables: (A) the Titanic model (the guide's LogisticRegression, 891 rows): Pipeline.fit (floor),
+MLModel.retrain on the thread executor, on the process executor (a warm worker), and REST
+POST ?_action=retrain on a real server (process executor, the default); (B) a 100-tree forest on
+100,000 rows: the same on the thread and process executors and on a Dask LocalCluster of two
+worker processes (one thread each). Medians of the runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from data import GUIDE, synthetic, titanic  # noqa: E402
+from server import TOKEN, Server  # noqa: E402
+
+RESULTS: dict[str, object] = {}
+
+
+def median_time(func, runs: int, warmup: int = 1) -> float:
+    for _ in range(warmup):
+        func()
+    out = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        func()
+        out.append(time.perf_counter() - start)
+    return statistics.median(out)
+
+
+def floor_fit(table, cls: str, params: dict):
+    """Pipeline.fit of the same pipeline on the prepared frame: the work itself."""
+    from mlwidget import estimators as est
+    from mlwidget import schema
+
+    X, y, features, _ = schema.training_frame(table, {**GUIDE, "class": cls}, "classifier")
+    klass = est.resolve_class(cls)
+
+    def fit():
+        est.build_pipeline(
+            est.make_estimator(klass, params),
+            [f["name"] for f in features if f["kind"] == "category"],
+            [f["name"] for f in features if f["kind"] == "number"],
+        ).fit(X, y)
+
+    return fit
+
+
+def rest_retrain(server: Server, name: str) -> None:
+    request = urllib.request.Request(
+        f"{server.url}mlhandler/{name}?_action=retrain",
+        method="POST",
+        data=b"",
+        headers={"Authorization": f"token {TOKEN}"},
+    )
+    with urllib.request.urlopen(request, timeout=600) as reply:
+        reply.read()
+
+
+def table(title: str, header: list[str], rows: list[list[object]], notes: str) -> None:
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    for row in rows:
+        print("| " + " | ".join(str(c) for c in row) + " |")
+    print(f"\n{notes}\n")
+
+
+def titanic_table(store: Path, runs: int) -> None:
+    from mlwidget import MLModel
+
+    data = titanic()
+    MLModel("titanic", data=data, store=store, **GUIDE, **{"class": "LogisticRegression"})
+    timings = {"Pipeline.fit (floor)": median_time(floor_fit(data, "LogisticRegression", {}), runs)}
+    for executor in ("thread", "process"):
+        model = MLModel.open("titanic", store=store, executor=executor)
+        timings[f"MLModel.retrain, {executor} executor"] = median_time(model.retrain, runs)
+    server = Server(store, cpu=0).start()
+    try:
+        timings["REST retrain, process executor (server)"] = median_time(
+            lambda: rest_retrain(server, "titanic"), runs
+        )
+    finally:
+        server.stop()
+    floor = timings["Pipeline.fit (floor)"]
+    rows = [[k, f"{v * 1000:.1f}", f"{v / floor:.1f}x"] for k, v in timings.items()]
+    RESULTS["titanic"] = timings
+    table(
+        "A. Retrain of the Titanic model (891 rows, LogisticRegression)",
+        ["path", "median ms", "vs fit"],
+        rows,
+        f"Medians of {runs} runs after a warm-up (the worker process is started by the warm-up). "
+        "The executors' paths include the training frame, the training score, writing the "
+        "model and committing; the process executor adds pickling the table and the fitted "
+        "pipeline across a socket.",
+    )
+
+
+def forest_table(store: Path, runs: int) -> None:
+    import distributed
+
+    from mlwidget import MLModel
+
+    data = synthetic(100_000, seed=2)
+    params = {"n_estimators": 100, "random_state": 0}
+    base = MLModel("forest", data=data, store=store, **GUIDE, **{"class": "LogisticRegression"})
+    base.configure({"class": "RandomForestClassifier", **params})
+    timings = {
+        "Pipeline.fit (floor)": median_time(
+            floor_fit(data, "RandomForestClassifier", params), runs, 0
+        )
+    }
+    for executor in ("thread", "process"):
+        model = MLModel.open("forest", store=store, executor=executor)
+        timings[f"MLModel.retrain, {executor} executor"] = median_time(model.retrain, runs, 0)
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        model = MLModel.open(
+            "forest", store=store, executor="dask", dask_scheduler=cluster.scheduler_address
+        )
+        timings["MLModel.retrain, dask (LocalCluster, 2 workers)"] = median_time(
+            model.retrain, runs, 1
+        )
+        base.configure({"n_jobs": -1})
+        model = MLModel.open(
+            "forest", store=store, executor="dask", dask_scheduler=cluster.scheduler_address
+        )
+        timings["... dask, n_jobs=-1 (trees over both workers)"] = median_time(
+            model.retrain, runs, 1
+        )
+    floor = timings["Pipeline.fit (floor)"]
+    rows = [[k, f"{v:.2f}", f"{(v - floor) / floor * 100:+.0f}%"] for k, v in timings.items()]
+    RESULTS["forest"] = timings
+    table(
+        "B. Retrain of a 100-tree RandomForest on 100,000 rows, by executor",
+        ["path", "median s", "overhead vs fit"],
+        rows,
+        f"Medians of {runs} runs. This machine has two cores, so the Dask cluster's two workers "
+        "share them with the driver: no speed-up is possible here, the rows show the overhead.",
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--json", help="also write the numbers to this file")
+    args = parser.parse_args()
+    store = Path(tempfile.mkdtemp(prefix="mlwidget-bench-jobs-"))
+    titanic_table(store, max(args.runs, 10))
+    forest_table(store, args.runs)
+    if args.json:
+        Path(args.json).write_text(json.dumps(RESULTS, indent=2))
+
+
+if __name__ == "__main__":
+    main()
