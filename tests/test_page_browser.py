@@ -66,3 +66,55 @@ def test_default_page_predicts_one_row_and_a_file(server: tuple[str, str]) -> No
             assert not errors, errors
         finally:
             browser.close()
+
+
+def test_page_retrain_shows_job_progress_and_cancels(server: tuple[str, str]) -> None:
+    """The page's Retrain follows its job: stage, real progress and elapsed time, a Cancel
+    button that stops an endless fit (and nothing is stored)."""
+    import requests
+    from playwright.sync_api import expect, sync_playwright
+
+    url, token = server
+    auth = {"Authorization": f"token {token}"}
+    api = f"{url}/mlhandler/titanic"
+
+    def put(**params: str) -> None:
+        reply = requests.put(api, params={"_model": "", **params}, headers=auth, timeout=60)
+        assert reply.status_code == 200, reply.text
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(60_000)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+
+            put(**{"class": "GradientBoostingClassifier", "n_estimators": "1500"})
+            page.goto(f"{api}?token={token}")
+            page.click("#retrain-submit")
+            expect(page.locator("#retrain-cancel")).to_be_visible()
+            expect(page.locator("#retrain-result")).to_contain_text("Training: fit")
+            expect(page.locator("#retrain-result")).to_contain_text("%")
+            seen = page.locator("#retrain-progress").evaluate("el => el.value")
+            expect(page.locator("#retrain-result .ok")).to_contain_text(
+                "Trained GradientBoostingClassifier"
+            )
+            assert 0 <= seen <= 1
+            expect(page.locator("#retrain-cancel")).to_be_hidden()
+
+            put(**{"class": "SGDClassifier", "max_iter": "2000000000", "tol": "null"})
+            trained = requests.get(api, params={"_model": ""}, headers=auth).json()["fitted"]
+            page.goto(f"{api}?token={token}")
+            page.click("#retrain-submit")
+            expect(page.locator("#retrain-result")).to_contain_text("Training: fit")
+            page.click("#retrain-cancel")
+            expect(page.locator("#retrain-result .error")).to_contain_text("was cancelled")
+            expect(page.locator("#retrain-submit")).to_be_enabled()
+            jobs = requests.get(api, params={"_jobs": ""}, headers=auth).json()
+            assert jobs[0]["status"] == "cancelled"
+            assert requests.get(api, params={"_model": ""}, headers=auth).json()["fitted"] == trained
+            assert not errors, errors
+        finally:
+            browser.close()
+            put(**{"class": "LogisticRegression"})
