@@ -9,12 +9,12 @@ from .options import BOOL_OPTIONS, LIST_OPTIONS
 __all__ = ["BOOL_OPTIONS", "LIST_OPTIONS"]
 
 # POST ?_action=...
-ACTIONS = ("predict", "predict_proba", "score", "retrain", "train", "append")
-WRITE_ACTIONS = ("retrain", "train", "append")  # need `write` (the rest need `read`)
+ACTIONS = ("predict", "predict_proba", "score", "retrain", "train", "append", "rollback")
+WRITE_ACTIONS = ("retrain", "train", "append", "rollback")  # need `write` (the rest need `read`)
 # What the widgets' Upload tab offers (the same actions, those a file upload makes sense for).
 UPLOAD_ACTIONS = ("predict", "retrain", "append", "score")
 # GET ?<key> (besides feature values), and DELETE items
-GET_KEYS = ("_model", "_download", "_cache", "_params", "_openapi", "_job", "_jobs")
+GET_KEYS = ("_model", "_download", "_cache", "_params", "_openapi", "_job", "_jobs", "_versions")
 # POST ?_wait=false: start a job and answer 202 at once (retrain, score, predict, predict_proba)
 JOB_ACTIONS = ("retrain", "train", "score", "predict", "predict_proba")
 DELETE_ITEMS = ("model", "cache")

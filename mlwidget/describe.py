@@ -11,6 +11,7 @@ import numpy as np
 
 from . import estimators as est
 from . import options as opt
+from . import versions
 from .errors import MLWidgetError
 
 
@@ -48,12 +49,15 @@ def info(
         "schema": features,
         "options": {k: v for k, v in _public_options(options).items()},
         "rows": int(state.get("data_rows") or 0) if state.get("data") else 0,
+        "rows_explained": _rows_explained(state),
         "fitted": fitted,
         "stale": bool(stale_reasons),
         "stale_reasons": stale_reasons,
-        "warnings": list(state.get("warnings") or []),
+        "warnings": list(state.get("warnings") or []) + versions.library_warnings(fitted),
         "path": os.path.basename(path) if path else "store",
-        "version": state.get("version"),
+        # the serving version (see versions.py), and how many commits the state has seen
+        "version": versions.serving(state),
+        "commit": state.get("version"),
         "predict_path": predict_path,
         "predict_path_reason": predict_path_reason,
     }
@@ -110,6 +114,30 @@ def _stale_reasons(state: Mapping[str, Any]) -> list[str]:
         changed = [k for k in opt.CONFIG_KEYS if config.get(k) != options.get(k)]
         if changed:
             reasons.append(f"changed since training: {', '.join(changed)}")
-    if fitted.get("data") and state.get("data") != fitted.get("data"):
+    same_values = fitted.get("data_hash") and fitted.get("data_hash") == state.get("data_hash")
+    if fitted.get("data") and state.get("data") != fitted.get("data") and not same_values:
         reasons.append("the training data changed since training")
     return reasons
+
+
+def _rows_explained(state: Mapping[str, Any]) -> str | None:
+    """Why the rows a model was fit on differ from the rows stored (dropna, deduplicate)."""
+    fitted = state.get("fitted") or {}
+    used, stored = fitted.get("rows"), fitted.get("data_rows")
+    if used is None or stored is None:
+        return None
+    if used == stored:
+        return f"Fit on all {stored:,} stored rows."
+    options = fitted.get("config") or {}
+    how = [
+        name
+        for name, on in (("dropna", options.get("dropna", True)),
+                         ("deduplicate", options.get("deduplicate", True)))
+        if on
+    ]  # fmt: skip
+    why = " and ".join(how) or "the column options"
+    return (
+        f"Fit on {used:,} of {stored:,} stored rows: {stored - used:,} were left out by {why} "
+        "(rows with a missing value, repeated rows). Set dropna=false or deduplicate=false to "
+        "keep them."
+    )

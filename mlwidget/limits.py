@@ -16,7 +16,14 @@ MAX_CATEGORIES = 100
 # Rows x encoded columns of the matrix a fit works on (float64: 8 bytes a cell; 1.6 GB).
 MAX_MATRIX_CELLS = 200_000_000
 
-NAMES = ("MAX_CATEGORIES", "MAX_MATRIX_CELLS")
+# Cross-validation of a fit (the cv_score beside the training score): skipped, with a warning,
+# for more rows than this, or when the folds' fits would take longer than CV_SECONDS (judged by
+# the fit's own time).
+CV_FOLDS = 5
+CV_MAX_ROWS = 100_000
+CV_SECONDS = 20
+
+NAMES = ("MAX_CATEGORIES", "MAX_MATRIX_CELLS", "CV_FOLDS", "CV_MAX_ROWS", "CV_SECONDS")
 
 
 def configure(**values: Any) -> None:

@@ -22,6 +22,7 @@ from . import jobs as jobs_
 from . import options as opt
 from . import state as state_
 from .errors import BadRequest, MLWidgetError, NotFound
+from .history import VersionsMixin
 from .snapshot import Snapshot, Snapshots
 from .sources import source_warnings
 from .store import LOCK_TIMEOUT, Store, check_name
@@ -39,7 +40,7 @@ def _as_store(store: Any) -> Store:
     return store if isinstance(store, Store) else Store(store)
 
 
-class MLModel:
+class MLModel(VersionsMixin):
     """A named scikit-learn model in the shared store.
 
     ``MLModel(name, data=..., class_=..., target_col=..., ...)`` creates the model if the store has
@@ -144,7 +145,7 @@ class MLModel:
             state["warnings"] = warns
             state["created_warnings"] = warns
             if table is not None:
-                state["data"] = self._write_data(table)
+                self._put_data(state, table)
                 state["data_rows"] = len(table)
             if imported is not None:
                 state["model"] = self._write_model(imported)
@@ -172,9 +173,11 @@ class MLModel:
         """``operation`` on one snapshot, retried on a newer one if its files were replaced."""
         return self._snapshots.read(operation)
 
-    def _write_data(self, frame: pd.DataFrame) -> str:
+    def _put_data(self, state: dict[str, Any], frame: pd.DataFrame) -> None:
+        """Write ``frame`` as the training data ``state`` names (with its fingerprint)."""
         frame = frame.reset_index(drop=True)
-        return self.store.new_file(self.name, "data", ".pkl", lambda tmp: frame.to_pickle(tmp))
+        state["data"] = self.store.new_file(self.name, "data", ".pkl", frame.to_pickle)
+        state["data_hash"] = training.data_hash(frame)
 
     def _write_model(self, pipeline: Any) -> str:
         return self.store.new_file(
@@ -337,8 +340,10 @@ class MLModel:
 
         return self._read(answer)
 
-    def model_bytes(self) -> bytes:
-        """The fitted model file's content (joblib), read consistently."""
+    def model_bytes(self, version: Any = None) -> bytes:
+        """The fitted model file's content (joblib), read consistently; of ``version`` if given."""
+        if version is not None:
+            return self.version_bytes(version)
 
         def content(snap: Snapshot) -> bytes:
             data = snap.model_bytes()
@@ -348,9 +353,10 @@ class MLModel:
 
         return self._read(content)
 
-    def download(self, dest: str | os.PathLike[str] | None = None) -> Path:
-        """Copy the fitted model file (joblib) to ``dest`` (default ``./<name>.joblib``)."""
-        content = self.model_bytes()
+    def download(self, dest: str | os.PathLike[str] | None = None, version: Any = None) -> Path:
+        """Copy the fitted model file (joblib; of ``version`` if given) to ``dest`` (default
+        ``./<name>.joblib``)."""
+        content = self.model_bytes(version)
         target = Path(dest) if dest is not None else Path.cwd() / f"{self.name}.joblib"
         if target.is_dir():
             target = target / f"{self.name}.joblib"
@@ -395,7 +401,7 @@ class MLModel:
             state["warnings"] = list(state.get("created_warnings") or []) + warns
             state["warnings"] += schema.column_warnings(current, state.get("data_columns"))
             if table is not None:
-                state["data"] = self._write_data(table)
+                self._put_data(state, table)
                 state["data_rows"] = len(table)
                 state["data_columns"] = [str(c) for c in table.columns]
             self._commit(state)
@@ -408,13 +414,10 @@ class MLModel:
         metric: str | None = None,
         wait: bool = True,
     ) -> Any:
-        """Train on ``data`` (which then becomes the training data) or on the stored data.
-
-        ``metric`` (any scikit-learn scorer name) is the score to report, on the training rows.
-        Everything is checked before anything is stored: a failed retrain changes nothing.
-        The fit runs as a job on this model's executor: ``wait=False`` returns the
-        :class:`~mlwidget.jobs.Job` at once (``.status``, ``.progress``, ``.result()``,
-        ``.cancel()``); otherwise the answer, as the job gives it."""
+        """Train on ``data`` (which then becomes the training data) or on the stored data, as
+        a job on this model's executor; ``metric``: a scikit-learn scorer name to report too.
+        A failed retrain changes nothing. ``wait=False`` returns the :class:`~mlwidget.jobs.Job`
+        at once (``.status``, ``.progress``, ``.result()``, ``.cancel()``)."""
         job = self.start_retrain(data, target_col, metric, inline=wait)
         return tasks.wait(job) if wait else job
 
@@ -452,24 +455,22 @@ class MLModel:
         with self.store.lock(self.name, self.lock_timeout):
             state = self._locked_state()
             combined = state_.appended(self._read(Snapshot.data), table)
-            state["data"] = self._write_data(combined)
+            self._put_data(state, combined)
             state["data_rows"] = len(combined)
             state["data_columns"] = [str(c) for c in combined.columns]
             self._commit(state)
         return {"rows": len(combined), "appended": len(table)}
 
     def delete_model(self) -> dict[str, Any]:
-        """Delete the fitted model; options and data stay. Predictions 404 until a retrain.
-
-        Idempotent, as Gramex: ``{"name", "deleted": ["model"], "absent": []}``, or, when there
-        was no fitted model, ``{"name", "deleted": [], "absent": ["model"]}`` (nothing written).
-        """
+        """Delete the fitted model and its versions; options and data stay. Idempotent, as
+        Gramex: ``{"name", "deleted": ["model"], "absent": []}``, or ``"absent": ["model"]``."""
         jobs_.board.check_free(self._job_key)  # 409 while a retrain job runs
         with self.store.lock(self.name, self.lock_timeout):
             state = self._locked_state()
             if not state.get("model"):
                 return state_.delete_answer(self.name, "model", done=False)
             state["model"], state["fitted"] = None, None
+            state["versions"], state["serving"] = [], None  # the history goes with it
             self._commit(state)
         return state_.delete_answer(self.name, "model", done=True)
 

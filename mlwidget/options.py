@@ -29,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "dropna": True,
     "deduplicate": True,
     "template": None,
+    "keep_versions": None,  # None: versions.KEEP
 }
 OPTION_NAMES = tuple(DEFAULTS)
 ALIASES = {"drop_duplicates": "deduplicate", "dopna": "dropna", "class_": "class"}
@@ -114,7 +115,7 @@ _NOT_PATHS = ("fit_path", "path_method")
 _ATTRIBUTE_PATHS = ("importance_getter",)
 # The options a request may set (beside the estimator's parameters), at the top level or under
 # Gramex's ``model:``; their aliases and the ignored Gramex handler kwargs are accepted too.
-REQUEST_OPTIONS = ("class", "params", *CONFIG_KEYS[2:])
+REQUEST_OPTIONS = ("class", "params", *CONFIG_KEYS[2:], "keep_versions")
 
 
 def _public(attribute: str) -> bool:
@@ -213,6 +214,8 @@ def clean(options: Mapping[str, Any], base_dir: str | os.PathLike[str] | None = 
             if text is not None and base_dir is not None:
                 text = str(Path(base_dir, text).expanduser())
             out[name] = text
+        elif name == "keep_versions":
+            out[name] = _as_keep(value)
         elif name in ("class", "target_col"):
             if isinstance(value, type):
                 out[name] = value
@@ -221,6 +224,19 @@ def clean(options: Mapping[str, Any], base_dir: str | os.PathLike[str] | None = 
         else:
             out[name] = value
     return out
+
+
+def _as_keep(value: Any) -> int | None:
+    """``keep_versions``: how many fitted versions to keep, a whole number of at least 1."""
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+        raise BadRequest(
+            f"Expected keep_versions to be a whole number of at least 1 (how many fitted "
+            f"versions to keep; the serving one is always kept), got {value!r}."
+        )
+    return int(text)
 
 
 # ---------------------------------------------------------------------------------------------

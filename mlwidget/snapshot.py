@@ -12,6 +12,7 @@ operation on the newer snapshot: the one retry loop of the read side.
 
 from __future__ import annotations
 
+import logging
 import threading
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -23,6 +24,9 @@ import pandas as pd
 from .errors import Conflict, NotFound
 from .fastpath import FastPredictor, compile_model
 from .store import Store
+from .versions import library_warnings
+
+log = logging.getLogger("mlwidget")
 
 T = TypeVar("T")
 _UNSET: Any = object()
@@ -83,6 +87,8 @@ class Snapshot:
                 if self._pipeline is _UNSET:
                     path = self.model_file
                     self._pipeline = None if path is None else _load(joblib.load, path)
+                    for warning in library_warnings(self.fitted) if path else ():
+                        log.warning("mlwidget: model %r: %s", self.name, warning)
         return self._pipeline
 
     def loaded_pipeline(self) -> Any:
@@ -100,6 +106,14 @@ class Snapshot:
                     fast = None
                     if pipeline is not None:
                         fast = compile_model(pipeline, self.schema, kind, reasons)
+                    if fast is not None and library_warnings(self.fitted):
+                        # fit under other library versions: serve the fast path only if it
+                        # agrees with the pipeline as loaded here
+                        if not _agrees(fast, pipeline, self.schema):
+                            fast = None
+                            reasons.insert(0, "fit with other library versions, and the fast "
+                                           "path disagreed with the pipeline: the pipeline "
+                                           "answers")  # fmt: skip
                     self.fast_reason = reasons[0] if reasons else None
                     self._fast = fast
         return self._fast
@@ -128,6 +142,24 @@ class Snapshot:
         with self._lock:
             if self._pipeline is _UNSET:
                 self._pipeline = pipeline
+
+
+def _agrees(fast: FastPredictor, pipeline: Any, schema: list[dict[str, Any]]) -> bool:
+    """The fast path and the pipeline answer alike on probe rows from the schema: the defaults,
+    and each known category of each categorical feature."""
+    from .schema import cast
+
+    base = {f["name"]: f.get("default") for f in schema}
+    rows = [base]
+    for f in schema:
+        for value in (f.get("categories") or [])[:20]:
+            rows.append({**base, f["name"]: value})
+    try:
+        frame = cast(pd.DataFrame(rows), schema)
+        quick = fast.predict_frame(frame)
+        return quick is not None and list(quick) == list(pipeline.predict(frame))
+    except Exception:
+        return False
 
 
 def _load(reader: Callable[[Any], T], path: Path) -> T:

@@ -16,6 +16,7 @@ import pandas as pd
 
 from . import estimators as est
 from . import options as opt
+from . import versions
 from .errors import BadRequest, MLWidgetError
 from .sources import is_database, is_source
 
@@ -281,20 +282,25 @@ def record_fit(
 ) -> dict[str, Any]:
     """Record in ``state`` the fit ``result`` (a ``training.Fitted``) of ``table``, whose
     pipeline is stored in ``model_file``; returns the retrain answer."""
-    fitted = {**result.fitted, "trained_at": now()}
+    fitted = {**result.fitted, "trained_at": now(), "data_rows": len(table)}
     state["data_rows"] = len(table)
     state["data_columns"] = [str(c) for c in table.columns]
     fitted["data"] = state.get("data")
+    versions.materialize(state)  # a fit from before versions existed stays as version 1
     state["model"] = model_file
     state["fitted"] = fitted
     state["schema"] = result.features
     state["warnings"] = list(state.get("created_warnings") or []) + result.warnings
+    number = versions.add(state)
     return {
         "score": result.fitted["score"] if result.asked is None else result.asked,
         "metric": result.fitted["metric"] if result.asked is None else metric,
+        "on": "training",
+        "cv_score": result.fitted.get("cv_score"),
         "rows": fitted["rows"],
         "model": fitted["model"],
         "target_col": fitted["target_col"],
+        "version": number,
         "warnings": state["warnings"],
     }
 

@@ -172,6 +172,7 @@ class Store:
 
     def _collect(self, folder: Path, state: dict[str, Any]) -> None:
         keep = {STATE, ".lock", state.get("data"), state.get("model")}
+        keep |= {v.get("model") for v in state.get("versions") or ()}  # kept versions' files
         for path in folder.iterdir():
             # With the lock held, temp files are debris from a killed writer, and data/model
             # files that the new state does not name are superseded. A reader that read the

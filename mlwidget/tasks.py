@@ -128,7 +128,7 @@ def store_fit(
 ) -> dict[str, Any]:
     """Store the fit ``result`` of ``table`` in ``state`` (with the lock held): one commit."""
     if new_data:
-        state["data"] = model._write_data(table)
+        model._put_data(state, table)
     answer = state_.record_fit(
         state, table, result, model._write_model(result.pipeline), metric_name
     )

@@ -8,6 +8,7 @@ encoded matrix's size), and every failure of the estimator is a clear ``MLWidget
 
 from __future__ import annotations
 
+import time
 import warnings as _warnings
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -16,8 +17,8 @@ from typing import Any
 import pandas as pd
 import sklearn
 
+from . import crossval, limits, schema, versions
 from . import estimators as est
-from . import limits, schema
 from . import options as opt
 from .errors import BadRequest, MLWidgetError, PayloadTooLarge, reason
 from .progress import Report, fit_pipeline
@@ -63,6 +64,7 @@ def fit(
     pipeline = est.build_pipeline(
         estimator, cats, nums, max_categories=limits.MAX_CATEGORIES if grouped else None
     )
+    started = time.perf_counter()
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
         try:
@@ -94,6 +96,13 @@ def fit(
             text = str(w.message).splitlines()[0][:300]
             if text not in warns:
                 warns.append(text)
+    fit_seconds = time.perf_counter() - started
+    with _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")  # the folds repeat the fit's own warnings
+        cv_score, out_of_fold, cv_warns = crossval.cross_validate(
+            pipeline, X, y, kind, fit_seconds, progress
+        )
+    warns += cv_warns
     if progress is not None:
         progress("score", None)
     score, scored_by = None, None
@@ -125,8 +134,31 @@ def fit(
         "target_dtype": str(y.dtype) if y is not None else None,
         "config": {k: options.get(k) for k in opt.CONFIG_KEYS},
         "sklearn_version": sklearn.__version__,
+        "score_on": "training",
+        "cv_score": cv_score,
+        "out_of_fold": out_of_fold,
+        "data_hash": data_hash(table),
+        "timings": {
+            "fit": round(fit_seconds, 3),
+            "cv": cv_score["seconds"] if cv_score else None,
+            "total": round(time.perf_counter() - started, 3),
+        },
+        "libraries": versions.libraries(),
     }
     return Fitted(pipeline, features, warns, fitted, asked)
+
+
+def data_hash(table: pd.DataFrame) -> str:
+    """A short fingerprint of a table's values and columns: the same data, the same hash."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    digest.update(repr([str(c) for c in table.columns]).encode())
+    try:
+        digest.update(pd.util.hash_pandas_object(table, index=False).to_numpy().tobytes())
+    except TypeError:  # unhashable cells (lists): their text
+        digest.update(table.astype(str).to_csv(index=False).encode())
+    return digest.hexdigest()[:16]
 
 
 def check_metric(metric: str, kind: str | None, supervised: bool) -> None:

@@ -176,12 +176,25 @@ def test_document_describes_the_model(server):
     assert get["Pclass"]["schema"] == {"type": "integer", "enum": [1, 2, 3]}
     assert get["Age"]["schema"] == {"type": "number"}
     assert "Name" not in get and "Survived" not in get
-    for flag in ("_openapi", "_model", "_params", "_cache", "_format", "_download"):
+    for flag in (
+        "_openapi",
+        "_model",
+        "_params",
+        "_cache",
+        "_format",
+        "_download",
+        "_versions",
+        "_job",
+        "_jobs",
+    ):
         assert flag in get, flag
     post = {p["name"]: p for p in item["post"]["parameters"]}
     assert post["_action"]["schema"]["enum"] == [
-        "predict", "predict_proba", "score", "retrain", "train", "append",
+        "predict", "predict_proba", "score", "retrain", "train", "append", "rollback",
     ]  # fmt: skip
+    assert post["_wait"]["schema"]["enum"] == ["true", "false"]
+    assert post["version"]["schema"]["type"] == "integer"
+    assert "202" in item["post"]["responses"] and "429" in item["post"]["responses"]
     assert set(item["post"]["requestBody"]["content"]) >= {
         "application/json", "text/csv", "multipart/form-data",
     }  # fmt: skip
@@ -218,7 +231,7 @@ def test_document_describes_the_model(server):
         assert f"`{key}`" in refused, key
         assert key not in put, key
     delete = {p["name"] for p in item["delete"]["parameters"]}
-    assert delete == {"_model", "_cache", "delete"}
+    assert delete == {"_job", "_model", "_cache", "delete"}
     # every error shape, and the security scheme
     for method, codes in {
         "get": {"400", "403", "404", "409", "413"},
@@ -250,7 +263,10 @@ def test_document_of_a_model_without_data_or_fit():
     schemathesis.openapi.from_dict(copy.deepcopy(doc)).validate()
     assert doc["servers"] == [{"url": "/user/a%40b"}]
     get = [p["name"] for p in doc["paths"]["/mlhandler/empty"]["get"]["parameters"]]
-    assert get == ["_openapi", "_download", "_model", "_params", "_cache", "_format"]
+    assert get == [
+        "_job", "_jobs", "_openapi", "_versions", "_download", "_model", "_params", "_cache",
+        "_format", "version",
+    ]  # fmt: skip
     assert "Not fitted" in doc["info"]["description"]
 
 
@@ -259,7 +275,7 @@ def test_fuzz_read_operations(server):
     doc = read_actions_only(document(server, "titanic"))
     schemathesis_run(server, doc, "read", "--exclude-method", "PUT", "--exclude-method", "DELETE")
     after = MLModel.open("titanic", store=server["store"]).info()
-    assert after["version"] == before["version"]  # read operations changed nothing
+    assert after["commit"] == before["commit"]  # read operations changed nothing
     reply = requests.get(
         f"{server['url']}/mlhandler/titanic", params=PASSENGER, headers=auth(server), timeout=60
     )

@@ -89,13 +89,13 @@ async def test_delete_one_item_present_and_one_absent(jp_fetch):
 
 def test_python_deletes_do_not_raise_when_already_deleted(titanic_csv, store_dir):
     m = MLModel(NAME, data=titanic_csv, store=store_dir, **GUIDE_OPTIONS)
-    version = m.info()["version"]
+    version = m.info()["commit"]
     assert m.delete_model() == {"name": NAME, "deleted": ["model"], "absent": []}
     assert m.delete_model() == {"name": NAME, "deleted": [], "absent": ["model"]}
     assert m.delete_data() == {"name": NAME, "deleted": ["cache"], "absent": []}
     assert m.delete_data() == {"name": NAME, "deleted": [], "absent": ["cache"]}
     # deleting what is absent writes nothing
-    assert m.info()["version"] == version + 2
+    assert m.info()["commit"] == version + 2
 
 
 # ------------------------------------------------------------------ 2. an emptied table

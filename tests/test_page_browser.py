@@ -113,7 +113,9 @@ def test_page_retrain_shows_job_progress_and_cancels(server: tuple[str, str]) ->
             expect(page.locator("#retrain-submit")).to_be_enabled()
             jobs = requests.get(api, params={"_jobs": ""}, headers=auth).json()
             assert jobs[0]["status"] == "cancelled"
-            assert requests.get(api, params={"_model": ""}, headers=auth).json()["fitted"] == trained
+            assert (
+                requests.get(api, params={"_model": ""}, headers=auth).json()["fitted"] == trained
+            )
             assert not errors, errors
         finally:
             browser.close()

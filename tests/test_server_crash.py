@@ -205,7 +205,12 @@ def in_background(call: Any) -> tuple[threading.Thread, list[Any]]:
 
 def snapshot(store: Path) -> dict[str, Any]:
     info = MLModel.open(NAME, store=store).info()
-    return {"fitted": info["fitted"], "rows": info["rows"], "version": info["version"]}
+    return {
+        "fitted": info["fitted"],
+        "rows": info["rows"],
+        "commit": info["commit"],
+        "version": info["version"],
+    }
 
 
 def assert_recovered(server: Server, store: Path, before: dict[str, Any]) -> None:
@@ -214,6 +219,7 @@ def assert_recovered(server: Server, store: Path, before: dict[str, Any]) -> Non
     info = server.call("GET", params={"_model": ""}).json()
     assert info["fitted"] == before["fitted"]
     assert info["rows"] == before["rows"]
+    assert info["commit"] == before["commit"]
     assert info["version"] == before["version"]
     assert len(MLModel.open(NAME, store=store).data()) == before["rows"]
     # a write succeeds promptly: nobody holds the lock any more

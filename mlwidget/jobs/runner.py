@@ -264,10 +264,12 @@ class Runner:
         client = self._dask()
         if work is worker_mod.predict and payload["action"] != "score":
             return self._dask_partitions(client, job, payload, deadline)
+        # the payload (the table) travels as data, not inside the task graph
+        shared = client.scatter(payload, hash=False) if isinstance(payload, dict) else payload
         future = client.submit(
             worker_mod.dask_task,
             work,
-            payload,
+            shared,
             job.id,
             key=f"mlwidget-{job.action}-{job.id}",
             pure=False,

@@ -1,4 +1,4 @@
-"""The composed UI: Predict, Upload, Editor and Summary tabs over one model.
+"""The composed UI: Predict, Upload, Editor, Summary and History tabs over one model.
 
 Each tab's form is built the first time the tab is selected (the selected tab at once): the
 Summary's plots, which predict over the stored rows, and the Editor's estimator lists cost
@@ -13,11 +13,12 @@ import ipywidgets as widgets
 
 from ._common import Runner, esc
 from .editor import EditorForm
+from .history import HistoryPanel
 from .predict import PredictForm
 from .summary import SummaryPanel
 from .upload import UploadForm
 
-TITLES = ("Predict", "Upload", "Editor", "Summary")
+TITLES = ("Predict", "Upload", "Editor", "Summary", "History")
 PLACEHOLDER = '<span class="mlwidget-tab-loading" style="color:#444">Loading…</span>'
 
 
@@ -61,6 +62,8 @@ class MLApp(widgets.VBox):
             )
         if title == "Editor":
             return EditorForm(self.model, runner=self.runner, on_change=self._changed)
+        if title == "History":
+            return HistoryPanel(self.model, on_change=self._changed)
         return SummaryPanel(self.model)
 
     def _form(self, title: str) -> widgets.Widget:
@@ -103,6 +106,10 @@ class MLApp(widgets.VBox):
     def summary(self) -> SummaryPanel:
         return self._form("Summary")
 
+    @property
+    def history(self) -> HistoryPanel:
+        return self._form("History")
+
     # ---- keeping them current ------------------------------------------------------------
     def _changed(self, what: str) -> None:
         """After a configure, retrain or append: show the new state in the forms built so far
@@ -110,8 +117,10 @@ class MLApp(widgets.VBox):
         forms = self._forms
         if "Summary" in forms:
             forms["Summary"].refresh()
-        if what in ("retrain", "append") and "Predict" in forms:
+        if what in ("retrain", "append", "rollback") and "Predict" in forms:
             forms["Predict"].refresh()
+        if what == "retrain" and "History" in forms:  # (a rollback comes from History itself)
+            forms["History"].refresh()
         if what != "configure" and "Editor" in forms:
             forms["Editor"].refresh()
 
@@ -130,12 +139,14 @@ class MLApp(widgets.VBox):
             self.summary.refresh()
         elif title == "Predict":
             self.predict.refresh()
+        elif title == "History":
+            self.history.refresh()
         elif title == "Editor" and not self.editor.changes():
             self.editor.refresh()  # but never over edits the user has not applied yet
 
     def refresh(self) -> None:
         """Re-read the model in every form built so far (the others are built fresh)."""
-        for title in ("Predict", "Editor", "Summary"):
+        for title in ("Predict", "Editor", "Summary", "History"):
             if title in self._forms:
                 self._forms[title].refresh()
 

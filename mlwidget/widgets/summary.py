@@ -61,12 +61,51 @@ def plot_importance(pipeline: Any, estimator: Any) -> bytes | None:
     return figure_png(draw)
 
 
+def plot_out_of_fold(fitted: dict, target: str) -> tuple[str, bytes] | None:
+    """The fit's out-of-fold confusion matrix or predicted vs actual (each row predicted by a
+    model that did not see it), as recorded by the fit's cross-validation."""
+    oof = fitted.get("out_of_fold") or {}
+    cv = fitted.get("cv_score") or {}
+    on = cv.get("on", "cv")
+    if "matrix" in oof:
+        from sklearn.metrics import ConfusionMatrixDisplay
+
+        def draw(ax) -> None:
+            matrix = np.asarray(oof["matrix"])
+            labels = [str(v) for v in oof["labels"]]
+            ConfusionMatrixDisplay(matrix, display_labels=labels).plot(ax=ax, colorbar=False)
+            ax.set_title(f"Confusion matrix, out-of-fold ({on}, {int(matrix.sum())} rows)")
+            ax.set_xlabel(f"predicted {target}")
+            ax.set_ylabel(f"actual {target}")
+
+        return "confusion", figure_png(draw, (4.5, 4))
+    if "actual" in oof:
+        y = np.asarray(oof["actual"], dtype=float)
+        p = np.asarray(oof["predicted"], dtype=float)
+
+        def draw_scatter(ax) -> None:
+            ax.scatter(y, p, s=10, alpha=0.5, color="#1e88e5")
+            lo, hi = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
+            ax.plot([lo, hi], [lo, hi], color="#e53935", linewidth=1)
+            ax.set_xlabel(f"actual {target}")
+            ax.set_ylabel(f"predicted {target}")
+            ax.set_title(f"Predicted vs actual, out-of-fold ({on}, {len(y)} rows)")
+
+        return "predicted_vs_actual", figure_png(draw_scatter, (4.5, 4))
+    return None
+
+
 def plot_performance(model: Any) -> tuple[str, bytes] | None:
-    """Confusion matrix (classifier) or predicted vs actual (regressor) on the stored data."""
+    """Confusion matrix (classifier) or predicted vs actual (regressor): out-of-fold when the
+    fit was cross-validated, else on the stored (training) rows, which the title says."""
     kind = _fitted_kind(model)
     target = model.target_col
     if kind not in ("classifier", "regressor") or not target:
         return None
+    fitted = model.info().get("fitted") or {}
+    found = plot_out_of_fold(fitted, target)
+    if found is not None:
+        return found
     data = model.data()
     if target not in data.columns:
         return None
@@ -89,7 +128,7 @@ def plot_performance(model: Any) -> tuple[str, bytes] | None:
                 ax=ax,
                 colorbar=False,
             )
-            ax.set_title(f"Confusion matrix ({len(actual)} stored rows)")
+            ax.set_title(f"Confusion matrix, training rows ({len(actual)}; flatters the model)")
             ax.set_xlabel(f"predicted {target}")
             ax.set_ylabel(f"actual {target}")
 
@@ -103,7 +142,7 @@ def plot_performance(model: Any) -> tuple[str, bytes] | None:
         ax.plot([lo, hi], [lo, hi], color="#e53935", linewidth=1)
         ax.set_xlabel(f"actual {target}")
         ax.set_ylabel(f"predicted {target}")
-        ax.set_title(f"Predicted vs actual ({len(y)} stored rows)")
+        ax.set_title(f"Predicted vs actual, training rows ({len(y)}; flatters the model)")
 
     return "predicted_vs_actual", figure_png(draw, (4.5, 4))
 
@@ -139,6 +178,10 @@ def info_html(info: dict) -> str:
         ("features", esc(", ".join(map(str, info.get("features") or [])))),
         ("training rows", f'<span class="mlwidget-rows">{esc(info.get("rows", 0))}</span>'),
     ]
+    if info.get("rows_explained"):
+        rows.append(("rows used", f"<small>{esc(info['rows_explained'])}</small>"))
+    if info.get("version"):
+        rows.append(("version", f'<span class="mlwidget-version">{esc(info["version"])}</span>'))
     if fitted:
         rows += [
             (
@@ -148,8 +191,10 @@ def info_html(info: dict) -> str:
             (
                 "score",
                 f'<span class="mlwidget-score">{esc(_fmt(fitted.get("score")))}</span> '
-                f"({esc(fitted.get('metric') or '')}, {esc(fitted.get('rows', '?'))} rows)",
+                f"({esc(fitted.get('metric') or '')} on the {esc(fitted.get('rows', '?'))} "
+                "training rows)",
             ),
+            ("cross-validated", cv_html(fitted)),
             ("trained at", esc(fitted.get("trained_at") or "")),
         ]
     else:
@@ -190,6 +235,18 @@ def info_html(info: dict) -> str:
     )
 
 
+def cv_html(fitted: dict) -> str:
+    """The cross-validated score beside the training one, or why there is none."""
+    cv = fitted.get("cv_score")
+    if not cv:
+        return '<span class="mlwidget-cv-score">not computed (see warnings)</span>'
+    return (
+        f'<span class="mlwidget-cv-score">{esc(_fmt(cv.get("value")))}</span> '
+        f"± {esc(_fmt(cv.get('std')))} ({esc(cv.get('metric') or '')}, {esc(cv.get('on'))}: "
+        "each row scored by a model that did not see it)"
+    )
+
+
 class SummaryPanel(widgets.VBox):
     """Class, parameters, training rows, score, stale flag and plots. ``refresh()`` re-reads."""
 
@@ -203,7 +260,14 @@ class SummaryPanel(widgets.VBox):
         self.importance_image.add_class("mlwidget-plot-importance")
         self.performance_image = widgets.Image(format="png", layout={"max_width": "440px"})
         self.performance_image.add_class("mlwidget-plot-performance")
-        self.plots = widgets.HBox([self.importance_image, self.performance_image])
+        self.performance_caption = widgets.HTML()
+        self.performance_caption.add_class("mlwidget-plot-caption")
+        self.plots = widgets.HBox(
+            [
+                self.importance_image,
+                widgets.VBox([self.performance_image, self.performance_caption]),
+            ]
+        )
         self.refresh_button = button("Refresh", "mlwidget-summary-refresh", "Re-read the model")
         self.refresh_button.on_click(lambda _: self.refresh())
         self.status = Status("mlwidget-summary-status")
@@ -239,6 +303,15 @@ class SummaryPanel(widgets.VBox):
         self._show(self.importance_image, self.images.get("importance"))
         perf = self.images.get("confusion") or self.images.get("predicted_vs_actual")
         self._show(self.performance_image, perf)
+        cv = (self.info.get("fitted") or {}).get("cv_score")
+        self.performance_caption.value = (
+            ""
+            if not perf
+            else f"<small>Out-of-fold predictions ({esc(cv['on'])}): each row predicted by a "
+            "model that did not see it.</small>"
+            if cv and (self.info.get("fitted") or {}).get("out_of_fold")
+            else "<small>Predictions on the training rows: they flatter the model.</small>"
+        )
         if problems:
             self.status.show("; ".join(problems), "error")
 

@@ -264,9 +264,13 @@ class ModelHandler(PageMixin, BaseHandler):
 
             info = await run(m.info)
             await self.send_json(openapi_document(info, self.base_url))
+        elif "_versions" in args:
+            await self.send_json(await run(m.versions))
         elif "_download" in args:
-            data = await run(m.model_bytes)
-            self.send_file(data, "application/octet-stream", f"{m.name}.joblib")
+            version = last(args, "version")
+            data = await run(m.model_bytes, version)
+            stem = f"{m.name}-v{int(version)}" if version else m.name
+            self.send_file(data, "application/octet-stream", f"{stem}.joblib")
         elif "_model" in args:
             await self.send_json(await run(m.info))
         elif "_params" in args:
@@ -323,8 +327,17 @@ class ModelHandler(PageMixin, BaseHandler):
                 f"Unknown _action {action!r}. Use one of: {', '.join(ACTIONS)} (default predict)."
             )
         m = await self.resolve(name)
-        body = self.body()
         run = self.registry.run
+        if action == "rollback":
+            version = last(args, "version")
+            if not version:
+                raise BadRequest(
+                    "_action=rollback needs the version to serve: ?_action=rollback&version=2 "
+                    "(GET ?_versions lists them)."
+                )
+            await self.send_json(await run(m.rollback, version))
+            return
+        body = self.body()
         df = await run(parse_body, body, self.request.headers.get("Content-Type", ""), args)
         metric = last(args, "_metric") or last(args, "metric") or None
         wait = wants_wait(args)

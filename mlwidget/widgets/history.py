@@ -1,0 +1,220 @@
+"""The History tab: the model's versions (class, key parameters, both scores, when), a plot of
+the scores across versions, Rollback with a confirmation, and the diff of two versions."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import ipywidgets as widgets
+
+from ._common import Status, button, esc, figure_png
+
+
+def _num(value: Any) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else ("" if value is None else str(value))
+
+
+def _score(entry: dict, key: str) -> float | None:
+    value = (entry.get(key) or {}).get("value")
+    return value if isinstance(value, int | float) else None
+
+
+def key_params(entry: dict, limit: int = 4) -> str:
+    """The parameters of a version that differ from its class's defaults (the ones that say
+    what is special about it), at most ``limit``."""
+    from ..estimators import resolve_class, to_jsonable
+
+    params = entry.get("params") or {}
+    try:
+        defaults = to_jsonable(resolve_class(entry.get("class") or "")().get_params(deep=False))
+    except Exception:
+        defaults = {}
+    special = [f"{k}={v}" for k, v in sorted(params.items()) if defaults.get(k, object()) != v]
+    more = f" (+{len(special) - limit})" if len(special) > limit else ""
+    return ", ".join(special[:limit]) + more or "defaults"
+
+
+def versions_html(versions: list[dict]) -> str:
+    head = "".join(
+        f"<th>{h}</th>"
+        for h in ("version", "class", "key parameters", "score (training)", "cv score", "rows",
+                  "trained at")
+    )  # fmt: skip
+    body = []
+    for v in versions:
+        cv = v.get("cv_score") or {}
+        cv_text = f"{_num(cv.get('value'))} ± {_num(cv.get('std'))}" if cv else "not computed"
+        mark = " ◀ serving" if v.get("serving") else ""
+        body.append(
+            f'<tr class="mlwidget-version-row" data-version="{v["version"]}"'
+            f"{' data-serving=true' if v.get('serving') else ''}>"
+            f"<td><b>{v['version']}</b>{mark}</td><td>{esc(v.get('class') or '')}</td>"
+            f"<td><small>{esc(key_params(v))}</small></td>"
+            f"<td>{_num(_score(v, 'score'))}</td><td>{esc(cv_text)}</td>"
+            f"<td>{esc(v.get('rows') or '')}</td><td><small>{esc(v.get('trained_at') or '')}"
+            "</small></td></tr>"
+        )
+    return (
+        '<table class="mlwidget-history" style="border-collapse:collapse">'
+        f"<thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+    )
+
+
+def plot_scores(versions: list[dict]) -> bytes | None:
+    """Training and cross-validated scores across versions (oldest left)."""
+    ordered = sorted(versions, key=lambda v: v["version"])
+    if not ordered:
+        return None
+    xs = [v["version"] for v in ordered]
+    training = [_score(v, "score") for v in ordered]
+    cv = [_score(v, "cv_score") for v in ordered]
+    metric = next((v["score"].get("metric") for v in ordered if v.get("score")), "score")
+
+    def draw(ax) -> None:
+        ax.plot(xs, training, "o--", color="#9e9e9e", label="training rows (flatters)")
+        if any(c is not None for c in cv):
+            ax.plot(xs, cv, "o-", color="#1e88e5", label="cross-validated")
+        ax.set_xticks(xs)
+        ax.set_xlabel("version")
+        ax.set_ylabel(str(metric))
+        ax.set_title("Scores across versions")
+        ax.legend(loc="best", fontsize=8)
+
+    return figure_png(draw, (5, 3))
+
+
+def diff_html(a: dict, b: dict) -> str:
+    """What differs between two versions' class, parameters and options."""
+    rows = []
+    if a.get("class") != b.get("class"):
+        rows.append(("class", a.get("class"), b.get("class")))
+    for group in ("params", "options"):
+        left, right = a.get(group) or {}, b.get(group) or {}
+        for key in sorted(set(left) | set(right)):
+            if key == "params" or left.get(key) == right.get(key):
+                continue
+            rows.append((key, left.get(key, "—"), right.get(key, "—")))
+    if not rows:
+        return '<span class="mlwidget-diff-same">Same class, parameters and options.</span>'
+    body = "".join(
+        f"<tr><td>{esc(k)}</td><td><code>{esc(x)}</code></td><td><code>{esc(y)}</code></td></tr>"
+        for k, x, y in rows
+    )
+    return (
+        f'<table class="mlwidget-diff"><thead><tr><th></th><th>version {a["version"]}</th>'
+        f"<th>version {b['version']}</th></tr></thead><tbody>{body}</tbody></table>"
+    )
+
+
+class HistoryPanel(widgets.VBox):
+    """Versions of the model; ``rollback`` asks for confirmation (``confirm`` does it)."""
+
+    def __init__(
+        self, model: Any, on_change: Callable[[str], None] | None = None, **kwargs: Any
+    ) -> None:
+        self.model = model
+        self.on_change = on_change
+        self.versions: list[dict] = []
+        self.table = widgets.HTML()
+        self.plot = widgets.Image(format="png", layout={"max_width": "520px"})
+        self.plot.add_class("mlwidget-history-plot")
+        self.choice = widgets.Dropdown(description="Version", layout={"width": "200px"})
+        self.rollback_button = button(
+            "Roll back", "mlwidget-history-rollback", "Serve this version again (no refit)"
+        )
+        self.rollback_button.on_click(lambda _: self.rollback())
+        self.yes = button("Yes, roll back", "mlwidget-history-yes", "", "danger")
+        self.no = button("Cancel", "mlwidget-history-no")
+        self.yes.on_click(lambda _: self.confirm())
+        self.no.on_click(lambda _: self._ask(False))
+        self.question = widgets.HTML()
+        self.confirmation = widgets.HBox([self.question, self.yes, self.no])
+        self.left = widgets.Dropdown(description="Compare", layout={"width": "200px"})
+        self.right = widgets.Dropdown(description="with", layout={"width": "200px"})
+        self.diff = widgets.HTML()
+        for d in (self.left, self.right):
+            d.observe(lambda _: self._show_diff(), "value")
+        self.status = Status("mlwidget-history-status")
+        super().__init__(
+            children=[
+                self.table,
+                self.plot,
+                widgets.HBox([self.choice, self.rollback_button]),
+                self.confirmation,
+                widgets.HBox([self.left, self.right]),
+                self.diff,
+                self.status,
+            ],
+            **kwargs,
+        )
+        self.add_class("mlwidget-history-panel")
+        self._ask(False)
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Re-read the versions (another process may have retrained or rolled back)."""
+        try:
+            self.versions = self.model.versions()
+        except Exception as err:
+            self.status.error(err)
+            return
+        self.table.value = (
+            versions_html(self.versions)
+            if self.versions
+            else "<i>No versions yet: every successful retrain adds one.</i>"
+        )
+        png = plot_scores(self.versions)
+        self.plot.value = png or b""
+        self.plot.layout.display = "" if png else "none"
+        options = [(f"{v['version']} · {v.get('class')}", v["version"]) for v in self.versions]
+        for d in (self.choice, self.left, self.right):
+            d.options = options
+        older = [v["version"] for v in self.versions if not v.get("serving")]
+        if older:
+            self.choice.value = older[0]
+        if len(options) >= 2:
+            self.left.value, self.right.value = options[1][1], options[0][1]
+        self.rollback_button.disabled = not older
+        self._show_diff()
+
+    def _entry(self, number: Any) -> dict | None:
+        return next((v for v in self.versions if v["version"] == number), None)
+
+    def _show_diff(self) -> None:
+        a, b = self._entry(self.left.value), self._entry(self.right.value)
+        self.diff.value = diff_html(a, b) if a and b else ""
+
+    def _ask(self, show: bool) -> None:
+        self.confirmation.layout.display = "" if show else "none"
+
+    def rollback(self) -> None:
+        """Ask to confirm the rollback to the chosen version."""
+        entry = self._entry(self.choice.value)
+        if entry is None:
+            return
+        cv = _score(entry, "cv_score")
+        self.question.value = (
+            f"Serve version {entry['version']} ({esc(entry.get('class'))}"
+            + (f", cv {cv:.4f}" if cv is not None else "")
+            + ") again instead of the current one? &nbsp;"
+        )
+        self._ask(True)
+
+    def confirm(self) -> bool:
+        """Roll back to the chosen version (after ``rollback()`` asked)."""
+        self._ask(False)
+        try:
+            done = self.model.rollback(self.choice.value)
+        except Exception as err:
+            self.status.error(err)
+            return False
+        self.status.show(
+            f"Version {done['version']} ({done['class']}) serves again "
+            f"(it was version {done['previous']}).",
+            "ok",
+        )
+        self.refresh()
+        if self.on_change is not None:
+            self.on_change("rollback")
+        return True
