@@ -235,11 +235,14 @@ def test_document_describes_the_model(server):
     # every error shape, and the security scheme
     for method, codes in {
         "get": {"400", "403", "404", "409", "413"},
-        "post": {"400", "403", "404", "409", "413", "415"},
+        "post": {"202", "400", "403", "404", "408", "409", "413", "415", "422", "429"},
         "put": {"400", "403", "404", "409", "413"},
         "delete": {"400", "403", "404", "409", "413"},
     }.items():
         assert set(item[method]["responses"]) == {"200"} | codes, method
+    assert item["post"]["responses"]["202"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Job"
+    }
     error = doc["components"]["schemas"]["Error"]
     assert error["required"] == ["error"] and error["properties"]["error"]["type"] == "string"
     scheme = doc["components"]["securitySchemes"]["jupyterToken"]
