@@ -42,12 +42,14 @@ def test_a_job_in_a_worker_process_gives_the_same_model_as_a_thread(titanic: MLM
     job = titanic.retrain(wait=False)
     seen = []
     while not job.done:
-        seen.append(job.progress)
+        seen.append((job.stage, job.progress, job.overall))
         time.sleep(0.01)
     result = job.result()
     assert job.status == "done" and job.progress == 1 and job.elapsed > 0
-    fractions = [p for p in seen if p is not None]
-    assert fractions == sorted(fractions)
+    fractions = [p for stage, p, _ in seen if stage == "fit" and p is not None]
+    assert fractions == sorted(fractions) and any(0 < p < 1 for p in fractions), seen
+    overall = [o for _, _, o in seen]
+    assert overall == sorted(overall) and {"fit", "cv"} <= {s for s, _, _ in seen}, seen
     in_process = titanic.predict_proba(titanic.data())
     threaded = MLModel.open("titanic", store=titanic.store, executor="thread")
     assert threaded.retrain()["score"] == result["score"]

@@ -99,6 +99,11 @@ async def start(jp_fetch, name: str, action: str = "retrain", **kwargs) -> dict:
     return body
 
 
+async def put(jp_fetch, name: str, **params: str) -> None:
+    reply = await call(jp_fetch, "mlhandler", name, method="PUT", params={"_model": "", **params})
+    assert reply.code == 200, reply.text
+
+
 async def timed(jp_fetch, *parts, **kwargs):
     t0 = time.monotonic()
     reply = await call(jp_fetch, *parts, **kwargs)
@@ -180,14 +185,7 @@ async def test_an_endless_fit_is_a_job_the_server_outlives_and_cancels(
         jp_fetch, "mlhandler", "endless", method="DELETE", params={"_job": job["job"]}
     )
     assert_clean_error(again, 409, "cancelled")
-    reply = await call(
-        jp_fetch,
-        "mlhandler",
-        "endless",
-        method="PUT",
-        params={"_model": "", "class": "LogisticRegression"},
-    )
-    assert reply.code == 200, reply.text
+    await put(jp_fetch, "endless", **{"class": "LogisticRegression"})
 
 
 async def test_a_worker_killed_mid_fit_fails_its_job_and_the_next_job_runs(
@@ -209,14 +207,7 @@ async def test_a_worker_killed_mid_fit_fails_its_job_and_the_next_job_runs(
     assert stored(models, "endless") == before
 
     # the next job runs (on a fresh worker) and its answer is the retrain's, as Gramex gives it
-    reply = await call(
-        jp_fetch,
-        "mlhandler",
-        "endless",
-        method="PUT",
-        params={"_model": "", "class": "LogisticRegression"},
-    )
-    assert reply.code == 200, reply.text
+    await put(jp_fetch, "endless", **{"class": "LogisticRegression"})
     reply = await call(
         jp_fetch, "mlhandler", "endless", method="POST", params={"_action": "retrain"}
     )
@@ -242,10 +233,11 @@ async def test_jobs_report_real_progress_and_results(jp_fetch, models, titanic_c
     )
     assert reply.code == 200, reply.text
     job = await start(jp_fetch, "titanic")
-    seen = []
+    seen, overall = [], []
     while True:
         state = await job_state(jp_fetch, "titanic", job["job"])
         seen.append((state["stage"], state["progress"]))
+        overall.append(state["overall"])
         if state["status"] not in ("queued", "running"):
             break
         await asyncio.sleep(0.02)
@@ -253,6 +245,7 @@ async def test_jobs_report_real_progress_and_results(jp_fetch, models, titanic_c
     fractions = [p for stage, p in seen if stage == "fit" and p is not None]
     assert fractions == sorted(fractions)  # never backwards
     assert any(0 < p < 1 for p in fractions), seen  # trees done, as they grow
+    assert overall == sorted(overall) and overall[-1] == 1  # the whole job, never backwards
     assert state["result"]["score"] > 0.9 and state["progress"] == 1
     assert state["finished"] >= state["started"] >= state["created"]
 

@@ -74,6 +74,7 @@ def test_page_retrain_shows_job_progress_and_cancels(server: tuple[str, str]) ->
     import requests
     from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=60_000)  # a fit and its cross-validation take seconds
     url, token = server
     auth = {"Authorization": f"token {token}"}
     api = f"{url}/mlhandler/titanic"
@@ -100,6 +101,8 @@ def test_page_retrain_shows_job_progress_and_cancels(server: tuple[str, str]) ->
             expect(page.locator("#retrain-result .ok")).to_contain_text(
                 "Trained GradientBoostingClassifier"
             )
+            expect(page.locator("#retrain-result .ok")).to_contain_text("5-fold cv (version")
+            expect(page.locator(".rows-explained")).to_contain_text("Fit on 674 of 891 stored rows")
             assert 0 <= seen <= 1
             expect(page.locator("#retrain-cancel")).to_be_hidden()
 

@@ -25,6 +25,17 @@ from typing import Any
 from ..errors import Conflict, MLWidgetError
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
+# The share of a whole job each stage spans, for ``overall`` (a fit's cross-validation refits
+# the model a few times, so it weighs more than the fit itself; without it, cv is skipped).
+SPANS = {
+    "queued": (0.0, 0.0),
+    "load": (0.0, 0.02),
+    "fit": (0.02, 0.4),
+    "cv": (0.4, 0.95),
+    "predict": (0.02, 0.97),
+    "score": (0.95, 0.97),
+    "save": (0.97, 1.0),
+}
 FINISHED = ("done", "failed", "cancelled")
 KEEP = 20  # finished jobs remembered per model
 
@@ -74,6 +85,7 @@ class Job:
         self.status = "queued"
         self.stage = "queued"
         self.progress: float | None = None
+        self.overall = 0.0  # of the whole job, never moving back (see SPANS)
         self.error: str | None = None
         self.error_status: int | None = None
         self.created = time.time()
@@ -112,6 +124,7 @@ class Job:
                 "status": self.status,
                 "stage": self.stage,
                 "progress": None if self.progress is None else round(self.progress, 4),
+                "overall": round(self.overall, 4),
                 "created": _iso(self.created),
                 "started": _iso(self.started),
                 "finished": _iso(self.finished),
@@ -195,13 +208,15 @@ class Job:
                     self.progress = progress
             elif progress is not None:
                 self.progress = max(progress, self.progress or 0.0)
+            low, high = SPANS.get(self.stage, (self.overall, self.overall))
+            self.overall = max(self.overall, low + (high - low) * (self.progress or 0.0))
 
     def finish(self, result: Any) -> None:
         with self._lock:
             if self.done:
                 return
             self.status, self.stage, self.finished = "done", "done", time.time()
-            self.progress = 1.0
+            self.progress = self.overall = 1.0
         self.future.set_result(result)
         board.finished(self)
 

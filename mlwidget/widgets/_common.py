@@ -198,7 +198,7 @@ class Runner:
             parts = [f"{label}: {state['stage']}"]
             if state["progress"] is not None:
                 parts.append(f"{state['progress']:.0%}")
-                progress.value = max(progress.value, int(state["progress"] * 100))
+            progress.value = max(progress.value, int(state["overall"] * 100))
         if state["elapsed"] is not None:
             parts.append(f"{state['elapsed']:.1f} s")
         status.show(" · ".join(parts), "busy")

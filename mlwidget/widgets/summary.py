@@ -81,18 +81,25 @@ def plot_out_of_fold(fitted: dict, target: str) -> tuple[str, bytes] | None:
         return "confusion", figure_png(draw, (4.5, 4))
     if "actual" in oof:
         y = np.asarray(oof["actual"], dtype=float)
-        p = np.asarray(oof["predicted"], dtype=float)
-
-        def draw_scatter(ax) -> None:
-            ax.scatter(y, p, s=10, alpha=0.5, color="#1e88e5")
-            lo, hi = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
-            ax.plot([lo, hi], [lo, hi], color="#e53935", linewidth=1)
-            ax.set_xlabel(f"actual {target}")
-            ax.set_ylabel(f"predicted {target}")
-            ax.set_title(f"Predicted vs actual, out-of-fold ({on}, {len(y)} rows)")
-
-        return "predicted_vs_actual", figure_png(draw_scatter, (4.5, 4))
+        title = f"Predicted vs actual, out-of-fold ({on}, {len(y)} rows)"
+        return "predicted_vs_actual", _scatter(
+            y, np.asarray(oof["predicted"], float), target, title
+        )
     return None
+
+
+def _scatter(y: np.ndarray, p: np.ndarray, target: str, title: str) -> bytes:
+    """Predicted against actual values, with the line where they would be equal."""
+
+    def draw(ax) -> None:
+        ax.scatter(y, p, s=10, alpha=0.5, color="#1e88e5")
+        lo, hi = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
+        ax.plot([lo, hi], [lo, hi], color="#e53935", linewidth=1)
+        ax.set_xlabel(f"actual {target}")
+        ax.set_ylabel(f"predicted {target}")
+        ax.set_title(title)
+
+    return figure_png(draw, (4.5, 4))
 
 
 def plot_performance(model: Any) -> tuple[str, bytes] | None:
@@ -135,16 +142,8 @@ def plot_performance(model: Any) -> tuple[str, bytes] | None:
         return "confusion", figure_png(draw, (4.5, 4))
 
     y, p = np.asarray(actual, dtype=float), np.asarray(predicted, dtype=float)
-
-    def draw(ax) -> None:
-        ax.scatter(y, p, s=10, alpha=0.5, color="#1e88e5")
-        lo, hi = float(min(y.min(), p.min())), float(max(y.max(), p.max()))
-        ax.plot([lo, hi], [lo, hi], color="#e53935", linewidth=1)
-        ax.set_xlabel(f"actual {target}")
-        ax.set_ylabel(f"predicted {target}")
-        ax.set_title(f"Predicted vs actual, training rows ({len(y)}; flatters the model)")
-
-    return "predicted_vs_actual", figure_png(draw, (4.5, 4))
+    title = f"Predicted vs actual, training rows ({len(y)}; flatters the model)"
+    return "predicted_vs_actual", _scatter(y, p, target, title)
 
 
 def _fitted_kind(model: Any) -> str | None:
