@@ -24,8 +24,14 @@ class PingHandler(APIHandler):
 def _query_handlers():
     from mlwidget_server.handlers import ModelHandler
 
-    class InlineQueryHandler(ModelHandler):
-        """The proposed GET: answer from memory on the event loop, else on a worker thread."""
+    class BenchHandler(ModelHandler):
+        def initialize(self, name: str) -> None:  # type: ignore[override]
+            """The registry of the running mlwidget extension (loaded beside this one)."""
+            (app,) = self.settings["serverapp"].extension_manager.extension_apps["mlwidget_server"]
+            super().initialize(name, app.registry)
+
+    class InlineQueryHandler(BenchHandler):
+        """The shipped GET: answer from memory on the event loop, else on a worker thread."""
 
         @tornado.web.authenticated
         async def get(self, name: str | None = None, *_: str) -> None:
@@ -33,14 +39,14 @@ def _query_handlers():
             args = self.query_args()
             out = m.predict_query(args, fast_only=True)
             if out is None:
-                out = await self.app.run(m.predict_query, args)
+                out = await self.registry.run(m.predict_query, args)
             await self.send_json(out)
 
-    class PoolQueryHandler(ModelHandler):
+    class PoolQueryHandler(BenchHandler):
         @tornado.web.authenticated
         async def get(self, name: str | None = None, *_: str) -> None:
             m = await self.resolve(name)
-            await self.send_json(await self.app.run(m.predict_query, self.query_args()))
+            await self.send_json(await self.registry.run(m.predict_query, self.query_args()))
 
     return InlineQueryHandler, PoolQueryHandler
 

@@ -31,6 +31,7 @@ def cross_validate(
     kind: str,
     fit_seconds: float,
     progress: Callable[[str, float | None], None] | None = None,
+    folds: int | None = None,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[str]]:
     """``(cv_score, out_of_fold, warnings)`` of the unfitted copy of ``pipeline`` on X, y.
 
@@ -39,7 +40,9 @@ def cross_validate(
     ``{"actual", "predicted"}`` sample. None (with a warning) when skipped."""
     if y is None or kind not in ("classifier", "regressor"):
         return None, None, []
-    folds = limits.CV_FOLDS
+    folds = limits.CV_FOLDS if folds is None else folds
+    if folds == 0:
+        return None, None, []  # turned off (cv_folds=0): no warning, the user chose it
     rows = len(X)
     if kind == "classifier":
         smallest = int(y.value_counts().min()) if rows else 0

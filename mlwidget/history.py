@@ -7,7 +7,7 @@ from typing import Any
 
 from . import jobs as jobs_
 from . import versions
-from .errors import NotFound
+from .errors import BadRequest, NotFound, reason
 
 
 class VersionsMixin:
@@ -61,3 +61,90 @@ class VersionsMixin:
                 ) from None
 
         return self._read(content)
+
+    def version_answers(self, version: Any, data: Any, outputs: tuple[str, ...]) -> dict:
+        """``{"predict": [...], "predict_proba": [...]}`` (those asked in ``outputs``) of the
+        rows ``data`` by a kept version, the serving one (fast path) or an older one (its file,
+        loaded once and kept while it is among the last few asked for)."""
+        if version is None or str(version) == str(self.version):
+            out: dict[str, Any] = {}
+            if "predict" in outputs:
+                out["predict"] = self.predict(data)
+            if "predict_proba" in outputs:
+                out["predict_proba"] = self.predict_proba(data)
+            return out
+        from .jsonable import to_jsonable
+        from .schema import cast
+
+        entry = versions.find(self._snapshot().state, version, self.name)
+        pipeline = self._version_pipeline(entry)
+        schema = entry["schema"]
+        frame = cast(data[[f["name"] for f in schema]].reset_index(drop=True), schema)
+        out = {}
+        try:
+            if "predict" in outputs:
+                out["predict"] = to_jsonable(list(pipeline.predict(frame)))
+            if "predict_proba" in outputs:
+                if not hasattr(pipeline, "predict_proba"):
+                    raise BadRequest(f"Version {entry['version']} does not give probabilities.")
+                classes = to_jsonable(list(pipeline.classes_))
+                out["predict_proba"] = [
+                    dict(zip(classes, map(float, row), strict=True))
+                    for row in pipeline.predict_proba(frame)
+                ]
+        except (ValueError, TypeError) as exc:
+            raise BadRequest(
+                f"Version {entry['version']} could not answer: {reason(exc)}"
+            ) from None
+        return out
+
+    def _version_pipeline(self, entry: dict[str, Any]) -> Any:
+        import io
+
+        import joblib
+
+        cache = self.__dict__.setdefault("_versions_loaded", {})
+        key = entry["model"]
+        if key not in cache:
+            cache[key] = joblib.load(io.BytesIO(self.version_bytes(entry["version"])))
+            while len(cache) > 3:
+                cache.pop(next(iter(cache)))
+        return cache[key]
+
+    def export(self, fmt: str, path: Any, version: Any = None) -> Any:
+        """Write the serving model (or ``version``) in another format to ``path`` (a new or
+        empty folder): ``"mlflow"``, an MLflow model directory with the sklearn and
+        python_function flavors, a signature and an input example (docs/interop.md)."""
+        from pathlib import Path
+
+        from . import export as export_
+
+        if fmt not in export_.FORMATS:
+            raise BadRequest(
+                f"Expected an export format of {', '.join(export_.FORMATS)}, got {fmt!r}."
+            )
+        if version is None:
+            from .predicting import require_pipeline
+
+            pipeline, schema, fitted = self._read(
+                lambda snap: (require_pipeline(snap, self.name), snap.schema, snap.fitted)
+            )
+        else:
+            entry = versions.find(self._snapshot().state, version, self.name)
+            pipeline, schema, fitted = (
+                self._version_pipeline(entry),
+                entry["schema"],
+                entry["fitted"],
+            )
+        return export_.write_mlflow(pipeline, schema, fitted, Path(path))
+
+    def export_zip(self, fmt: str, version: Any = None) -> bytes:
+        """``export`` as a zip archive (REST: ``?_download&_format=mlflow``)."""
+        import tempfile
+        from pathlib import Path
+
+        from . import export as export_
+
+        with tempfile.TemporaryDirectory(prefix="mlwidget-export-") as scratch:
+            folder = self.export(fmt, Path(scratch) / self.name, version)
+            return export_.zip_folder(folder, f"{self.name}-{fmt}")

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "deduplicate": True,
     "template": None,
     "keep_versions": None,  # None: versions.KEEP
+    "cv_folds": None,  # None: limits.CV_FOLDS; 0: no cross-validation
 }
 OPTION_NAMES = tuple(DEFAULTS)
 ALIASES = {"drop_duplicates": "deduplicate", "dopna": "dropna", "class_": "class"}
@@ -115,7 +116,7 @@ _NOT_PATHS = ("fit_path", "path_method")
 _ATTRIBUTE_PATHS = ("importance_getter",)
 # The options a request may set (beside the estimator's parameters), at the top level or under
 # Gramex's ``model:``; their aliases and the ignored Gramex handler kwargs are accepted too.
-REQUEST_OPTIONS = ("class", "params", *CONFIG_KEYS[2:], "keep_versions")
+REQUEST_OPTIONS = ("class", "params", *CONFIG_KEYS[2:], "keep_versions", "cv_folds")
 
 
 def _public(attribute: str) -> bool:
@@ -215,7 +216,9 @@ def clean(options: Mapping[str, Any], base_dir: str | os.PathLike[str] | None = 
                 text = str(Path(base_dir, text).expanduser())
             out[name] = text
         elif name == "keep_versions":
-            out[name] = _as_keep(value)
+            out[name] = _as_count(name, value, 1, "how many fitted versions to keep")
+        elif name == "cv_folds":
+            out[name] = _as_count(name, value, 0, "folds of the cross-validation; 0: none")
         elif name in ("class", "target_col"):
             if isinstance(value, type):
                 out[name] = value
@@ -226,17 +229,18 @@ def clean(options: Mapping[str, Any], base_dir: str | os.PathLike[str] | None = 
     return out
 
 
-def _as_keep(value: Any) -> int | None:
-    """``keep_versions``: how many fitted versions to keep, a whole number of at least 1."""
+def _as_count(name: str, value: Any, least: int, meaning: str) -> int | None:
+    """A whole number option (``keep_versions``, ``cv_folds``) of at least ``least``."""
     if value is None or value == "":
         return None
     text = str(value).strip()
-    if isinstance(value, bool) or not text.isdigit() or int(text) < 1:
+    number = int(text) if text.isdigit() else -1
+    if isinstance(value, bool) or number < least or (name == "cv_folds" and number == 1):
+        least_text = "0 or at least 2" if name == "cv_folds" else f"at least {least}"
         raise BadRequest(
-            f"Expected keep_versions to be a whole number of at least 1 (how many fitted "
-            f"versions to keep; the serving one is always kept), got {value!r}."
+            f"Expected {name} to be a whole number, {least_text} ({meaning}), got {value!r}."
         )
-    return int(text)
+    return number
 
 
 # ---------------------------------------------------------------------------------------------

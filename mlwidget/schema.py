@@ -99,6 +99,8 @@ def training_frame(
             "kind": "category" if is_cat else "number",
             "dtype": "number" if numeric else "string",
         }
+        if numeric and pd.api.types.is_integer_dtype(series):
+            entry["integer"] = True  # whole numbers in training (MLflow's signature: long)
         clean = series.dropna()
         if is_cat:
             values = clean if numeric else clean.map(str)

@@ -100,7 +100,7 @@ def fit(
     with _warnings.catch_warnings():
         _warnings.simplefilter("ignore")  # the folds repeat the fit's own warnings
         cv_score, out_of_fold, cv_warns = crossval.cross_validate(
-            pipeline, X, y, kind, fit_seconds, progress
+            pipeline, X, y, kind, fit_seconds, progress, options.get("cv_folds")
         )
     warns += cv_warns
     if progress is not None:

@@ -283,3 +283,14 @@ def test_the_summary_labels_its_scores_and_plots_out_of_fold(three):
     assert "mlwidget-cv-score" in html and "Fit on 674 of 891 stored rows" in html
     assert summary.images["confusion"].startswith(b"\x89PNG")
     assert "Out-of-fold predictions (5-fold cv)" in summary.performance_caption.value
+
+
+def test_cv_folds_sets_or_turns_off_the_cross_validation(three):
+    three.configure(cv_folds=3)
+    assert three.retrain()["cv_score"]["on"] == "3-fold cv"
+    three.configure(cv_folds=0)
+    answer = three.retrain()
+    assert answer["cv_score"] is None
+    assert not any("cross-validated" in w for w in answer["warnings"])  # chosen, not a problem
+    with pytest.raises(BadRequest, match="cv_folds"):
+        three.configure(cv_folds=1)

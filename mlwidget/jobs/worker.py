@@ -7,6 +7,7 @@ process (``main``) and on a Dask worker (``dask_task``).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -32,6 +33,7 @@ def fit(payload: dict[str, Any], report: Callable[..., None]) -> Any:
     )
 
 
+NICE = 10  # how much lower a worker process's CPU priority is than its server's
 CHUNK_ROWS = 20_000  # rows a prediction job predicts between progress reports
 
 
@@ -112,6 +114,9 @@ def main(conn: Any, memory_limit: int | None, parent: int) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is for the server, which stops us
+    # Below the server's priority: on a busy machine, requests win the CPU over fits.
+    with contextlib.suppress(OSError, AttributeError):
+        os.nice(NICE)
     if memory_limit:
         import resource
 

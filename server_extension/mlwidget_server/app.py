@@ -11,6 +11,7 @@ from mlwidget import limits, tables
 from mlwidget.jobs import Runner, resolve
 from mlwidget.store import default_root, safe_name
 
+from . import v2
 from .handlers import ModelHandler, ModelListHandler
 from .registry import Registry, user_message
 
@@ -173,6 +174,7 @@ class MLWidgetApp(ExtensionApp):
         deps = {"registry": self.registry}
         self.handlers.extend(
             [
+                *v2.routes(deps),  # the Open Inference Protocol, before the model routes
                 (r"mlhandler/?", ModelListHandler, deps),
                 (r"mlhandler/([^/]+)/?", ModelHandler, deps),
             ]

@@ -268,6 +268,13 @@ class ModelHandler(PageMixin, BaseHandler):
             await self.send_json(await run(m.versions))
         elif "_download" in args:
             version = last(args, "version")
+            if fmt == "mlflow":
+                data = await run(m.export_zip, "mlflow", version)
+                stem = f"{m.name}-v{int(version)}" if version else m.name
+                self.send_file(data, "application/zip", f"{stem}-mlflow.zip")
+                return
+            if fmt not in (None, "", "joblib"):
+                raise BadRequest(f"Unknown _format {fmt!r} for _download: use joblib or mlflow.")
             data = await run(m.model_bytes, version)
             stem = f"{m.name}-v{int(version)}" if version else m.name
             self.send_file(data, "application/octet-stream", f"{stem}.joblib")

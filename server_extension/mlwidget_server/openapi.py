@@ -329,6 +329,10 @@ def openapi_document(info: Mapping[str, Any], base_url: str = "/") -> dict[str, 
                 "put": _put_operation(info, target),
                 "delete": delete_op,
             },
+            # the Open Inference Protocol (V2) paths of this model (docs/interop.md)
+            f"/mlhandler/v2/models/{name}": {"get": _operation("v2_metadata")[0]},
+            f"/mlhandler/v2/models/{name}/ready": {"get": _operation("v2_ready")[0]},
+            f"/mlhandler/v2/models/{name}/infer": {"post": _operation("v2_infer")[0]},
         },
         "components": _components(features, target),
     }

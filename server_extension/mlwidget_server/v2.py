@@ -1,0 +1,123 @@
+"""The Open Inference Protocol (V2) under ``{base_url}mlhandler/v2/``: health, server and model
+metadata, readiness and inference, for the serving model and for each kept version
+(``models/{name}/versions/{n}/...``). The protocol's decoding and encoding is ``mlwidget.oip``;
+these handlers authenticate (Jupyter's token, ``read``), call the model, and answer; errors are
+the protocol's ``{"error": ...}`` with a 4xx."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import tornado.web
+
+from mlwidget import NotFound, __version__, oip
+from mlwidget.jsonable import to_jsonable
+
+from .handlers import BaseHandler
+
+PREFIX = r"mlhandler/v2"
+MODEL = r"models/([^/]+)(?:/versions/([^/]+))?"
+
+
+class V2Handler(BaseHandler):
+    """Authenticated (as every mlwidget handler) and authorized to ``read``."""
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if not self._finished and self.current_user:
+            await self.check_authorized("read")
+
+    async def model(self, name: str, version: str | None) -> Any:
+        model = await self.registry.get_model(name)
+        if version is not None:
+            kept = [str(v["version"]) for v in reversed(await self.registry.run(model.versions))]
+            if version not in kept:
+                raise NotFound(
+                    f"Model {name!r} has no version {version!r}; it keeps "
+                    f"{', '.join(kept) or 'none'}."
+                )
+        return model
+
+
+class ServerMetadataHandler(V2Handler):
+    @tornado.web.authenticated
+    async def get(self) -> None:
+        await self.send_json({"name": "mlwidget", "version": __version__, "extensions": []})
+
+
+class HealthHandler(V2Handler):
+    @tornado.web.authenticated
+    async def get(self, which: str) -> None:
+        await self.send_json({which: True})
+
+
+class ModelMetadataHandler(V2Handler):
+    @tornado.web.authenticated
+    async def get(self, name: str, version: str | None = None) -> None:
+        m = await self.model(name, version)
+
+        def gather() -> dict:
+            info = m.info()
+            kept = [v["version"] for v in reversed(m.versions())]
+            model = m.pipeline
+            if version is not None and version != str(info.get("version")):
+                entry = _entry(m, version)
+                model = m._version_pipeline(entry)
+                info = {**info, "schema": entry["schema"], "version": entry["version"]}
+            classes = getattr(model, "classes_", None)
+            listed = None if classes is None else to_jsonable(list(classes))
+            return oip.metadata(info, kept, listed)
+
+        await self.send_json(await self.registry.run(gather))
+
+
+class ModelReadyHandler(V2Handler):
+    @tornado.web.authenticated
+    async def get(self, name: str, version: str | None = None) -> None:
+        m = await self.model(name, version)
+        info = await self.registry.run(m.info)
+        if not info.get("fitted"):
+            raise NotFound(f"Model {name!r} is not ready: it has no fitted estimator yet.")
+        await self.send_json({"name": name, "ready": True})
+
+
+class InferHandler(V2Handler):
+    @tornado.web.authenticated
+    async def post(self, name: str, version: str | None = None) -> None:
+        m = await self.model(name, version)
+        header = self.request.headers.get("Inference-Header-Content-Length")
+        body = self.request.body
+
+        def infer() -> dict:
+            request, tail = oip.parse_body(body, header)
+            outputs = tuple(oip.requested(request))
+            schema = _schema_of(m, version) if version is not None else m.features
+            frame = oip.request_frame(request, tail, [f["name"] for f in schema])
+            answers = m.version_answers(version, frame, outputs)
+            served = int(version) if version is not None else m.version
+            return oip.response(
+                name, served, request, answers.get("predict"), answers.get("predict_proba")
+            )
+
+        await self.send_json(await self.registry.run(infer))
+
+
+def _entry(m: Any, version: str) -> dict:
+    from mlwidget import versions
+
+    return versions.find(m._snapshot().state, version, m.name)
+
+
+def _schema_of(m: Any, version: str) -> list[dict]:
+    return list(_entry(m, version)["schema"])
+
+
+def routes(deps: dict[str, Any]) -> list[tuple[str, type, dict[str, Any]]]:
+    """The V2 routes (before the model routes: ``mlhandler/v2`` is not a model's URL)."""
+    return [
+        (rf"{PREFIX}/?", ServerMetadataHandler, deps),
+        (rf"{PREFIX}/health/(live|ready)/?", HealthHandler, deps),
+        (rf"{PREFIX}/{MODEL}/ready/?", ModelReadyHandler, deps),
+        (rf"{PREFIX}/{MODEL}/infer/?", InferHandler, deps),
+        (rf"{PREFIX}/{MODEL}/?", ModelMetadataHandler, deps),
+    ]
