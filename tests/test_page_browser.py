@@ -63,6 +63,13 @@ def test_default_page_predicts_one_row_and_a_file(server: tuple[str, str]) -> No
                 page.click("#bulk-download")
             assert download.value.suggested_filename == "titanic-predictions.csv"
             assert Path(download.value.path()).read_text().startswith("PassengerId,")
+            with page.expect_download() as download:
+                page.click("#download-mlflow")
+            assert download.value.suggested_filename == "titanic-mlflow.zip"
+            import zipfile
+
+            names = zipfile.ZipFile(download.value.path()).namelist()
+            assert "titanic-mlflow/MLmodel" in names and "titanic-mlflow/model.pkl" in names
             assert not errors, errors
         finally:
             browser.close()

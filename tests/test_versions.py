@@ -269,6 +269,10 @@ def test_the_history_tab_shows_versions_and_rolls_back(three, rows):
         and "Version 1 (LogisticRegression) serves again" in history.status.text
     )
     assert 'data-version="1" data-serving=true' in history.table.value
+    # any version exports for MLflow from the tab
+    history.choice.value = 2
+    assert history.export()
+    assert 'download="titanic-v2-mlflow.zip"' in history.download.value
     # the other tabs show the rolled-back model
     assert "LogisticRegression" in app.summary.html.value
     assert app.editor.cls.value == "LogisticRegression"

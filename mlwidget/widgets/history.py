@@ -135,12 +135,20 @@ class HistoryPanel(widgets.VBox):
         self.diff = widgets.HTML()
         for d in (self.left, self.right):
             d.observe(lambda _: self._show_diff(), "value")
+        self.export_button = button(
+            "Export for MLflow",
+            "mlwidget-history-export",
+            "An MLflow model directory (zip) of the chosen version: MLflow, MLServer, KServe",
+        )
+        self.export_button.on_click(lambda _: self.export())
+        self.download = widgets.HTML()
         self.status = Status("mlwidget-history-status")
         super().__init__(
             children=[
                 self.table,
                 self.plot,
-                widgets.HBox([self.choice, self.rollback_button]),
+                widgets.HBox([self.choice, self.rollback_button, self.export_button]),
+                self.download,
                 self.confirmation,
                 widgets.HBox([self.left, self.right]),
                 self.diff,
@@ -176,7 +184,36 @@ class HistoryPanel(widgets.VBox):
         if len(options) >= 2:
             self.left.value, self.right.value = options[1][1], options[0][1]
         self.rollback_button.disabled = not older
+        self.export_button.disabled = not options
+        if options and self.choice.value is None:
+            self.choice.value = options[0][1]
         self._show_diff()
+
+    def export(self, max_bytes: int = 50 * 1024 * 1024) -> bool:
+        """A download link to the chosen version as an MLflow model directory (zip)."""
+        import base64
+
+        number = self.choice.value
+        try:
+            data = self.model.export_zip("mlflow", number)
+        except Exception as err:
+            self.status.error(err)
+            return False
+        name = f"{self.model.name}-v{number}-mlflow.zip"
+        if len(data) > max_bytes:
+            self.download.value = (
+                f"The export is {len(data) / 1e6:.0f} MB, too big for the notebook: use "
+                f"model.export('mlflow', path, version={number})."
+            )
+            return False
+        uri = "data:application/zip;base64," + base64.b64encode(data).decode("ascii")
+        self.download.value = (
+            f'<a class="mlwidget-download" download="{esc(name)}" href="{uri}" '
+            f'style="color:#0d47a1;text-decoration:underline">Download {esc(name)}</a> '
+            "<small>(MLflow model directory: mlflow.pyfunc.load_model, mlflow models serve, "
+            "MLServer, KServe)</small>"
+        )
+        return True
 
     def _entry(self, number: Any) -> dict | None:
         return next((v for v in self.versions if v["version"] == number), None)

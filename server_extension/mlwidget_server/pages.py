@@ -84,6 +84,7 @@ class PageMixin:
             name=m.name,
             api_url=self.api_url(m.name),
             list_url=url_path_join(self.base_url, "mlhandler/"),
+            v2_url=url_path_join(self.base_url, "mlhandler/v2/models", m.name),
             metrics=list(METRICS.get(kind or "", ())),
             json_encode=tornado.escape.json_encode,
             jsonable=jsonable,
