@@ -264,8 +264,9 @@ class Runner:
         client = self._dask()
         if work is worker_mod.predict and payload["action"] != "score":
             return self._dask_partitions(client, job, payload, deadline)
-        # the payload (the table) travels as data, not inside the task graph
-        shared = client.scatter(payload, hash=False) if isinstance(payload, dict) else payload
+        # the payload (the table) travels as data, not inside the task graph; one piece under a
+        # fresh key (a scattered dict would store each value under its key: "options", ...)
+        (shared,) = client.scatter([payload], hash=False)
         future = client.submit(
             worker_mod.dask_task,
             work,
@@ -297,6 +298,7 @@ class Runner:
         finally:
             try:
                 client.set_metadata(key, None)
+                shared.release()
             except Exception:  # the scheduler is gone: nothing to clean up
                 pass
 
