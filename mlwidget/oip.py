@@ -135,7 +135,7 @@ def _flat(data: Any, depth: int = 0) -> list[Any]:
         raise BadRequest(f"Expected an input's data to be a list, got {type(data).__name__}.")
     if depth > 2:
         raise BadRequest("Expected an input's data nested at most as deep as its shape (2).")
-    if any(isinstance(d, list) for d in data):
+    if data and isinstance(data[0], list):  # rows of a 2-D tensor (else a flat list)
         out: list[Any] = []
         for item in data:
             out.extend(_flat(item, depth + 1) if isinstance(item, list) else [item])
@@ -191,8 +191,13 @@ def _values(item: Mapping[str, Any], tail: bytes, offset: int) -> tuple[list[Any
     return values, offset
 
 
-def request_frame(request: Mapping[str, Any], tail: bytes, features: list[str]) -> pd.DataFrame:
-    """The rows an inference request carries, as a table with the features' names."""
+def request_frame(
+    request: Mapping[str, Any], tail: bytes, features: list[str], numeric: tuple[str, ...] = ()
+) -> pd.DataFrame:
+    """The rows an inference request carries, as a table with the features' names.
+    ``numeric``: features whose values are numbers (categories such as Pclass 1, 2, 3 too): text
+    that reads as numbers is converted at once, column by column (else the model's casting
+    says which value is wrong)."""
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise BadRequest(
@@ -249,7 +254,16 @@ def request_frame(request: Mapping[str, Any], tail: bytes, features: list[str]) 
             f"Expected an input for each feature; missing {', '.join(map(repr, missing))}. "
             f"The model's inputs: {', '.join(map(repr, features))} (GET v2/models/<name>)."
         )
-    return pd.DataFrame({f: columns[f] for f in features})
+    data: dict[str, Any] = {}
+    for f in features:
+        values = columns[f]
+        if f in numeric and values and isinstance(values[0], str):
+            try:
+                values = np.asarray(values, dtype=np.float64)  # "3" -> 3.0, all at once
+            except ValueError:
+                pass  # "" or a word: the model's casting reads it value by value
+        data[f] = values
+    return pd.DataFrame(data)
 
 
 def requested(request: Mapping[str, Any]) -> list[str]:

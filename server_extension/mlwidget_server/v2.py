@@ -92,7 +92,8 @@ class InferHandler(V2Handler):
             request, tail = oip.parse_body(body, header)
             outputs = tuple(oip.requested(request))
             schema = _schema_of(m, version) if version is not None else m.features
-            frame = oip.request_frame(request, tail, [f["name"] for f in schema])
+            numeric = tuple(f["name"] for f in schema if f.get("dtype") == "number")
+            frame = oip.request_frame(request, tail, [f["name"] for f in schema], numeric)
             answers = m.version_answers(version, frame, outputs)
             served = int(version) if version is not None else m.version
             return oip.response(
