@@ -163,10 +163,10 @@ class DaskFailure(tuple):
 
 
 def dask_task(work: Work, payload: Any, job_id: str) -> Any:
-    """A job on a Dask worker: progress goes to the scheduler's metadata, and estimators that
-    run in parallel (``n_jobs``) spread over the cluster through joblib's dask backend (which
-    takes the job's thread out of the worker's pool while it waits, so the tasks it starts may
-    run on the job's own worker too)."""
+    """A job on a Dask worker: progress goes to the scheduler's metadata, and estimators asked
+    to run in parallel (``n_jobs`` other than None or 1) spread over the cluster through
+    joblib's dask backend (which takes the job's thread out of the worker's pool while it
+    waits, so the tasks it starts may run on the job's own worker too)."""
     import joblib
     from distributed import get_client
 
@@ -175,7 +175,13 @@ def dask_task(work: Work, payload: Any, job_id: str) -> Any:
     def report(stage: str, fraction: float | None = None) -> None:
         client.set_metadata(["mlwidget", job_id], [stage, fraction])
 
+    params = (
+        ((payload.get("options") or {}).get("params") or {}) if isinstance(payload, dict) else {}
+    )
+    parallel = any(k.endswith("n_jobs") and v not in (None, 1) for k, v in params.items())
     try:
+        if not parallel:  # joblib's dask backend would ship every tree's data to the cluster
+            return work(payload, report)
         with joblib.parallel_config(backend="dask"):
             return work(payload, report)
     except BaseException as exc:
