@@ -13,7 +13,7 @@ import pytest
 from conftest import GUIDE_OPTIONS
 from rest_helpers import stored
 
-from mlwidget import Conflict, MLModel
+from mlwidget import BadRequest, Conflict, MLModel
 from mlwidget.jobs import JobCancelled, Runner
 from mlwidget.widgets import build_app
 
@@ -104,9 +104,21 @@ def test_widgets_show_progress_and_cancel(titanic: MLModel, store_dir: Path) -> 
     assert stored(store_dir) == before
 
 
-def test_a_score_job_answers_as_score(titanic: MLModel, titanic_csv: Path) -> None:
-    frame = pd.read_csv(titanic_csv)
-    job = titanic.start_job("score", frame, metric="roc_auc")
-    assert job.result(60) == titanic.score(frame, metric="roc_auc")
-    job = titanic.start_job("predict_proba", frame)
-    assert job.result(60) == titanic.predict_proba(frame)
+@pytest.mark.parametrize("executor", ["process", "thread"])
+def test_score_and_prediction_jobs_answer_as_the_calls(
+    titanic: MLModel, titanic_csv: Path, executor: str
+) -> None:
+    model = MLModel.open("titanic", store=titanic.store, executor=executor)
+    frame = pd.concat([pd.read_csv(titanic_csv)] * 30, ignore_index=True)  # 26,730 rows: 2 chunks
+    job = model.start_job("score", frame, metric="roc_auc")
+    assert job.result(60) == model.score(frame, metric="roc_auc")
+    job = model.start_job("predict_proba", frame)
+    assert job.result(60) == model.predict_proba(frame)
+    job = model.start_job("predict", frame)
+    assert job.result(60) == model.predict(frame) and job.progress == 1
+    records = model.start_job("predict_table", frame.head(5)).result(60)
+    assert [r["Survived"] for r in records] == model.predict(frame.head(5))
+    with pytest.raises(BadRequest, match="needs rows"):
+        model.start_job("predict", frame.head(0))
+    with pytest.raises(BadRequest, match="job action"):
+        model.start_job("explain", frame)
