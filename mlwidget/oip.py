@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .errors import BadRequest
+from .errors import BadRequest, PayloadTooLarge
 
 NUMERIC = {
     "BOOL": "?",
@@ -192,12 +192,20 @@ def _values(item: Mapping[str, Any], tail: bytes, offset: int) -> tuple[list[Any
 
 
 def request_frame(
-    request: Mapping[str, Any], tail: bytes, features: list[str], numeric: tuple[str, ...] = ()
+    request: Mapping[str, Any],
+    tail: bytes,
+    features: list[str],
+    numeric: tuple[str, ...] = (),
+    max_cells: int | None = None,
 ) -> pd.DataFrame:
     """The rows an inference request carries, as a table with the features' names.
     ``numeric``: features whose values are numbers (categories such as Pclass 1, 2, 3 too): text
     that reads as numbers is converted at once, column by column (else the model's casting
     says which value is wrong)."""
+    if max_cells is None:
+        from . import tables
+
+        max_cells = tables.MAX_CELLS
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise BadRequest(
@@ -222,6 +230,11 @@ def request_frame(
         ):
             raise BadRequest(
                 f"Input {name!r}: expected a shape of one or two sizes, got {shape!r}."
+            )
+        if math.prod(shape) > max_cells:
+            raise PayloadTooLarge(
+                f"Input {name!r}: its shape {shape} is over this server's ceiling of "
+                f"{max_cells:,} values in a request (MLWidgetApp.max_table_cells)."
             )
         values, offset = _values(item, tail, offset)
         if len(values) != math.prod(shape):
@@ -248,6 +261,11 @@ def request_frame(
                 f"another {rows}."
             )
         rows = count
+    if (rows or 0) * max(1, len(features)) > max_cells:
+        raise PayloadTooLarge(
+            f"The request has {rows:,} rows of {len(features)} features, over this server's "
+            f"ceiling of {max_cells:,} values (MLWidgetApp.max_table_cells). Send fewer rows."
+        )
     missing = [f for f in features if f not in columns]
     if missing:
         raise BadRequest(

@@ -214,3 +214,47 @@ async def test_bad_binary_headers_and_unknown_models(jp_fetch, titanic):
         jp_fetch, "models", "titanic", "versions", "1", "infer", body={"inputs": inputs}
     )
     assert_clean_error(reply, 400)
+
+
+class TestCeilings:
+    """A V2 request is held to the same ceilings as the MLHandler API's bodies."""
+
+    @pytest.fixture
+    def jp_server_config(self, store_dir: Path) -> dict:
+        return {
+            "ServerApp": {"jpserver_extensions": {"mlwidget_server": True}},
+            "MLWidgetApp": {
+                "store_dir": str(store_dir),
+                "executor": "thread",
+                "max_body_size": 20_000,
+                "max_table_cells": 700,
+            },
+        }
+
+    @pytest.fixture(autouse=True)
+    def restore_ceilings(self):
+        """The server sets the process-wide table ceiling: put it back afterwards."""
+        from mlwidget import tables
+
+        before = tables.MAX_CELLS
+        yield
+        tables.set_limits(max_cells=before)
+
+    async def test_body_and_table_ceilings(self, titanic, rows, jp_fetch):
+        meta = (await v2(jp_fetch, "models", "titanic")).json()
+        schema = {i["name"]: i["datatype"] for i in meta["inputs"]}
+        small = {"inputs": columnar(rows.head(10), schema)}
+        reply = await v2(jp_fetch, "models", "titanic", "infer", body=small)
+        assert reply.code == 200, reply.text
+        # 101 rows x 7 features = 707 values: over the 700-value ceiling, refused before predicting
+        more = pd.concat([rows, rows, rows], ignore_index=True).head(101)
+        reply = await v2(
+            jp_fetch, "models", "titanic", "infer", body={"inputs": columnar(more, schema)}
+        )
+        assert_clean_error(reply, 413, "max_table_cells")
+        huge = [{"name": "Age", "datatype": "FP64", "shape": [10**9], "data": [1]}]
+        reply = await v2(jp_fetch, "models", "titanic", "infer", body={"inputs": huge})
+        assert_clean_error(reply, 413, "max_table_cells")
+        padded = json.dumps(small) + " " * 30_000
+        reply = await v2(jp_fetch, "models", "titanic", "infer", body=padded.encode())
+        assert_clean_error(reply, 413, "max_body_size")

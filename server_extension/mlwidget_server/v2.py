@@ -10,7 +10,7 @@ from typing import Any
 
 import tornado.web
 
-from mlwidget import NotFound, __version__, oip
+from mlwidget import NotFound, PayloadTooLarge, __version__, oip
 from mlwidget.jsonable import to_jsonable
 
 from .handlers import BaseHandler
@@ -81,12 +81,42 @@ class ModelReadyHandler(V2Handler):
         await self.send_json({"name": name, "ready": True})
 
 
+@tornado.web.stream_request_body
 class InferHandler(V2Handler):
+    """The body is read as it arrives, within ``max_body_size`` (413 past it, as for the
+    MLHandler API), and the table within ``max_table_cells``."""
+
+    def initialize(self, name: str, registry: Any) -> None:  # type: ignore[override]
+        super().initialize(name, registry)
+        self._chunks: list[bytes] = []
+        self._received = 0
+
+    async def prepare(self) -> None:
+        await super().prepare()
+        if self._finished or not self.current_user:
+            return
+        limit = self.registry.max_body_size
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge(
+                f"The request body is {int(length)} bytes; this server accepts at most {limit} "
+                "bytes (MLWidgetApp.max_body_size). Send fewer rows per request."
+            )
+        self.request.connection.set_max_body_size(2 * limit + 1)  # past it: dropped, then 413
+
+    def data_received(self, chunk: bytes) -> None:
+        self._received += len(chunk)
+        if self._received <= self.registry.max_body_size:
+            self._chunks.append(chunk)
+
     @tornado.web.authenticated
     async def post(self, name: str, version: str | None = None) -> None:
         m = await self.model(name, version)
         header = self.request.headers.get("Inference-Header-Content-Length")
-        body = self.request.body
+        if self._received > self.registry.max_body_size:
+            raise PayloadTooLarge("The request body is over MLWidgetApp.max_body_size.")
+        body = b"".join(self._chunks)
+        self._chunks = []
 
         def infer() -> dict:
             request, tail = oip.parse_body(body, header)
