@@ -23,11 +23,23 @@ Report = Callable[[str, "float | None"], None]
 CHUNKS = 10  # progress reports a forest makes
 
 
+def _on_dask() -> bool:
+    """Whether joblib runs on a Dask cluster here: then a forest fits in one call, as the
+    cluster then receives its training matrix once, not once per chunk of trees."""
+    try:
+        from joblib.parallel import get_active_backend
+
+        return type(get_active_backend()[0]).__name__ == "DaskDistributedBackend"
+    except Exception:
+        return False
+
+
 def _forest(estimator: Any) -> bool:
     from sklearn.ensemble._forest import BaseForest
 
     return (
-        isinstance(estimator, BaseForest)
+        not _on_dask()
+        and isinstance(estimator, BaseForest)
         and not estimator.warm_start
         and isinstance(estimator.n_estimators, int)
         and estimator.n_estimators >= 2

@@ -299,6 +299,7 @@ class Runner:
             try:
                 client.set_metadata(key, None)
                 shared.release()
+                future.release()  # the fitted model need not stay in the cluster's memory
             except Exception:  # the scheduler is gone: nothing to clean up
                 pass
 

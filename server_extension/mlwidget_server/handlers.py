@@ -120,6 +120,19 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
         self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
         self.finish(data, set_content_type=mime)
 
+    def limit_body(self) -> None:
+        """For a streamed body: 413 from its Content-Length past ``max_body_size``, before it
+        is read. Bodies without a Content-Length are counted in ``data_received`` and dropped
+        beyond the limit; the connection itself gives up at twice the limit."""
+        limit = self.registry.max_body_size
+        length = self.request.headers.get("Content-Length", "")
+        if length.isdigit() and int(length) > limit:
+            raise PayloadTooLarge(
+                f"The request body is {int(length)} bytes; this server accepts at most {limit} "
+                "bytes (MLWidgetApp.max_body_size). Send a smaller body or raise the limit."
+            )
+        self.request.connection.set_max_body_size(2 * limit + 1)
+
     async def check_authorized(self, action: str) -> None:
         """Jupyter's authorizer, as ``@authorized`` does it, with an action chosen per request."""
         user = self.current_user
@@ -177,16 +190,7 @@ class ModelHandler(PageMixin, BaseHandler):
         await super().prepare()  # authenticates (see BaseHandler), before any body is read
         if self._finished or not self.current_user:
             return
-        limit = self.registry.max_body_size
-        length = self.request.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > limit:
-            raise PayloadTooLarge(
-                f"The request body is {int(length)} bytes; this server accepts at most {limit} "
-                "bytes (MLWidgetApp.max_body_size). Send a smaller file or raise the limit."
-            )
-        # Bodies without a Content-Length are counted in data_received and dropped beyond the
-        # limit; the connection itself gives up at twice the limit.
-        self.request.connection.set_max_body_size(2 * limit + 1)
+        self.limit_body()
         await self.check_authorized(self._auth_action())
 
     def data_received(self, chunk: bytes) -> None:

@@ -95,14 +95,7 @@ class InferHandler(V2Handler):
         await super().prepare()
         if self._finished or not self.current_user:
             return
-        limit = self.registry.max_body_size
-        length = self.request.headers.get("Content-Length", "")
-        if length.isdigit() and int(length) > limit:
-            raise PayloadTooLarge(
-                f"The request body is {int(length)} bytes; this server accepts at most {limit} "
-                "bytes (MLWidgetApp.max_body_size). Send fewer rows per request."
-            )
-        self.request.connection.set_max_body_size(2 * limit + 1)  # past it: dropped, then 413
+        self.limit_body()
 
     def data_received(self, chunk: bytes) -> None:
         self._received += len(chunk)
