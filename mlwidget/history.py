@@ -7,7 +7,7 @@ from typing import Any
 
 from . import jobs as jobs_
 from . import versions
-from .errors import BadRequest, NotFound, reason
+from .errors import BadRequest, NotFound
 
 
 class VersionsMixin:
@@ -73,29 +73,23 @@ class VersionsMixin:
             if "predict_proba" in outputs:
                 out["predict_proba"] = self.predict_proba(data)
             return out
-        from .jsonable import to_jsonable
-        from .schema import cast
+        from . import predicting
+        from .snapshot import Snapshot
 
-        entry = versions.find(self._snapshot().state, version, self.name)
-        pipeline = self._version_pipeline(entry)
-        schema = entry["schema"]
-        frame = cast(data[[f["name"] for f in schema]].reset_index(drop=True), schema)
+        state = self._snapshot().state
+        entry = versions.find(state, version, self.name)
+        kept = {
+            **state,
+            "model": entry["model"],
+            "fitted": entry["fitted"],
+            "schema": entry["schema"],
+        }
+        snap = Snapshot.detached(self.name, kept, self._version_pipeline(entry))
         out = {}
-        try:
-            if "predict" in outputs:
-                out["predict"] = to_jsonable(list(pipeline.predict(frame)))
-            if "predict_proba" in outputs:
-                if not hasattr(pipeline, "predict_proba"):
-                    raise BadRequest(f"Version {entry['version']} does not give probabilities.")
-                classes = to_jsonable(list(pipeline.classes_))
-                out["predict_proba"] = [
-                    dict(zip(classes, map(float, row), strict=True))
-                    for row in pipeline.predict_proba(frame)
-                ]
-        except (ValueError, TypeError) as exc:
-            raise BadRequest(
-                f"Version {entry['version']} could not answer: {reason(exc)}"
-            ) from None
+        if "predict" in outputs:
+            out["predict"] = predicting.predict(snap, self.name, data, None)
+        if "predict_proba" in outputs:
+            out["predict_proba"] = predicting.predict_proba(snap, self.name, data, None)
         return out
 
     def _version_pipeline(self, entry: dict[str, Any]) -> Any:

@@ -59,6 +59,14 @@ class Snapshot:
     def __repr__(self) -> str:
         return f"<Snapshot {self.name!r} version {self.state.get('version')}>"
 
+    @classmethod
+    def detached(cls, name: str, state: Mapping[str, Any], pipeline: Any) -> Snapshot:
+        """A snapshot of ``state`` whose fitted ``pipeline`` is given, not read from a store:
+        for a job's worker, or an older version kept in the store."""
+        snap = cls(name, Path("."), state, None, None)
+        snap.adopt(pipeline)
+        return snap
+
     # ---------------------------------------------------------------- what the state says
 
     @property

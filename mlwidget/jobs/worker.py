@@ -41,8 +41,6 @@ def predict(payload: dict[str, Any], report: Callable[..., None]) -> Any:
     """Predictions or a score of ``payload["frame"]`` by ``payload["pipeline"]`` (the serving
     model, with its ``state``), in chunks of rows with progress. The same answers as
     ``MLModel.predict`` / ``predict_proba`` / ``score``; ``predict_table`` gives records."""
-    from pathlib import Path
-
     import pandas as pd
 
     from .. import predicting
@@ -50,8 +48,7 @@ def predict(payload: dict[str, Any], report: Callable[..., None]) -> Any:
     from ..snapshot import Snapshot
 
     name, action, frame = payload["name"], payload["action"], payload["frame"]
-    snap = Snapshot(name, Path("."), payload["state"], None, None)
-    snap.adopt(payload["pipeline"])
+    snap = Snapshot.detached(name, payload["state"], payload["pipeline"])
     if action == "score":
         report("score", None)
         return predicting.score(snap, name, frame, payload["metric"])
