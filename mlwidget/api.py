@@ -18,6 +18,10 @@ GET_KEYS = ("_model", "_download", "_cache", "_params", "_openapi", "_job", "_jo
 # POST ?_wait=false: start a job and answer 202 at once (retrain, score, predict, predict_proba)
 JOB_ACTIONS = ("retrain", "train", "score", "predict", "predict_proba")
 DELETE_ITEMS = ("model", "cache")
+# POST {base_url}mlhandler/?_action=... on the listing (needs `write`; stores nothing)
+LIST_ACTIONS = ("preview",)
+# POST ?_action=predict&_format=table&_proba=true: one P(<class>) column per class
+TABLE_KEYS = ("_proba",)
 # Query keys Jupyter itself consumes: never features or options.
 JUPYTER_KEYS = ("token", "_xsrf")
 
@@ -30,7 +34,7 @@ MIME = {
     "parquet": "application/vnd.apache.parquet",
     "binary": "application/octet-stream",
 }
-PREDICT_FORMATS = ("json", "records", "csv", "xlsx")  # ?_format= of predictions
+PREDICT_FORMATS = ("json", "records", "csv", "xlsx", "table")  # ?_format= of predictions
 CACHE_FORMATS = ("json", "records", "csv", "xlsx", "parquet")  # ?_cache&_format=
 # Content types that say nothing about a body's format: the file name or the bytes decide.
 # ("application/unknown" is what tornado gives a multipart file sent without a Content-Type, as

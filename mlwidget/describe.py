@@ -54,6 +54,8 @@ def info(
         "stale": bool(stale_reasons),
         "stale_reasons": stale_reasons,
         "warnings": list(state.get("warnings") or []) + versions.library_warnings(fitted),
+        # what was decided for the user (a class chosen for the target), as sentences
+        "notes": list(state.get("notes") or []),
         "path": os.path.basename(path) if path else "store",
         # the serving version (see versions.py), and how many commits the state has seen
         "version": versions.serving(state),

@@ -8,7 +8,6 @@ notices whether another process committed a change and reloads if so.
 from __future__ import annotations
 
 import os
-import warnings as _warnings
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
@@ -16,7 +15,7 @@ from typing import Any, TypeVar
 import joblib
 import pandas as pd
 
-from . import describe, predicting, schema, tasks, training
+from . import chunked, describe, predicting, schema, tasks, training
 from . import estimators as est
 from . import jobs as jobs_
 from . import options as opt
@@ -44,7 +43,8 @@ class MLModel(VersionsMixin):
     """A named scikit-learn model in the shared store.
 
     ``MLModel(name, data=..., class_=..., target_col=..., ...)`` creates the model if the store has
-    none by that name, training it once when both data and a class are given; if the model
+    none by that name, training it once when given data and a class or a target column (no
+    class: the default for the target's kind, said in ``info()["notes"]``); if the model
     exists it is opened and the stored state wins (change it with :meth:`configure`, or pass
     ``overwrite=True`` to start over). Options may also come Gramex-style:
     ``model={"class": ..., "target_col": ..., "params": {...}}``. Keys that are not option names
@@ -91,19 +91,8 @@ class MLModel(VersionsMixin):
         else:
             self._snapshot()
             if raw:
-                self._warn_unapplied(raw, base_dir)
-
-    def _warn_unapplied(self, raw: dict[str, Any], base_dir: Any) -> None:
-        """Opened with options that differ from the stored ones: say which (stored wins)."""
-        differ = state_.unapplied_raw(self._snapshot().options, raw, base_dir, self.allowed_classes)
-        if differ:
-            _warnings.warn(
-                f"Model {self.name!r} already exists in the store, so these were not applied: "
-                f"{', '.join(differ)}. Apply them with model.configure(...) and then "
-                "model.retrain(), or pass overwrite=True to start over.",
-                UserWarning,
-                stacklevel=3,
-            )
+                stored = self._snapshot().options
+                state_.warn_unapplied(self.name, stored, raw, base_dir, self.allowed_classes)
 
     @classmethod
     def open(
@@ -135,7 +124,7 @@ class MLModel(VersionsMixin):
     # state
 
     def _create(self, raw: dict[str, Any], base_dir: Any, overwrite: bool) -> None:
-        merged, table, imported, warns = state_.initial(raw, base_dir, self.allowed_classes)
+        merged, table, imported, warns, notes = state_.initial(raw, base_dir, self.allowed_classes)
         with self.store.lock(self.name, self.lock_timeout):
             if self.store.exists(self.name) and not overwrite:
                 return  # another process created it first: open theirs
@@ -143,7 +132,7 @@ class MLModel(VersionsMixin):
             state = {"version": (previous or {}).get("version", 0), "created_at": state_.now()}
             state.update(options=merged, data=None, model=None, fitted=None, schema=None)
             state["warnings"] = warns
-            state["created_warnings"] = warns
+            state["created_warnings"], state["notes"] = warns, notes
             if table is not None:
                 self._put_data(state, table)
                 state["data_rows"] = len(table)
@@ -250,15 +239,7 @@ class MLModel(VersionsMixin):
         empty table with the stored columns (and dtypes); NotFound only for a model that never
         had training data."""
         snap, frame = self._read(lambda snap: (snap, snap.data()))
-        if frame is None:
-            empty = state_.emptied_data(snap.state)
-            if empty is None:
-                raise NotFound(
-                    f"Model {self.name!r} has no training data. Add some with append() or "
-                    "retrain(data)."
-                )
-            return empty
-        return frame.copy()
+        return frame.copy() if frame is not None else state_.emptied_or_404(self.name, snap.state)
 
     def _fast(self, snap: Snapshot) -> Any:
         """The snapshot's compiled few-row predictor, unless ``fast_path`` is off."""
@@ -292,8 +273,21 @@ class MLModel(VersionsMixin):
         return self._read(answer)
 
     def predict(self, data: Any) -> list[Any]:
-        """One prediction per input row, in input order."""
+        """One prediction per input row, in input order. ``data`` may also be chunks of rows
+        (``pd.read_csv(path, chunksize=100_000)``): memory then stays bounded by a chunk."""
+        if chunked.is_chunks(data):
+            return [p for part in self.predict_parts(data) for p in part]
         return self._read(lambda snap: self._predict(snap, data))
+
+    def predict_parts(self, chunks: Iterable[Any], convert: Callable | None = None) -> list[Any]:
+        """Predictions of each chunk of rows (``convert``-ed, e.g. to JSON text), all from one
+        version of the model, in order (see chunked.py)."""
+        snap = self._snapshot()
+        self._require_pipeline(snap)  # loaded once: a commit meanwhile changes nothing here
+        fast = self._fast(snap)
+        return chunked.predict_parts(
+            lambda frame: predicting.predict(snap, self.name, frame, fast), chunks, convert
+        )
 
     def _predict(self, snap: Snapshot, data: Any) -> list[Any]:
         return predicting.predict(snap, self.name, data, self._fast(snap))
@@ -305,14 +299,18 @@ class MLModel(VersionsMixin):
         )
 
     def predict_table(self, data: Any) -> pd.DataFrame:
-        """The input rows with the predictions in the target column.
+        """The input rows with the predictions in the target column, text features typed as
+        the model reads them (``Age=22`` -> ``22.0``), as Gramex does."""
+        frame = read_table(data)
+        return self._read(lambda s: predicting.predict_table(s, self.name, frame, self._fast(s)))
 
-        Feature values that arrive as text (a GET query's, or strings in a body) are echoed as
-        the model reads them (``Age=22`` -> ``22.0``), as Gramex does; values already typed
-        (JSON numbers, CSV columns) and columns that are not features stay as given."""
+    def predict_results(self, data: Any, proba: bool = False) -> dict[str, Any]:
+        """``{"table", "predicted", "actual", "score", "proba"}``: the input as given plus
+        ``predicted <target>``, ``P(<class>)`` columns if ``proba``, and, when the input has
+        the target column, ``correct`` (classifiers) or ``error`` (regressors) and the score."""
         frame = read_table(data)
         return self._read(
-            lambda snap: predicting.predict_table(snap, self.name, frame, self._fast(snap))
+            lambda s: predicting.predict_results(s, self.name, frame, self._fast(s), proba)
         )
 
     def score(self, data: Any, metric: str | None = None) -> dict[str, Any]:

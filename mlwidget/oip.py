@@ -177,16 +177,13 @@ def _values(item: Mapping[str, Any], tail: bytes, offset: int) -> tuple[list[Any
     if "data" not in item:
         raise BadRequest(f"Input {name!r} has no data (and no binary_data_size).")
     values = _flat(item["data"])
-    if datatype == "BYTES":
-        encoded = parameters.get("content_type") == "base64"
+    if datatype == "BYTES" and parameters.get("content_type") == "base64":
         out = []
         for v in values:
-            if encoded:
-                try:
-                    v = base64.b64decode(str(v), validate=True).decode("utf-8", "replace")
-                except (binascii.Error, ValueError):
-                    raise BadRequest(f"Input {name!r}: {str(v)[:40]!r} is not base64.") from None
-            out.append(v)
+            try:
+                out.append(base64.b64decode(str(v), validate=True).decode("utf-8", "replace"))
+            except (binascii.Error, ValueError):
+                raise BadRequest(f"Input {name!r}: {str(v)[:40]!r} is not base64.") from None
         values = out
     return values, offset
 
@@ -272,16 +269,20 @@ def request_frame(
             f"Expected an input for each feature; missing {', '.join(map(repr, missing))}. "
             f"The model's inputs: {', '.join(map(repr, features))} (GET v2/models/<name>)."
         )
-    data: dict[str, Any] = {}
-    for f in features:
-        values = columns[f]
-        if f in numeric and values and isinstance(values[0], str):
-            try:
-                values = np.asarray(values, dtype=np.float64)  # "3" -> 3.0, all at once
-            except ValueError:
-                pass  # "" or a word: the model's casting reads it value by value
-        data[f] = values
-    return pd.DataFrame(data)
+    return pd.DataFrame({f: _column(columns[f], f in numeric) for f in features})
+
+
+def _column(values: list[Any], numeric: bool) -> pd.Series:
+    """One feature's values as a typed column, built at once: numbers (and text that reads as
+    numbers, for a numeric feature: "3" -> 3.0) as float64, anything else as objects, which the
+    model's casting reads value by value (a word in a number column is a 400 naming it). Typed
+    columns spare pandas its per-value inference, the bulk of building a 10,000-row frame."""
+    if numeric or (values and not isinstance(values[0], str)):
+        try:
+            return pd.Series(np.asarray(values, dtype=np.float64))
+        except (ValueError, TypeError):
+            pass
+    return pd.Series(np.array(values, dtype=object), dtype=object)
 
 
 def requested(request: Mapping[str, Any]) -> list[str]:

@@ -189,3 +189,76 @@ def score(snap: Snapshot, name: str, frame: pd.DataFrame, metric: str | None) ->
     except (ValueError, TypeError, AttributeError) as exc:
         raise BadRequest(f"Could not compute {metric}: {reason(exc)}") from None
     return {"score": float(value), "metric": metric, "rows": len(X)}
+
+
+def _free_name(frame: pd.DataFrame, name: str) -> str:
+    """``name``, or ``name (2)``... if the input already has such a column."""
+    taken = {str(c) for c in frame.columns}
+    candidate, n = name, 1
+    while candidate in taken:
+        n += 1
+        candidate = f"{name} ({n})"
+    return candidate
+
+
+def predict_results(
+    snap: Snapshot, name: str, frame: pd.DataFrame, fast: Any, proba: bool = False
+) -> dict[str, Any]:
+    """Bulk results a person reads (see ``MLModel.predict_results``): the input as given, the
+    predictions, class probabilities if asked, and ``correct`` / ``error`` with the score when
+    the input has the target column."""
+    preds = predict(snap, name, frame, fast)
+    fitted = snap.fitted
+    kind = fitted.get("kind")
+    target = fitted.get("target_col") or snap.options.get("target_col")
+    table = frame.copy().reset_index(drop=True)
+    if preds and isinstance(preds[0], list):  # a transformer: one column per component
+        names = [_free_name(table, f"component_{i}") for i in range(len(preds[0]))]
+        for i, column in enumerate(names):
+            table[column] = [row[i] for row in preds]
+        predicted = names[0]
+    else:
+        predicted = _free_name(table, f"predicted {target}" if target else "prediction")
+        table[predicted] = pd.Series(preds, dtype=object if not preds else None)
+    proba_columns: list[str] = []
+    if proba:
+        rows = predict_proba(snap, name, frame, fast)
+        classes = (
+            list(rows[0]) if rows else list(getattr(final_step(snap.pipeline()), "classes_", []))
+        )
+        for label in classes:
+            column = _free_name(table, f"P({label})")
+            table[column] = [float(row[label]) for row in rows]
+            proba_columns.append(column)
+    actual, scored = None, None
+    supervised = kind in ("classifier", "regressor")
+    if supervised and target and target in [str(c) for c in frame.columns] and len(table):
+        actual = target
+        raw = table[target]
+        known = raw.notna()
+        truth = pd.Series([None] * len(table), dtype=object)
+        if known.any():
+            truth[known] = schema.cast_target(raw[known], fitted.get("target_dtype")).to_numpy(
+                dtype=object
+            )
+        if kind == "classifier":
+            correct = [
+                None if not k else bool(p == t)
+                for p, t, k in zip(table[predicted], truth, known, strict=True)
+            ]
+            dtype = bool if known.all() else object
+            table[_free_name(table, "correct")] = pd.Series(correct, dtype=dtype)
+        else:
+            predicted_numbers = pd.to_numeric(table[predicted], errors="coerce")
+            table[_free_name(table, "error")] = predicted_numbers - pd.to_numeric(
+                truth, errors="coerce"
+            )
+        if known.any():
+            scored = score(snap, name, frame, None)
+    return {
+        "table": table,
+        "predicted": predicted,
+        "actual": actual,
+        "score": scored,
+        "proba": proba_columns,
+    }

@@ -102,6 +102,18 @@ def imported_meta(model: Any, options: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+def emptied_or_404(name: str, state: Mapping[str, Any]) -> pd.DataFrame:
+    """``emptied_data``, or NotFound for a model that never had training data."""
+    from .errors import NotFound
+
+    empty = emptied_data(state)
+    if empty is None:
+        raise NotFound(
+            f"Model {name!r} has no training data. Add some with append() or retrain(data)."
+        )
+    return empty
+
+
 def emptied_data(state: Mapping[str, Any]) -> pd.DataFrame | None:
     """The empty table left by delete_data(): the stored columns, typed as they were (None
     when the model never had training data)."""
@@ -218,6 +230,24 @@ def unapplied(
     return differ
 
 
+def warn_unapplied(
+    name: str, stored: Mapping[str, Any], raw: dict[str, Any], base_dir: Any, allowed: Any
+) -> None:
+    """An existing model opened with options that differ from the stored ones: say which
+    (the stored ones win)."""
+    import warnings
+
+    differ = unapplied_raw(stored, raw, base_dir, allowed)
+    if differ:
+        warnings.warn(
+            f"Model {name!r} already exists in the store, so these were not applied: "
+            f"{', '.join(differ)}. Apply them with model.configure(...) and then "
+            "model.retrain(), or pass overwrite=True to start over.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
 def unapplied_raw(
     stored: Mapping[str, Any], raw: dict[str, Any], base_dir: Any, allowed_classes: Iterable[str]
 ) -> list[str]:
@@ -274,7 +304,29 @@ def initial(
                 f"Expected a joblib/pickle model file at model.path "
                 f"({os.path.basename(path)!r}), but it could not be loaded: {exc}."
             ) from None
-    return merged, table, imported, warns
+    notes = default_class(merged, table) if imported is None else []
+    return merged, table, imported, warns, notes
+
+
+def default_class(options: dict[str, Any], table: pd.DataFrame | None) -> list[str]:
+    """Give ``options`` a class when they have a target but none: the default for the kind of
+    problem the target column shows (see suggest.py). Returns the note that says so (a list
+    of sentences, empty when nothing was chosen)."""
+    from . import suggest
+
+    target = options.get("target_col")
+    if options.get("class") or not target or table is None:
+        return []
+    columns = [str(c) for c in table.columns]
+    if str(target) not in columns:
+        raise BadRequest(
+            f"Expected the target column {target!r} in the training data, got columns "
+            f"{', '.join(columns)}. Set target_col to one of them."
+        )
+    kind, why = suggest.infer_kind(table.iloc[:, columns.index(str(target))].rename(target))
+    options["class"] = suggest.default_class(kind)
+    options["params"] = {}
+    return [f"No class was given: {why}; using {options['class']}."]
 
 
 def record_fit(

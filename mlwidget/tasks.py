@@ -49,10 +49,15 @@ def retrain_job(
             f"Model {model.name!r} has no training data. Retrain with data "
             "(REST: POST a CSV/JSON body with ?_action=retrain) or append rows first."
         )
+    notes: list[str] = []
+    if not options.get("class") and options.get("target_col"):  # the default for the kind
+        stored = table if table is not None else model._read(Snapshot.data)
+        notes = state_.default_class(options, stored)
     if not options.get("class"):
         raise BadRequest(
             f"Model {model.name!r} has no model class. Set one first: "
-            "configure(class_='LogisticRegression') (REST: PUT ?_model&class=...)."
+            "configure(class_='LogisticRegression') (REST: PUT ?_model&class=...), or give "
+            "target_col and a class suited to it is chosen."
         )
     before = basis(snap.state)
 
@@ -77,8 +82,9 @@ def retrain_job(
                     "retrain ran (its options or data), so the fit was not stored. "
                     "Retrain again."
                 )
-            state["options"] = options
-            return store_fit(model, state, payload["table"], fitted, table is not None, metric)
+            state["options"], state["notes"] = options, notes
+            answer = store_fit(model, state, payload["table"], fitted, table is not None, metric)
+            return {**answer, "notes": notes}
 
     job = jobs_.Job("retrain", model.name, model._job_key, writer=True)
     return model.runner.start(job, prepare, worker.fit, commit, inline=inline)

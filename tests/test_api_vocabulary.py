@@ -35,6 +35,17 @@ async def test_the_openapi_document_uses_the_vocabulary(jp_fetch):
     assert parameter(document, path_item, "post", "_action")["enum"] == list(api.ACTIONS)
     formats = parameter(document, path_item, "get", "_format")
     assert set(formats["enum"]) >= set(api.PREDICT_FORMATS) | set(api.CACHE_FORMATS)
+    assert parameter(document, path_item, "post", "_format")["enum"] == list(api.PREDICT_FORMATS)
+    for key in api.TABLE_KEYS:
+        assert parameter(document, path_item, "post", key)["enum"] == ["true", "false"]
+    listing = document["paths"]["/mlhandler/"]
+    assert parameter(document, listing, "post", "_action")["enum"] == list(api.LIST_ACTIONS)
+
+
+@pytest.mark.parametrize("action", api.LIST_ACTIONS)
+async def test_the_listing_knows_every_list_action(jp_fetch, action):
+    reply = await call(jp_fetch, "mlhandler", "", method="POST", params={"_action": action})
+    assert reply.code == 400 and "needs a table" in reply.json()["error"], reply.text
 
 
 @pytest.mark.parametrize("action", api.ACTIONS)
@@ -62,3 +73,8 @@ def test_tables_widgets_and_readme_use_the_vocabulary():
         assert f"`{key}`" in README, key
     for fmt in api.PREDICT_FORMATS[1:]:
         assert fmt in README
+    assert "`_format=table`" in README
+    for action in api.LIST_ACTIONS:
+        assert f"?_action={action}`" in README, action
+    for key in api.TABLE_KEYS:
+        assert f"`&{key}=true`" in README, key

@@ -101,3 +101,7 @@ def test_fresh_environment_from_binder_serves_rest_and_dashboard(tmp_path: Path)
         assert page.status_code == 200, log.read_text()
         assert "application/vnd.jupyter.widget-view+json" in page.text
         assert "Traceback" not in page.text and "There was an error" not in page.text
+        # postBuild's kernel hygiene is in the environment's config: the page carries the _xsrf
+        # cookie its shutdown on close needs, and idle kernels nobody is connected to are culled
+        assert "_xsrf" in page.cookies, page.headers
+        assert "Culling kernels with idle durations > 300 seconds" in log.read_text()

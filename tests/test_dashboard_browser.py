@@ -187,3 +187,67 @@ def test_rest_change_shows_in_the_dashboard(server: Server, page) -> None:
     expect(page.locator(".mlwidget-predict .mlwidget-prediction")).to_have_text(
         re.compile(r"^[01]$")
     )
+
+
+def create_model(page, csv: Path, target: str, kind: str, estimator: str) -> None:
+    """The dashboard's New model flow, as a person does it: file, check, Create."""
+    from playwright.sync_api import expect
+
+    form = page.locator(".mlwidget-new")
+    if not form.is_visible():
+        page.locator(".mlwidget-new-button").click()
+    # ipywidgets' FileUpload keeps its <input type=file> out of the page: use the chooser
+    with page.expect_file_chooser() as chooser:
+        form.locator(".mlwidget-new-file").click()
+    chooser.value.set_files(str(csv))
+    expect(form.locator(".mlwidget-new-preview table")).to_be_visible()
+    expect(form.locator(".mlwidget-new-target select")).to_have_value(target)
+    expect(form.locator(".mlwidget-new-kind button.mod-active")).to_have_text(kind)
+    expect(form.locator(".mlwidget-new-why")).to_contain_text(
+        "so this is " + {"classifier": "classification", "regressor": "regression"}[kind]
+    )
+    expect(form.locator(".mlwidget-new-class select")).to_have_value(estimator)
+    expect(form.locator(".mlwidget-new-name input")).to_have_value(csv.stem)
+    shot(page, f"new-{csv.stem}")
+    form.locator(".mlwidget-new-create").click()
+    # training runs as a job: its stage and elapsed time show meanwhile
+    expect(form.locator(".mlwidget-new-status")).to_contain_text(
+        f"Created {csv.stem}", timeout=TIMEOUT_MS
+    )
+    expect(page.locator(".mlwidget-title")).to_have_text(f"Model: {csv.stem}")
+    expect(page.locator(".mlwidget-dashboard-status")).to_contain_text(
+        f"Created {csv.stem}: {estimator} predicting {target}"
+    )
+    expect(page.locator(".mlwidget-picker select")).to_have_value(csv.stem)
+
+
+def fill(page, row: dict) -> None:
+    for name, value in row.items():
+        box = page.locator(f".mlwidget-input-{name} input")
+        box.fill(str(value))
+        box.press("Tab")
+
+
+def test_new_models_from_files_without_code(server: Server, page) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(server.dashboard())
+    page.locator(".mlwidget-app").wait_for()
+    create_model(page, NOTEBOOKS / "iris.csv", "species", "classifier", "RandomForestClassifier")
+    fill(page, {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.5, "petal_width": 2})
+    page.locator(".mlwidget-predict-button").click()
+    expect(page.locator(".mlwidget-predict .mlwidget-prediction")).to_have_text("virginica")
+    shot(page, "new-iris-predict")
+
+    create_model(page, NOTEBOOKS / "weight.csv", "weight", "regressor", "RandomForestRegressor")
+    page.locator(".mlwidget-predict-button").click()
+    prediction = page.locator(".mlwidget-predict .mlwidget-prediction")
+    expect(prediction).to_have_text(re.compile(r"^\d+(\.\d{1,2})?$"))  # rounded for display
+    # the picker swaps back to a model, and the store holds both for the REST API too
+    page.locator(".mlwidget-picker select").select_option("iris")
+    expect(page.locator(".mlwidget-title")).to_have_text("Model: iris")
+    assert {"iris", "weight", "titanic"} <= {p.name for p in server.store.iterdir()}
+    answer = requests.get(
+        f"{server.url}/mlhandler/weight?male=1&age=30&height=170", headers=server.auth, timeout=30
+    )
+    assert answer.status_code == 200, answer.text

@@ -77,9 +77,17 @@ def test_readme_starts_with_the_two_commands() -> None:
     lines = README.splitlines()
     assert lines[0] == "# mlwidget"
     assert lines[2] == "```bash"
+    # the main command installs the runtime only (no apt, no test extras) and serves the demo
     start = lines[3].split("#")[0].strip()
-    assert start == "bash .ci/setup && .venv/bin/jupyter mlwidget"
+    assert (
+        start == "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/jupyter mlwidget"
+    )
     assert lines[5] == "```"
+    assert lines[4].split("#")[0].strip() == "bash .ci/test"
+    test_command = (ROOT / ".ci" / "test").read_text()
+    assert "bash .ci/setup-tests" in test_command and '-m pytest "$@"' in test_command
+    assert "apt-get" not in (ROOT / ".ci" / "setup").read_text()
+    assert "[test]" not in (ROOT / ".ci" / "setup").read_text()
     # the second command is the test command CI runs (the last command of .ci/run)
     ci = [
         line.strip()

@@ -230,6 +230,17 @@ def test_document_describes_the_model(server):
     for key in ("data", "path", "template", "memory", "input", "pre_dispatch", "importance_getter"):
         assert f"`{key}`" in refused, key
         assert key not in put, key
+    # the listing's preview, and the bulk results table
+    preview = doc["paths"]["/mlhandler/"]["post"]
+    assert {p["name"]: p["schema"].get("enum") for p in preview["parameters"]} == {
+        "_action": ["preview"], "target_col": None,
+    }  # fmt: skip
+    assert preview["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/Preview"
+    }
+    assert post["_proba"]["schema"]["enum"] == ["true", "false"]
+    assert "table" in post["_format"]["schema"]["enum"]
+    assert "notes" in schemas["ModelInfo"]["properties"]
     delete = {p["name"] for p in item["delete"]["parameters"]}
     assert delete == {"_job", "_model", "_cache", "delete"}
     # every error shape, and the security scheme

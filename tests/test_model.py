@@ -5,7 +5,7 @@ from __future__ import annotations
 import joblib
 import pandas as pd
 import pytest
-from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
+from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER, NOTEBOOKS
 
 from mlwidget import BadRequest, MLModel, MLWidgetError, NotFound, list_models
 
@@ -250,8 +250,9 @@ def test_bad_names_and_missing_class(store_dir, titanic_csv):
     empty = MLModel("empty", store=store_dir)
     with pytest.raises(NotFound, match="no training data"):
         empty.retrain()
-    with pytest.raises(BadRequest, match="no model class"):
-        empty.retrain(pd.read_csv(titanic_csv), target_col="Survived")
+    with pytest.raises(BadRequest, match="no model class"):  # no class and no target
+        empty.retrain(pd.read_csv(titanic_csv))
+    assert empty.info()["fitted"] is None and empty.versions() == []
 
 
 def test_opening_an_existing_model_with_other_options_says_what_was_not_applied(
@@ -274,3 +275,63 @@ def test_opening_an_existing_model_with_other_options_says_what_was_not_applied(
         warnings.simplefilter("error")
         MLModel("t", data=str(titanic_csv), class_="LogisticRegression", **options)
         MLModel.open("t")
+
+
+def test_no_class_with_a_target_trains_the_default_for_its_kind(store_dir, titanic_csv):
+    iris = MLModel("iris", data=NOTEBOOKS / "iris.csv", target_col="species", store=store_dir)
+    info = iris.info()
+    assert info["model"] == "RandomForestClassifier" and info["fitted"]["kind"] == "classifier"
+    assert info["notes"] == [
+        "No class was given: species holds 3 distinct text values, so this is classification; "
+        "using RandomForestClassifier."
+    ]
+    assert info["stale"] is False and iris.versions()[0]["class"] == "RandomForestClassifier"
+    weight = MLModel("weight", data=NOTEBOOKS / "weight.csv", target_col="weight", store=store_dir)
+    assert weight.info()["model"] == "RandomForestRegressor"
+    assert "so this is regression" in weight.info()["notes"][0]
+    # data without a target stays untrained; a retrain naming the target picks the class
+    titanic = MLModel("t", data=titanic_csv, store=store_dir, exclude=["Name", "Ticket"])
+    assert titanic.info()["fitted"] is None and titanic.info()["notes"] == []
+    answer = titanic.retrain(target_col="Survived")
+    assert answer["model"] == "RandomForestClassifier" and "2 distinct whole" in answer["notes"][0]
+    assert titanic.info()["notes"] == answer["notes"]
+    # a class given explicitly: no note, and the next retrain clears an old one
+    titanic.configure(class_="LogisticRegression")
+    assert titanic.retrain()["notes"] == [] and titanic.info()["notes"] == []
+    # a target that is not a column: a clear error, nothing stored
+    with pytest.raises(BadRequest, match="target column 'specie'.*sepal_length"):
+        MLModel("bad", data=NOTEBOOKS / "iris.csv", target_col="specie", store=store_dir)
+    assert "bad" not in list_models(store_dir)
+
+
+def test_predict_results_keeps_the_input_and_adds_what_a_person_reads(titanic, titanic_csv):
+    table = pd.read_csv(titanic_csv).head(20)
+    table.loc[3, "Survived"] = None
+    out = titanic.predict_results(table)
+    frame = out["table"]
+    assert list(frame.columns) == [*table.columns, "predicted Survived", "correct"]
+    pd.testing.assert_frame_equal(frame[table.columns], table)  # the input, untouched
+    assert frame["predicted Survived"].tolist() == titanic.predict(table)
+    assert out["predicted"] == "predicted Survived" and out["actual"] == "Survived"
+    assert frame.loc[3, "correct"] is None  # no actual value: not judged
+    judged = frame.drop(index=3)
+    assert (judged["correct"] == (judged["predicted Survived"] == judged["Survived"])).all()
+    assert out["score"]["metric"] == "accuracy" and out["score"]["rows"] == 19
+    assert out["score"]["score"] == pytest.approx(judged["correct"].mean())
+    without = titanic.predict_results(table.drop(columns=["Survived"]), proba=True)
+    assert without["actual"] is None and without["score"] is None
+    assert without["proba"] == ["P(0)", "P(1)"]
+    assert list(without["table"].columns)[-3:] == ["predicted Survived", "P(0)", "P(1)"]
+    probs = without["table"][["P(0)", "P(1)"]].sum(axis=1)
+    assert probs.round(9).eq(1).all()
+
+
+def test_predict_results_of_a_regressor_give_the_error(store_dir):
+    weight = MLModel("weight", data=NOTEBOOKS / "weight.csv", target_col="weight", store=store_dir)
+    out = weight.predict_results(NOTEBOOKS / "weight.csv")
+    frame = out["table"]
+    assert list(frame.columns) == ["male", "age", "height", "weight", "predicted weight", "error"]
+    assert frame["error"].tolist() == pytest.approx(
+        (frame["predicted weight"] - frame["weight"]).tolist()
+    )
+    assert out["score"]["metric"] == "r2" and out["score"]["score"] > 0.5

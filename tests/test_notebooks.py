@@ -98,3 +98,9 @@ def test_tutorial_runs_against_a_real_server(tmp_path: Path, server: tuple[str, 
     # the server answers from the store the kernel wrote: what the last cell appended is there
     info = requests.get(f"{url}mlhandler/tutorial?_model", headers=auth, timeout=30).json()
     assert info["model"] == "LogisticRegression" and info["rows"] == 891, info
+    # the tutorial ends clean: the model serves what it holds (no red "stale" under the widget)
+    assert not info["stale"], info["stale_reasons"]
+    assert info["fitted"]["model"] == "LogisticRegression"
+    # the guide's misspelled SibSb is shown where the tutorial creates the guide's model, with
+    # the warning it earns; the tutorial's last configuration has it no more
+    assert "SibSb" in text and "SibSb" not in " ".join(info["warnings"]), info["warnings"]

@@ -57,12 +57,24 @@ def test_default_page_predicts_one_row_and_a_file(server: tuple[str, str]) -> No
             page.click("#bulk-form button[type=submit]")
             expect(page.locator("#bulk-result table tbody tr")).to_have_count(200)
             expect(page.locator("#bulk-result")).to_contain_text("Showing 200 of 891 rows")
+            # the file's columns, then the prediction (marked) and whether it is right
             expect(page.locator("#bulk-result th.target")).to_have_text("Survived")
+            expect(page.locator("#bulk-result th.predicted")).to_have_text("predicted Survived")
+            header = page.locator("#bulk-result th").all_text_contents()
+            assert header[0] == "PassengerId" and header[-2:] == ["predicted Survived", "correct"]
+            expect(page.locator("#bulk-score")).to_contain_text("accuracy")
+            # numbers rounded for display, the full value in the title
+            fare = (
+                page.locator("#bulk-result tbody tr").first.locator("td").nth(header.index("Fare"))
+            )
+            assert fare.text_content() == "7.25" and fare.get_attribute("title") == "7.25"
             expect(page.locator("#bulk-download")).to_be_visible()
             with page.expect_download() as download:
                 page.click("#bulk-download")
             assert download.value.suggested_filename == "titanic-predictions.csv"
-            assert Path(download.value.path()).read_text().startswith("PassengerId,")
+            lines = Path(download.value.path()).read_text().splitlines()
+            assert lines[0].startswith("PassengerId,") and lines[0].endswith(",correct")
+            assert len(lines) == 892  # every row, not the 200 shown
             with page.expect_download() as download:
                 page.click("#download-mlflow")
             assert download.value.suggested_filename == "titanic-mlflow.zip"
@@ -100,6 +112,15 @@ def test_page_retrain_shows_job_progress_and_cancels(server: tuple[str, str]) ->
 
             put(**{"class": "GradientBoostingClassifier", "n_estimators": "1500"})
             page.goto(f"{api}?token={token}")
+            # the page says what a retrain learns from: a file replaces the stored data
+            expect(page.locator("#retrain-data-note")).to_contain_text(
+                "Without a file, the model retrains on the stored training data (891 rows)"
+            )
+            page.set_input_files("#retrain-file", str(TITANIC))
+            expect(page.locator("#retrain-data-note")).to_contain_text(
+                "The file titanic.csv replaces the stored training data (891 rows)"
+            )
+            page.set_input_files("#retrain-file", [])
             page.click("#retrain-submit")
             expect(page.locator("#retrain-cancel")).to_be_visible()
             expect(page.locator("#retrain-result")).to_contain_text("Training: fit")

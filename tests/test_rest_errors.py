@@ -331,6 +331,12 @@ class TestAuthorization:
         ]:
             reply = await call(jp_fetch, "mlhandler", NAME, method=method, params=params, body=body)
             assert_clean_error(reply, 403, "write", "mlwidget")
+        # the listing's preview reads an upload: a write action too
+        reply = await call(
+            jp_fetch, "mlhandler", "", method="POST", params={"_action": "preview"},
+            body=TITANIC.read_bytes(), headers={"Content-Type": "text/csv"},
+        )  # fmt: skip
+        assert_clean_error(reply, 403, "write", "mlwidget")
         after = snapshot(store_dir)
         pd.testing.assert_frame_equal(before.pop("data"), after.pop("data"))
         assert before == after

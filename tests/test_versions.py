@@ -35,11 +35,12 @@ def rows(titanic_csv: Path) -> pd.DataFrame:
 @pytest.fixture
 def three(store_dir: Path, rows: pd.DataFrame) -> MLModel:
     """A model retrained with three classes: versions 1, 2, 3."""
-    options = {k: v for k, v in GUIDE_OPTIONS.items() if k != "class"}
+    # no class and no target: stored untrained (a target alone would train a default class)
+    options = {k: v for k, v in GUIDE_OPTIONS.items() if k not in ("class", "target_col")}
     model = MLModel("titanic", data=rows, store=store_dir, executor="thread", **options)
     assert model.versions() == [] and model.version is None
     for cls, params in CLASSES:
-        model.configure({"class": cls, **params})
+        model.configure({"class": cls, "target_col": "Survived", **params})
         answer = model.retrain()
         assert answer["on"] == "training" and answer["cv_score"]["on"] == "5-fold cv"
     return model

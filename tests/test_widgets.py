@@ -9,6 +9,7 @@ import base64
 import datetime
 import io
 import threading
+import time
 from pathlib import Path
 
 import ipywidgets as widgets
@@ -16,8 +17,17 @@ import pandas as pd
 import pytest
 from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER, NOTEBOOKS
 
-from mlwidget import BadRequest, MLModel
-from mlwidget.widgets import EditorForm, MLApp, PredictForm, SummaryPanel, UploadForm, build_app
+from mlwidget import BadRequest, MLModel, list_models
+from mlwidget.widgets import (
+    Dashboard,
+    EditorForm,
+    MLApp,
+    PredictForm,
+    SummaryPanel,
+    UploadForm,
+    build_app,
+)
+from mlwidget.widgets._common import fmt_num
 from mlwidget.widgets.summary import importance
 
 PNG = b"\x89PNG"
@@ -117,7 +127,12 @@ def test_upload_csv_predicts_891_rows(app: MLApp, titanic_csv: Path) -> None:
     assert href.startswith("data:text/csv;base64,")
     table = pd.read_csv(io.BytesIO(base64.b64decode(href.split(",", 1)[1])))
     assert len(table) == 891
-    assert set(table["Survived"]) <= {0, 1}
+    original = pd.read_csv(titanic_csv)
+    # the input's columns as given (the actual Survived too), then what the model adds
+    assert list(table.columns) == [*original.columns, "predicted Survived", "correct"]
+    assert set(table["predicted Survived"]) <= {0, 1}
+    assert table["Survived"].tolist() == original["Survived"].tolist()
+    assert table["Fare"].tolist() == original["Fare"].tolist()  # full precision in the download
     assert 'download="titanic-predictions.csv"' in up.download.value
 
 
@@ -216,7 +231,7 @@ def test_switch_to_random_forest_and_retrain(app: MLApp) -> None:
     assert info["stale"] is False
     assert 'class="mlwidget-class">RandomForestClassifier<' in app.summary.html.value
     assert info["fitted"]["score"] != before
-    assert f"{info['fitted']['score']:.4f}" in app.summary.html.value
+    assert fmt_num(info["fitted"]["score"]) in app.summary.html.value
     # the editor shows the new configuration, the forest has importances
     assert ed.cls.value == "RandomForestClassifier" and ed.params["n_estimators"].value == 10
     assert "importance" in app.summary.images
@@ -318,7 +333,9 @@ def test_summary_of_a_classifier(app: MLApp) -> None:
     assert s.importance_image.value == s.images["importance"]
     title, names, values = importance(app.model.pipeline, app.model.estimator)
     assert title == "Coefficients"
-    assert "Sex_male" in names and len(names) == len(values)
+    assert "Sex = male" in names and len(names) == len(values)
+    assert "Pclass = 3" in names  # a clean label, not "Pclass_3.0"
+    assert not any("__" in n or n.endswith(".0") for n in names), names
 
 
 def test_summary_of_a_regressor(store_dir: Path) -> None:
@@ -436,3 +453,245 @@ def test_tab_opened_during_a_task_waits_for_it(
     app.wait()
     assert app.upload.status.kind == "ok", app.upload.status.text
     assert not app.editor.retrain_button.disabled and not app.editor.apply_button.disabled
+
+
+# ---- issue 15: models without code, bulk results, display -------------------------------
+
+
+def test_upload_predictions_keep_the_input_and_add_marked_columns(
+    app: MLApp, titanic_csv: Path
+) -> None:
+    up = app.upload
+    up.upload.value = file_value(titanic_csv)
+    up.action.value = "predict"
+    assert up.proba.layout.display == ""  # a classifier: probabilities can be asked for
+    up.proba.value = True
+    up.run_button.click()
+    app.wait()
+    assert up.status.kind == "ok", up.status.text
+    table = up.result
+    assert list(table.columns)[:12] == list(pd.read_csv(titanic_csv).columns)
+    assert list(table.columns)[12:] == ["predicted Survived", "P(0)", "P(1)", "correct"]
+    assert up.results["actual"] == "Survived" and up.results["score"]["metric"] == "accuracy"
+    html = up.output.value
+    # the added columns are highlighted, headers and cells aligned alike
+    for column in ("predicted Survived", "P(0)", "P(1)", "correct"):
+        assert f'class="mlwidget-marked" title="added by the model">{column}</th>' in html
+    assert '<th style="text-align:left;padding:2px 8px">Name</th>' in html
+    assert '<th style="text-align:right;padding:2px 8px">Fare</th>' in html
+    assert ">71.28<" in html and "71.2833" not in html  # display rounded
+    score = up.results["score"]["score"]
+    assert f'class="mlwidget-file-score">{fmt_num(score)}<' in html
+    assert f"accuracy against 'Survived': {fmt_num(score)}" in up.status.text
+
+
+def test_upload_retrain_says_which_data_it_trains_on(app: MLApp, titanic_csv: Path) -> None:
+    up = app.upload
+    head = pd.read_csv(titanic_csv).head(300).to_csv(index=False).encode()
+    up.upload.value = file_value(head, "first300.csv")
+    up.action.value = "retrain"
+    labels = [label for label, _ in up.retrain_on.options]
+    assert labels == [
+        "Retrain on this file (replaces the stored training data)",
+        "Retrain on the stored data (the file is not used)",
+    ]
+    assert up.run_button.description == "Retrain on this file"
+    up.run_button.click()
+    app.wait()
+    assert up.status.kind == "ok", up.status.text
+    assert "on this file (it replaces the stored training data)" in up.status.text
+    assert len(app.model.data()) == 300
+
+    up.retrain_on.value = "stored"
+    assert up.run_button.description == "Retrain on the stored data"
+    assert up.target.layout.display == "none"
+    up.upload.value = file_value(titanic_csv)  # a file is there, but not used
+    up.retrain_on.value = "stored"
+    up.run_button.click()
+    app.wait()
+    assert up.status.kind == "ok", up.status.text
+    assert "on the stored data" in up.status.text
+    assert len(app.model.data()) == 300
+
+
+def test_editor_kind_switch_selects_the_default_class(app: MLApp) -> None:
+    ed = app.editor
+    ed.kind.value = "regressor"
+    assert ed.cls.value == "RandomForestRegressor"  # not ARDRegression, the first by name
+    assert "n_estimators" in ed.params
+    ed.kind.value = "classifier"
+    assert ed.cls.value == "RandomForestClassifier"
+    ed.kind.value = "clusterer"
+    assert ed.cls.value == "KMeans"
+
+
+def test_editor_parameters_full_names_docs_checkboxes_no_deprecated(app: MLApp) -> None:
+    ed = app.editor
+    assert "penalty" not in ed.params  # LogisticRegression's penalty="deprecated"
+    assert isinstance(ed.params["warm_start"], widgets.Checkbox)
+    tip = ed.params["C"].tooltip
+    assert tip.startswith("C: Inverse of regularization strength")
+    ed.cls.value = "RandomForestClassifier"
+    assert isinstance(ed.params["bootstrap"], widgets.Checkbox)
+    assert isinstance(ed.params["oob_score"], widgets.Checkbox)
+    w = ed.params["min_impurity_decrease"]
+    width = int(w.style.description_width.rstrip("px"))
+    assert (
+        width >= len("min_impurity_decrease") * 7
+    )  # the full name shows, not "min_impurity_decrea…"
+    assert "A node will be split if this split induces a decrease" in w.tooltip
+    ed.kind.value = "regressor"
+    ed.cls.value = "GradientBoostingRegressor"
+    assert "criterion" not in ed.params  # criterion="deprecated" in scikit-learn 1.9
+    # the include/exclude/cats/nums boxes have visible labels
+    labels = [x.value for x in descendants(ed) if isinstance(x, widgets.HTML)]
+    for name in ("include", "exclude", "cats", "nums"):
+        assert any(f"<b>{name}</b>" in v for v in labels), name
+
+
+def test_numbers_are_rounded_for_display() -> None:
+    assert fmt_num(0.8271604938271605) == "0.8272"
+    assert fmt_num(151.765) == "151.8"
+    assert fmt_num(3.0) == "3"
+    assert fmt_num(1234567.8) == "1234568"
+    assert fmt_num(None) == "" and fmt_num(float("nan")) == ""
+    assert fmt_num(12) == "12" and fmt_num("male") == "male"
+
+
+def test_summary_and_predict_show_rounded_numbers(app: MLApp) -> None:
+    score = app.summary.info["fitted"]["score"]
+    assert f'class="mlwidget-score">{fmt_num(score)}<' in app.summary.html.value
+    fare = app.predict.inputs["Fare"].value
+    assert fare == float(fmt_num(fare))  # a typical value a person would type, not 14.4542...
+
+
+def test_date_column_is_a_date_picker_not_a_dropdown(store_dir: Path, tmp_path: Path) -> None:
+    days = pd.date_range("2024-01-01", periods=120, freq="D")
+    frame = pd.DataFrame(
+        {
+            "day": days.strftime("%Y-%m-%d"),
+            "temperature": [10 + (i % 17) for i in range(120)],
+            "sales": [100 + 3 * (i % 17) + (i % 5) for i in range(120)],
+        }
+    )
+    model = MLModel(
+        "sales",
+        data=frame,
+        model={"class": "LinearRegression", "target_col": "sales"},
+        store=store_dir,
+    )
+    form = build_app(model).predict
+    day = form.inputs["day"]
+    assert isinstance(day, widgets.DatePicker)  # not a 120-item dropdown
+    assert not any(isinstance(w, widgets.Dropdown) for w in form.inputs.values())
+    day.value = datetime.date(2024, 2, 3)
+    assert form.row()["day"] == "2024-02-03"  # written as the training data wrote dates
+    form.button.click()
+    assert form.status.kind == "", form.status.text
+    assert isinstance(form.prediction, float)
+
+
+def test_new_model_from_iris_and_weight_without_code(store_dir: Path) -> None:
+    board = Dashboard(store=store_dir)
+    assert board.picker.options == ("(no models yet)",) and board.app is None
+    form = board.new_form
+    assert form.layout.display == ""  # an empty store opens the New model form
+    form.upload.value = file_value(NOTEBOOKS / "iris.csv")
+    assert "5 columns" in form.file_info.value
+    assert "sepal_length" in form.preview.value and 'data-rows="' in form.preview.value
+    assert form.target.value == "species"
+    assert form.kind.value == "classifier"
+    assert "species holds 3 distinct text values, so this is classification" in form.reason.value
+    assert form.cls.value == "RandomForestClassifier"
+    assert form.name.value == "iris"
+    form.create_button.click()
+    board.wait()
+    assert form.status.kind == "ok", form.status.text
+    assert form.status.text.startswith("Created iris: RandomForestClassifier predicting species")
+    assert board.picker.value == "iris" and board.app.model.name == "iris"
+    iris = MLModel.open("iris", store=store_dir)
+    assert iris.info()["fitted"]["model"] == "RandomForestClassifier"
+    predict = board.app.predict
+    predict.set_row(
+        {"sepal_length": 6.7, "sepal_width": 3.0, "petal_length": 5.5, "petal_width": 2}
+    )
+    predict.button.click()
+    assert predict.prediction == "virginica"
+
+    board.toggle_new(True)
+    form.upload.value = file_value(NOTEBOOKS / "weight.csv")
+    assert form.target.value == "weight" and form.kind.value == "regressor"
+    assert "so this is regression" in form.reason.value
+    assert form.cls.value == "RandomForestRegressor"
+    form.target.value = "male"  # another target: the kind and its reason follow
+    assert form.kind.value == "classifier" and "whole numbers" in form.reason.value
+    form.target.value = "weight"
+    assert form.cls.value == "RandomForestRegressor"
+    form.create_button.click()
+    board.wait()
+    assert form.status.kind == "ok", form.status.text
+    assert board.picker.options == ("iris", "weight") and board.app.model.name == "weight"
+    assert board.app.model.kind == "regressor"
+    board.app.predict.button.click()
+    assert isinstance(board.app.predict.prediction, float)
+    board.picker.value = "iris"  # the picker swaps the app
+    assert board.app.model.name == "iris"
+
+
+def test_new_model_refuses_bad_input_and_keeps_nothing(store_dir: Path) -> None:
+    board = Dashboard(store=store_dir)
+    form = board.new_form
+    form.create_button.click()
+    assert form.status.text.startswith("Choose a file first")
+    form.upload.value = file_value(b"\x00\x01 junk", "junk.bin", "application/octet-stream")
+    assert form.status.kind == "error" and "Traceback" not in form.status.text
+    form.upload.value = file_value(NOTEBOOKS / "iris.csv")
+    form.name.value = "bad name/../x"
+    form.create_button.click()
+    assert form.status.kind == "error"
+    assert list_models(store_dir) == []
+    # a training that fails (text predicted as numbers) leaves no half-made model behind
+    form.name.value = "iris"
+    form.kind.value = "regressor"
+    form.create_button.click()
+    board.wait()
+    assert form.status.kind == "error", form.status.text
+    assert "Traceback" not in form.status.text
+    assert list_models(store_dir) == []
+    form.kind.value = "classifier"
+    form.create_button.click()
+    board.wait()
+    assert form.status.kind == "ok", form.status.text
+    form.upload.value = file_value(NOTEBOOKS / "iris.csv")
+    assert form.name.value == "iris-2"  # a free name is suggested
+    form.name.value = "iris"
+    form.create_button.click()
+    assert form.status.kind == "error" and "exists already" in form.status.text
+    assert list_models(store_dir) == ["iris"]
+
+
+def test_new_model_training_can_be_cancelled_and_keeps_nothing(
+    store_dir: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    big = pd.DataFrame(rng.normal(size=(40_000, 12)), columns=[f"x{i}" for i in range(12)])
+    big["amount"] = big.sum(axis=1) + rng.normal(size=len(big))
+    board = Dashboard(store=store_dir)
+    form = board.new_form
+    form.upload.value = file_value(big.to_csv(index=False).encode(), "big.csv")
+    assert form.target.value == "amount" and form.cls.value == "RandomForestRegressor"
+    form.create_button.click()
+    deadline = time.monotonic() + 60
+    while not (board.new_form.runner.job and board.new_form.runner.job.status == "running"):
+        assert time.monotonic() < deadline, form.status.text
+        time.sleep(0.05)
+    assert form.cancel_button.layout.display == ""  # Cancel shows while the job runs
+    assert form.create_button.disabled
+    form.cancel_button.click()
+    board.wait()
+    assert form.status.kind == "error", form.status.text
+    assert "cancel" in form.status.text.lower()
+    assert list_models(store_dir) == []  # the half-made model is gone
+    assert board.app is None and not form.create_button.disabled

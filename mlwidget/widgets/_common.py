@@ -253,16 +253,134 @@ def button(description: str, css: str, tooltip: str = "", style: str = "") -> wi
     return b
 
 
-def table_html(df, max_rows: int = 10, css: str = "mlwidget-table") -> str:
-    """The first rows of ``df`` as an HTML table, with the row count under it."""
-    head = df.head(max_rows).to_html(index=False, classes=css, border=0, na_rep="", escape=True)
+DIGITS = 4  # significant digits of the numbers a form shows (downloads and REST keep all)
+
+
+def fmt_num(value: Any, digits: int = DIGITS) -> str:
+    """A number as a person reads it: ``digits`` significant digits, no exponent for everyday
+    magnitudes, trailing zeros dropped (0.812345 -> 0.8123, 151.765 -> 151.8, 3.0 -> 3).
+    Anything else is ``str(value)``; None and NaN are empty."""
+    import math
+
+    import numpy as np
+
+    if value is None:
+        return ""
+    if isinstance(value, bool | np.bool_):
+        return str(bool(value))
+    if isinstance(value, int | np.integer):
+        return str(int(value))
+    if not isinstance(value, float | np.floating):
+        return str(value)
+    value = float(value)
+    if math.isnan(value):
+        return ""
+    if math.isinf(value):
+        return "∞" if value > 0 else "-∞"
+    if value == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(value)))
+    if magnitude >= 15 or magnitude < -5:
+        return f"{value:.{digits - 1}e}"
+    if magnitude >= digits - 1:
+        text = f"{round(value):d}"
+    else:
+        text = f"{value:.{digits - 1 - magnitude}f}".rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text
+
+
+def clean_label(value: Any) -> str:
+    """A category as a label: 3.0 -> "3" (a float column of whole numbers), else as written."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    try:
+        import numpy as np
+
+        if isinstance(value, np.floating) and float(value).is_integer():
+            return str(int(value))
+    except ImportError:  # pragma: no cover
+        pass
+    return str(value)
+
+
+def is_numeric(series) -> bool:
+    import pandas as pd
+
+    return pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
+
+
+def table_html(
+    df, max_rows: int = 10, css: str = "mlwidget-table", mark: Iterable[str] = ()
+) -> str:
+    """The first rows of ``df`` as an HTML table (numbers rounded to significant digits and
+    right-aligned under right-aligned headers, text left under left headers; the ``mark``
+    columns highlighted), with the row count under it."""
+    marked = {str(c) for c in mark}
+    head = df.head(max_rows)
+    columns = [str(c) for c in head.columns]
+    numeric = [is_numeric(head[c]) for c in head.columns]
+    th, rows = [], []
+    for name, num in zip(columns, numeric, strict=True):
+        style = f"text-align:{'right' if num else 'left'};padding:2px 8px"
+        extra = ""
+        if name in marked:
+            style += ";background:#e3f2fd"
+            extra = ' class="mlwidget-marked" title="added by the model"'
+        th.append(f'<th style="{style}"{extra}>{esc(name)}</th>')
+    for values in head.itertuples(index=False, name=None):
+        cells = []
+        for name, num, value in zip(columns, numeric, values, strict=True):
+            style = f"text-align:{'right' if num else 'left'};padding:2px 8px"
+            if name in marked:
+                style += ";background:#e3f2fd;font-weight:bold"
+            text = fmt_num(value) if not _missing(value) else ""
+            cells.append(f'<td style="{style}">{esc(text)}</td>')
+        rows.append(f"<tr>{''.join(cells)}</tr>")
+    table = (
+        f'<table class="{css}" style="border-collapse:collapse">'
+        f"<thead><tr>{''.join(th)}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
+    )
     n = len(df)
     more = f"first {min(n, max_rows)} of {n} rows" if n > max_rows else f"{n} rows"
     return (
         '<div style="overflow:auto;max-height:360px">'
-        f"{head}</div>"
+        f"{table}</div>"
         f'<div class="mlwidget-rowcount" data-rows="{n}">{esc(more)}</div>'
     )
+
+
+def _missing(value: Any) -> bool:
+    try:
+        import pandas as pd
+
+        return value is None or bool(pd.isna(value))
+    except (TypeError, ValueError):
+        return False
+
+
+DATE_FORMATS = ("%Y-%m-%d", "%Y/%m/%d", "%d/%m/%Y", "%m/%d/%Y", "%d-%m-%Y", "%Y-%m-%d %H:%M:%S")
+
+
+def date_format(values: Iterable[Any]) -> str | None:
+    """The strftime format every (non-empty) value is written in, if they are all dates of one
+    format (``"2021-03-04"``, ``"04/03/2021"``...), else None. Dates and timestamps: ISO."""
+    import datetime as dt
+
+    seen = [v for v in values if v is not None and not _missing(v)]
+    if not seen:
+        return None
+    if all(isinstance(v, dt.date) for v in seen):
+        return "%Y-%m-%d"
+    if not all(isinstance(v, str) for v in seen):
+        return None
+    for fmt in DATE_FORMATS:
+        try:
+            for v in seen[:200]:
+                dt.datetime.strptime(v.strip(), fmt)
+        except ValueError:
+            continue
+        return fmt
+    return None
 
 
 def figure_png(draw: Callable[[Any], None], size: tuple[float, float] = (5.5, 4)) -> bytes:

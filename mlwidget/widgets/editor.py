@@ -6,10 +6,20 @@ from collections.abc import Callable
 from typing import Any
 
 import ipywidgets as widgets
+import numpy as np
 
 from ..estimators import KINDS
 from ..options import LIST_OPTIONS as COLUMN_OPTIONS
-from ._common import Runner, Status, button, cancel_button, error_text, progress_bar, tags
+from ._common import (
+    Runner,
+    Status,
+    button,
+    cancel_button,
+    error_text,
+    fmt_num,
+    progress_bar,
+    tags,
+)
 
 COLUMN_HELP = {
     "include": "the only feature columns to use (wins over exclude)",
@@ -28,21 +38,49 @@ def as_text(value: Any) -> str:
     return str(value)
 
 
-def param_input(spec: dict, value: Any) -> widgets.ValueWidget:
-    """An input for one estimator parameter, typed by its declared constraints.
+FALLBACK_CLASSES = {
+    "classifier": "RandomForestClassifier",
+    "regressor": "RandomForestRegressor",
+    "clusterer": "KMeans",
+    "transformer": "PCA",
+}
+
+
+def default_class(kind: str) -> str | None:
+    """The class to preselect for ``kind``: :func:`mlwidget.suggest.default_class` (a sensible
+    default, never the first name alphabetically)."""
+    try:
+        from ..suggest import default_class as suggested
+    except ImportError:  # the core's suggestions are not installed: the same defaults
+        return FALLBACK_CLASSES.get(kind)
+    try:
+        return suggested(kind)
+    except Exception:
+        return FALLBACK_CLASSES.get(kind)
+
+
+def param_input(
+    spec: dict, value: Any, help_text: str = "", width: int = 150
+) -> widgets.ValueWidget:
+    """An input for one estimator parameter, typed by its declared constraints, showing the
+    parameter's full name (``width`` px) and its docstring's words as the tooltip.
 
     Number boxes only where the type is unambiguous (an int parameter holding an int, a float one
-    holding a float); everything else is a text box the core parses by the same rules as a URL.
+    holding a float); booleans are checkboxes; everything else is a text box the core parses by
+    the same rules as a URL.
     """
     name, kind = spec["name"], spec["type"]
+    tip = f"{name}: {help_text}" if help_text else f"{name}: {kind}"
     common = {
         "description": name,
-        "tooltip": f"{name}: {kind}" + (f" (default {as_text(spec['default'])})"),
-        "style": {"description_width": "150px"},
-        "layout": widgets.Layout(width="360px"),
+        "tooltip": f"{tip} (default {as_text(spec['default'])})",
+        "style": {"description_width": f"{width}px"},
+        "layout": widgets.Layout(width=f"{width + 220}px"),
     }
     choices = spec.get("choices") or []
-    if kind == "bool" and isinstance(value, bool):
+    if isinstance(value, np.bool_):
+        value = bool(value)
+    if isinstance(value, bool) and (kind in ("bool", "other") or isinstance(spec["default"], bool)):
         w = widgets.Checkbox(value=value, indent=True, **common)
     elif kind == "choice" and value in choices:
         # Options hold the text the core parses ("none", "balanced"): a Dropdown whose value
@@ -60,8 +98,27 @@ def param_input(spec: dict, value: Any) -> widgets.ValueWidget:
     return w
 
 
+def visible_specs(cls: type, specs: list[dict], values: dict) -> list[dict]:
+    """The parameters to offer: deprecated ones left out (unless the model sets one), and
+    deprecated or transitional choices left out of the others (unless it is the value)."""
+    from ..paramdocs import hidden_choices, is_deprecated
+
+    out = []
+    for spec in specs:
+        name, default = spec["name"], spec["default"]
+        value = values.get(name, default)
+        if is_deprecated(cls, name, default) and value == default:
+            continue
+        if spec.get("choices"):
+            hidden = hidden_choices(cls, name) - {value}
+            spec = {**spec, "choices": [c for c in spec["choices"] if c not in hidden]}
+        out.append(spec)
+    return out
+
+
 def suggest_kind(model: Any) -> str:
-    """The estimator kind to offer: the model's own, else what the target column suggests."""
+    """The estimator kind to offer: the model's own, else what the target column suggests
+    (:func:`mlwidget.suggest.infer_kind`), else "clusterer" when there is no target."""
     kind = getattr(model, "kind", None)
     if kind in KINDS:
         return kind
@@ -69,14 +126,11 @@ def suggest_kind(model: Any) -> str:
     if not target:
         return "clusterer"
     try:
-        y = model.data()[target].dropna()
+        from ..suggest import infer_kind
+
+        return infer_kind(model.data()[target])[0]
     except Exception:
         return "classifier"
-    if y.dtype.kind in "biuO" or str(y.dtype) in ("category", "string", "str"):
-        if y.dtype.kind in "iu" and y.nunique() > 20:
-            return "regressor"
-        return "classifier"
-    return "regressor"
 
 
 class EditorForm(widgets.VBox):
@@ -119,12 +173,7 @@ class EditorForm(widgets.VBox):
             )
             w.add_class(f"mlwidget-editor-{name}")
             self.columns[name] = w
-        columns_box = widgets.VBox(
-            [
-                widgets.HBox([widgets.Label(name, layout={"width": "80px"}), w])
-                for name, w in self.columns.items()
-            ]
-        )
+        columns_box = widgets.VBox([self._column_row(n, w) for n, w in self.columns.items()])
         self.apply_button = button(
             "Apply",
             "mlwidget-editor-apply",
@@ -157,6 +206,18 @@ class EditorForm(widgets.VBox):
         )
         self.add_class("mlwidget-editor")
         self.refresh()
+
+    @staticmethod
+    def _column_row(name: str, box: widgets.TagsInput) -> widgets.HBox:
+        """A column option's box with its name and what it does beside it."""
+        label = widgets.HTML(
+            f'<label class="mlwidget-editor-label" title="{COLUMN_HELP[name]}">'
+            f"<b>{name}</b><br><small>{COLUMN_HELP[name]}</small></label>",
+            layout={"width": "190px"},
+        )
+        label.add_class(f"mlwidget-editor-label-{name}")
+        box.placeholder = f"add {name} columns"
+        return widgets.HBox([label, box])
 
     # ---- loading the model's configuration ----------------------------------------------
     def refresh(self) -> None:
@@ -206,32 +267,37 @@ class EditorForm(widgets.VBox):
     def _build_params(self, cls_name: str | None, own: bool) -> None:
         """Inputs for the class's parameters: the model's values if it is the configured class."""
         from ..estimators import param_specs, resolve_class
+        from ..paramdocs import param_help
 
         self.params, self._initial = {}, {}
         if not cls_name:
             self.params_box.children = []
             return
         allowed = getattr(self.model, "allowed_classes", ()) or ()
-        specs = param_specs(resolve_class(cls_name, allowed))
+        cls = resolve_class(cls_name, allowed)
         values = {}
         if own:
             try:
                 values = dict(self.model.info().get("params") or {})
             except Exception:
                 values = {}
+        specs = visible_specs(cls, param_specs(cls), values)
+        width = max([len(s["name"]) for s in specs] + [8]) * 8 + 12
         for spec in specs:
             value = values.get(spec["name"], spec["default"])
-            w = param_input(spec, value)
+            w = param_input(spec, value, param_help(cls, spec["name"]), width)
             self.params[spec["name"]] = w
             self._initial[spec["name"]] = w.value
         self.params_box.children = list(self.params.values())
 
     def _on_kind(self, change) -> None:
+        """Another kind: keep the class if it is of that kind, else preselect the kind's
+        sensible default (RandomForestRegressor for "regressor", not the first name)."""
         if self._loading:
             return
-        self._fill_classes(
-            self.cls.value if self.cls.value in self._list_estimators(change["new"]) else None
-        )
+        names = self._list_estimators(change["new"])
+        keep = self.cls.value if self.cls.value in names else default_class(change["new"])
+        self._fill_classes(keep if keep in names else None)
 
     def _on_class(self, change) -> None:
         if self._loading:
@@ -292,7 +358,7 @@ class EditorForm(widgets.VBox):
 
     def _trained(self, result: dict) -> None:
         score = result.get("score")
-        score = f"{score:.4f}" if isinstance(score, float) else score
+        score = fmt_num(score)
         self.status.show(
             f"Trained {result.get('model', '')} on {result.get('rows', '?')} rows: "
             f"{result.get('metric', 'score')} = {score}.",

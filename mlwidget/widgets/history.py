@@ -8,11 +8,11 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ._common import Status, button, esc, figure_png
+from ._common import Status, button, esc, figure_png, fmt_num
 
 
 def _num(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else ("" if value is None else str(value))
+    return fmt_num(value)
 
 
 def _score(entry: dict, key: str) -> float | None:
@@ -37,7 +37,7 @@ def key_params(entry: dict, limit: int = 4) -> str:
 
 def versions_html(versions: list[dict]) -> str:
     head = "".join(
-        f"<th>{h}</th>"
+        f'<th style="text-align:left">{h}</th>'
         for h in ("version", "class", "key parameters", "score (training)", "cv score", "rows",
                   "trained at")
     )  # fmt: skip
@@ -233,7 +233,7 @@ class HistoryPanel(widgets.VBox):
         cv = _score(entry, "cv_score")
         self.question.value = (
             f"Serve version {entry['version']} ({esc(entry.get('class'))}"
-            + (f", cv {cv:.4f}" if cv is not None else "")
+            + (f", cv {fmt_num(cv)}" if cv is not None else "")
             + ") again instead of the current one? &nbsp;"
         )
         self._ask(True)

@@ -7,27 +7,31 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..jsonable import to_jsonable as jsonable
-from ._common import Status, button, error_text, esc
+from ._common import Status, button, clean_label, date_format, error_text, esc, fmt_num
 
 
-def feature_input(feature: dict) -> widgets.ValueWidget:
-    """A Dropdown of the seen values for a categorical feature, a number box for a numeric one."""
+def feature_input(feature: dict, width: int = 120) -> widgets.ValueWidget:
+    """A Dropdown of the seen values for a categorical feature (clean labels: ``3``, not
+    ``3.0``), a date picker for a column of dates, a number box for a numeric one."""
     name = feature["name"]
     default = jsonable(feature.get("default"))
     common = {
         "description": name,
         "tooltip": f"{name} ({feature.get('dtype', feature.get('kind', ''))})",
-        "style": {"description_width": "120px"},
-        "layout": widgets.Layout(width="340px"),
+        "style": {"description_width": f"{width}px"},
+        "layout": widgets.Layout(width=f"{width + 220}px"),
     }
     if feature.get("kind") == "category":
         cats = [jsonable(c) for c in feature.get("categories") or []]
         if default is not None and default not in cats:
             cats.insert(0, default)
+        fmt = date_format(cats)
         if not cats:
             w = widgets.Text(value="" if default is None else str(default), **common)
+        elif fmt is not None:
+            w = date_input(cats, default, fmt, common)
         else:
-            options = [(str(c), c) for c in cats]
+            options = [(clean_label(c), c) for c in cats]
             w = widgets.Dropdown(
                 options=options, value=default if default in cats else cats[0], **common
             )
@@ -38,11 +42,42 @@ def feature_input(feature: dict) -> widgets.ValueWidget:
         )
         if is_int and (default is None or float(default).is_integer()):
             w = widgets.IntText(value=int(default or 0), **common)
-        else:
-            w = widgets.FloatText(value=float(default if default is not None else 0), **common)
+        else:  # a typical value, rounded as a person would type it
+            value = float(default) if default is not None else 0.0
+            w = widgets.FloatText(value=float(fmt_num(value) or 0), **common)
     w.add_class("mlwidget-input")
     w.add_class(f"mlwidget-input-{name}")
     return w
+
+
+def date_input(cats: list, default, fmt: str, common: dict) -> widgets.DatePicker:
+    """A date picker for a column of dates (not a dropdown of every date seen); the row sends
+    the date written as the training data wrote them (``date_format``)."""
+    import datetime as dt
+
+    def parse(value):
+        if isinstance(value, dt.date):
+            return value if not isinstance(value, dt.datetime) else value.date()
+        return dt.datetime.strptime(str(value).strip(), fmt).date()
+
+    seen = sorted(parse(c) for c in cats)
+    value = parse(default) if default is not None else seen[len(seen) // 2]
+    tip = (
+        f"{common['tooltip']}: a date between {seen[0]} and {seen[-1]}; dates the training "
+        "data does not have count as unknown"
+    )
+    w = widgets.DatePicker(value=value, **{**common, "tooltip": tip})
+    w.date_format = fmt
+    w.add_class("mlwidget-date")
+    return w
+
+
+def input_value(w: widgets.ValueWidget):
+    """What the row sends for an input: a date picker's date as the training data wrote it."""
+    fmt = getattr(w, "date_format", None)
+    if fmt and w.value is not None:
+        return w.value.strftime(fmt)
+    return w.value
 
 
 class PredictForm(widgets.VBox):
@@ -74,8 +109,9 @@ class PredictForm(widgets.VBox):
             features = []
         old = {name: w.value for name, w in self.inputs.items()}
         inputs = {}
+        width = max([len(str(f["name"])) for f in features] + [10]) * 8 + 12
         for feature in features:
-            w = feature_input(feature)
+            w = feature_input(feature, width)
             if feature["name"] in old:
                 try:
                     w.value = old[feature["name"]]
@@ -95,13 +131,18 @@ class PredictForm(widgets.VBox):
 
     def row(self) -> dict:
         """The row the form holds, as {feature: value}."""
-        return {name: w.value for name, w in self.inputs.items()}
+        return {name: input_value(w) for name, w in self.inputs.items()}
 
     def set_row(self, row: dict) -> None:
         """Fill the form from a dict (unknown keys are ignored)."""
         for name, value in row.items():
             if name in self.inputs:
-                self.inputs[name].value = value
+                w = self.inputs[name]
+                if getattr(w, "date_format", None) and isinstance(value, str):
+                    import datetime as dt
+
+                    value = dt.datetime.strptime(value, w.date_format).date()
+                w.value = value
 
     # ---- acting ------------------------------------------------------------------------
     def predict(self) -> Any:
@@ -130,14 +171,20 @@ class PredictForm(widgets.VBox):
         out = [
             '<div class="mlwidget-answer-line" style="font-size:1.2em;margin:6px 0">'
             f"{esc(target)} = "
-            f'<b class="mlwidget-prediction">{esc(self.prediction)}</b></div>'
+            f'<b title="{esc(self.prediction)}" class="mlwidget-prediction">'
+            f"{esc(fmt_num(self.prediction))}</b></div>"
         ]
         if self.probabilities:
-            out.append('<table class="mlwidget-proba"><tr><th>class</th><th>probability</th></tr>')
+            left = ' style="text-align:left"'
+            out.append(
+                f'<table class="mlwidget-proba"><tr><th{left}>class</th>'
+                f"<th{left}>probability</th></tr>"
+            )
             for label, p in sorted(self.probabilities.items(), key=lambda kv: -kv[1]):
                 bar = f'<div style="background:#90caf9;height:10px;width:{p * 120:.0f}px"></div>'
                 out.append(
-                    f'<tr><td>{esc(label)}</td><td class="mlwidget-proba-value">{p:.3f}</td>'
+                    f"<tr><td>{esc(clean_label(label))}</td>"
+                    f'<td class="mlwidget-proba-value">{fmt_num(p, 3)}</td>'
                     f"<td>{bar}</td></tr>"
                 )
             out.append("</table>")

@@ -8,7 +8,7 @@ import ipywidgets as widgets
 import numpy as np
 
 from ..jsonable import to_jsonable as jsonable
-from ._common import Status, button, error_text, esc, figure_png
+from ._common import Status, button, clean_label, error_text, esc, figure_png, fmt_num
 
 MAX_PLOT_ROWS = 5000
 MAX_BARS = 15
@@ -22,8 +22,40 @@ def feature_names(pipeline: Any, n: int) -> list[str]:
         names = []
     if len(names) != n:
         return [f"x{i}" for i in range(n)]
-    # "cat__Sex_male" -> "Sex_male": the transformer prefix is noise to a reader.
-    return [name.split("__", 1)[-1] for name in names]
+    cats = _categorical_columns(pipeline)
+    return [readable_name(name, cats) for name in names]
+
+
+def _categorical_columns(pipeline: Any) -> list[str]:
+    """The columns the pipeline one-hot encodes (its "cat" transformer's), longest first."""
+    try:
+        transform = pipeline[0]
+        columns = [
+            str(c) for name, _, cols in transform.transformers_ if name == "cat" for c in cols
+        ]
+    except Exception:
+        return []
+    return sorted(columns, key=len, reverse=True)
+
+
+def readable_name(name: str, cats: list[str]) -> str:
+    """A pipeline output column as a reader says it: "cat__Pclass_3.0" -> "Pclass = 3",
+    "cat__Embarked_infrequent_sklearn" -> "Embarked = (other)", "num__Age" -> "Age"."""
+    prefix, _, rest = name.partition("__")
+    if not rest:
+        return name
+    if prefix == "cat":
+        for column in cats:
+            if rest.startswith(column + "_"):
+                value = rest[len(column) + 1 :]
+                if value == "infrequent_sklearn":
+                    return f"{column} = (other)"
+                try:
+                    value = clean_label(float(value)) if value.lower() != "nan" else value
+                except ValueError:
+                    pass
+                return f"{column} = {value}"
+    return rest
 
 
 def importance(pipeline: Any, estimator: Any) -> tuple[str, list[str], np.ndarray] | None:
@@ -72,7 +104,7 @@ def plot_out_of_fold(fitted: dict, target: str) -> tuple[str, bytes] | None:
 
         def draw(ax) -> None:
             matrix = np.asarray(oof["matrix"])
-            labels = [str(v) for v in oof["labels"]]
+            labels = [clean_label(v) for v in oof["labels"]]
             ConfusionMatrixDisplay(matrix, display_labels=labels).plot(ax=ax, colorbar=False)
             ax.set_title(f"Confusion matrix, out-of-fold ({on}, {int(matrix.sum())} rows)")
             ax.set_xlabel(f"predicted {target}")
@@ -127,10 +159,10 @@ def plot_performance(model: Any) -> tuple[str, bytes] | None:
         from sklearn.metrics import ConfusionMatrixDisplay
 
         def draw(ax) -> None:
-            labels = sorted({*map(str, actual), *map(str, predicted)})
+            labels = sorted({*map(clean_label, actual), *map(clean_label, predicted)})
             ConfusionMatrixDisplay.from_predictions(
-                [str(v) for v in actual],
-                [str(v) for v in predicted],
+                [clean_label(v) for v in actual],
+                [clean_label(v) for v in predicted],
                 labels=labels,
                 ax=ax,
                 colorbar=False,
@@ -159,10 +191,8 @@ def _fitted_kind(model: Any) -> str | None:
 
 
 def _fmt(value: Any) -> str:
-    value = jsonable(value)
-    if isinstance(value, float):
-        return f"{value:.4f}"
-    return "" if value is None else str(value)
+    """Numbers to significant digits (see ``fmt_num``); None as nothing."""
+    return fmt_num(jsonable(value))
 
 
 def info_html(info: dict) -> str:

@@ -18,9 +18,15 @@ from ._common import (
     cancel_button,
     error_text,
     esc,
+    fmt_num,
     progress_bar,
     table_html,
 )
+
+RETRAIN_ON = {
+    "file": "Retrain on this file (replaces the stored training data)",
+    "stored": "Retrain on the stored data (the file is not used)",
+}
 
 #: Files above this size cannot travel over the widget channel (Jupyter's websocket messages are
 #: limited to 10 MiB by default). Override with ``max_upload_bytes=`` or $MLWIDGET_WIDGET_MAX_UPLOAD.
@@ -111,6 +117,24 @@ class UploadForm(widgets.VBox):
             tooltip="any scikit-learn scorer name",
         )
         self.metric.add_class("mlwidget-upload-metric")
+        self.retrain_on = widgets.RadioButtons(
+            options=[(text, key) for key, text in RETRAIN_ON.items()],
+            value="file",
+            description="Train on",
+            tooltip="which rows the retrain uses",
+            style={"description_width": "initial"},
+            layout=widgets.Layout(width="auto"),
+        )
+        self.retrain_on.add_class("mlwidget-upload-retrain-on")
+        self.retrain_on.observe(lambda _: self._show_options(), "value")
+        self.proba = widgets.Checkbox(
+            value=False,
+            description="add class probabilities",
+            tooltip="one column P(<class>) per class",
+            indent=False,
+        )
+        self.proba.add_class("mlwidget-upload-proba")
+        self.results: dict | None = None  # the last prediction's predict_results()
         self.run_button = button(
             "Run", "mlwidget-upload-run", "Run the action on the file", "primary"
         )
@@ -134,8 +158,10 @@ class UploadForm(widgets.VBox):
                 widgets.HBox([self.upload, self.file_info]),
                 hint,
                 self.action,
+                self.retrain_on,
                 self.target,
                 self.metric,
+                self.proba,
                 widgets.HBox([self.run_button, self.progress, self.cancel_button]),
                 self.status,
                 self.output,
@@ -201,28 +227,43 @@ class UploadForm(widgets.VBox):
         if target in columns:
             self.target.value = target
         elif columns:
-            self.target.value = columns[-1]
+            from ..suggest import suggest_target
+
+            self.target.value = suggest_target(self.table)
 
     def _show_options(self) -> None:
         action = self.action.value
-        self.target.layout.display = "" if action == "retrain" else "none"
+        on_file = action == "retrain" and self.retrain_on.value == "file"
+        self.retrain_on.layout.display = "" if action == "retrain" else "none"
+        self.target.layout.display = "" if on_file else "none"
         self.metric.layout.display = "" if action in ("retrain", "score") else "none"
+        classifier = getattr(self.model, "kind", None) == "classifier"
+        self.proba.layout.display = "" if action == "predict" and classifier else "none"
+        self.run_button.description = (
+            "Retrain on this file"
+            if on_file
+            else "Retrain on the stored data"
+            if action == "retrain"
+            else "Run"
+        )
 
     # ---- actions -----------------------------------------------------------------------
     def run(self) -> bool:
         """Run the chosen action in the background; :meth:`join` waits for it."""
         self.output.value = self.download.value = ""
         action = self.action.value
+        stored = action == "retrain" and self.retrain_on.value == "stored"
         try:
-            table = self.table if self.table is not None else self._read()
+            table = self.table if self.table is not None or stored else self._read()
         except Exception as err:
             self.status.error(err)
             return False
         self.table = table
         metric = None if self.metric.value == DEFAULT_METRIC else self.metric.value
         target = self.target.value or None
+        proba = bool(self.proba.value) and self.proba.layout.display != "none"
         work = {
-            "predict": lambda: self.model.predict_table(table),
+            "predict": lambda: self._predict(table, proba),
             "retrain": lambda: self._retrain(table, target, metric),
             "append": lambda: self.model.append(table),
             "score": lambda: self.runner.follow(self.model.start_job("score", table, metric)),
@@ -242,24 +283,49 @@ class UploadForm(widgets.VBox):
             cancel=self.cancel_button,
         )
 
+    def _predict(self, table, proba: bool) -> dict:
+        """``predict_results``: the input's columns, the prediction (and probabilities) added,
+        with correct/error and the score when the file has the target."""
+        return self.model.predict_results(table, proba=proba)
+
     def _retrain(self, table, target, metric) -> dict:
+        if self.retrain_on.value == "stored":
+            job = self.model.retrain(wait=False)
+            result = dict(self.runner.follow(job))
+            result["trained_on"] = "stored"
+            return result
         job = self.model.retrain(table, target_col=target, wait=False)
         result = dict(self.runner.follow(job))
-        if metric:
+        result["trained_on"] = "file"
+        if metric and table is not None:
             result["file_score"] = self.model.score(table, metric=metric)
         return result
 
     def _done(self, action: str, result: Any) -> None:
         self.result = result
         if action == "predict":
-            self.output.value = table_html(result)
+            self.results = result
+            table = self.result = result["table"]
+            added = [result["predicted"], *(result.get("proba") or [])]
+            added += [c for c in ("correct", "error") if result.get("actual") and c in table]
+            self.output.value = results_html(result) + table_html(table, mark=added)
             stem = os.path.splitext((self.upload.value or [{}])[0].get("name") or "data")[0]
             self.download.value = download_link(
-                result, f"{stem}-predictions.csv", self.max_upload_bytes
+                table, f"{stem}-predictions.csv", self.max_upload_bytes
             )
-            self.status.show(f"Predicted {len(result)} rows.", "ok")
+            text = f"Predicted {len(table)} rows: see the column {result['predicted']!r}."
+            score = result.get("score")
+            if score:
+                text += f" {score.get('metric')} against {result['actual']!r}: "
+                text += f"{fmt_num(score.get('score'))}."
+            self.status.show(text, "ok")
         elif action == "retrain":
-            text = f"Trained {result.get('model', '')} on {result.get('rows', '?')} rows: "
+            where = (
+                "this file (it replaces the stored training data)"
+                if result.get("trained_on") == "file"
+                else "the stored data"
+            )
+            text = f"Trained {result.get('model', '')} on {where}, {result.get('rows', '?')} rows: "
             text += f"{result.get('metric', 'score')} = {_fmt(result.get('score'))}."
             if "file_score" in result:
                 fs = result["file_score"]
@@ -285,4 +351,27 @@ class UploadForm(widgets.VBox):
 
 
 def _fmt(value: Any) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    return fmt_num(value)
+
+
+def results_html(result: dict) -> str:
+    """What the prediction table adds, and the score when the file has the target."""
+    added = [result["predicted"], *(result.get("proba") or [])]
+    parts = [
+        '<div class="mlwidget-results-note">New columns (highlighted): '
+        + ", ".join(f"<b>{esc(c)}</b>" for c in added)
+    ]
+    score = result.get("score")
+    if result.get("actual"):
+        check = "correct" if "correct" in result["table"] else "error"
+        parts.append(
+            f"; <b>{check}</b> compares them with the file's <b>{esc(result['actual'])}</b>"
+        )
+    parts.append(".</div>")
+    if score:
+        parts.append(
+            '<div class="mlwidget-results-score" style="font-size:1.1em">'
+            f"{esc(score.get('metric'))} on these rows: "
+            f'<b class="mlwidget-file-score">{esc(fmt_num(score.get("score")))}</b></div>'
+        )
+    return "".join(parts)

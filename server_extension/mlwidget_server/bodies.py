@@ -135,6 +135,48 @@ def dumps(obj: Any) -> str:
         return json.dumps(to_jsonable(obj))  # NaN, NaT, inf: null
 
 
+def preview(body: bytes, content_type: str, args: dict[str, list[str]]) -> dict[str, Any]:
+    """``POST mlhandler/?_action=preview``: what the body's table looks like to the model
+    maker (``suggest.inspect``), for ``target_col`` if given. Nothing is stored."""
+    from mlwidget import suggest
+
+    frame = parse_body(body, content_type, args)
+    if frame is None or not len(frame.columns):
+        raise BadRequest(
+            "_action=preview needs a table in the request body: CSV, JSON records, XLSX or "
+            "Parquet, or a multipart file upload (curl -F file=@data.csv)."
+        )
+    target = last(args, "target_col") or last(args, "_target_col") or None
+    return suggest.inspect(frame, target)
+
+
+def results_json(out: dict[str, Any]) -> dict[str, Any]:
+    """``MLModel.predict_results`` as JSON: the table's ``columns`` and ``rows`` (lists, in
+    input order; numbers at full precision, missing values null) and the rest as it is."""
+    table = out["table"]
+    rows = to_jsonable(table.astype(object).to_numpy().tolist())
+    return {
+        "columns": [str(c) for c in table.columns],
+        "rows": rows,
+        **{k: to_jsonable(v) for k, v in out.items() if k != "table"},
+    }
+
+
+def table_results(m: Any, frame: pd.DataFrame, args: dict[str, list[str]]) -> str:
+    """``?_format=table[&_proba=true]``: ``m.predict_results`` as JSON text (on a worker)."""
+    return dumps(results_json(m.predict_results(frame, proba=wants_flag(args, "_proba"))))
+
+
+def wants_flag(args: dict[str, list[str]], key: str) -> bool:
+    """A true/false query key (``_proba``): absent is false."""
+    value = (last(args, key) or "false").strip().lower()
+    if value in ("true", "1", "yes", ""):
+        return True
+    if value in ("false", "0", "no"):
+        return False
+    raise BadRequest(f"Expected {key}=true or {key}=false, got {_clip(value)!r}.")
+
+
 def wants_wait(args: dict[str, list[str]]) -> bool:
     """``_wait``: true (the default: answer when the job is done) or false (202 at once)."""
     value = (last(args, "_wait") or "true").strip().lower()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 from http.client import responses
-from typing import TYPE_CHECKING, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import tornado.escape
 import tornado.template
@@ -27,12 +27,14 @@ from mlwidget.api import (
     ACTIONS,
     CACHE_FORMATS,
     JUPYTER_KEYS,
+    LIST_ACTIONS,
     PREDICT_FORMATS,
     WRITE_ACTIONS,
 )
 
+from . import bodies, streaming
 from .bodies import _clip, dumps, last, parse_body, put_changes, wants_wait
-from .pages import PageMixin
+from .pages import ListingMixin, PageMixin
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -50,6 +52,9 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
     def initialize(self, name: str, registry: Registry) -> None:  # type: ignore[override]
         super().initialize(name)
         self.registry = registry
+        self._spool: IO[bytes] | None = None  # a streamed body: in memory, on disk past SPOOL_BYTES
+        self._received = 0
+        self._too_large = False
 
     async def prepare(self) -> None:
         await super().prepare()  # identifies the user and checks XSRF
@@ -133,6 +138,43 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
             )
         self.request.connection.set_max_body_size(2 * limit + 1)
 
+    # a streamed body (@tornado.web.stream_request_body handlers), spooled as it arrives
+    def data_received(self, chunk: bytes) -> None:
+        if self._finished:
+            return
+        self._received += len(chunk)
+        if self._received > self.registry.max_body_size:
+            self._too_large = True
+            self.on_finish()
+        else:
+            if self._spool is None:
+                self._spool = streaming.new_spool()
+            self._spool.write(chunk)
+
+    def body(self) -> bytes:
+        self.check_body_size()
+        return streaming.read_all(self._spool)
+
+    def check_body_size(self) -> None:
+        if self._too_large:
+            raise PayloadTooLarge(
+                f"The request body is over {self.registry.max_body_size} bytes, the most this server "
+                "accepts (MLWidgetApp.max_body_size). Send a smaller file or raise the limit."
+            )
+
+    def on_finish(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def query_args(self) -> dict[str, list[str]]:
+        """The query as ``{key: [values]}`` (strings), without Jupyter's own keys."""
+        return {
+            key: [v.decode("utf-8", "replace") for v in values]
+            for key, values in self.request.query_arguments.items()
+            if key not in JUPYTER_KEYS
+        }
+
     async def check_authorized(self, action: str) -> None:
         """Jupyter's authorizer, as ``@authorized`` does it, with an action chosen per request."""
         user = self.current_user
@@ -145,13 +187,39 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
             )
 
 
-class ModelListHandler(BaseHandler):
-    """``GET {base_url}mlhandler/``: the models of the store and of the server config."""
+@tornado.web.stream_request_body
+class ModelListHandler(ListingMixin, BaseHandler):
+    """``GET {base_url}mlhandler/``: the models of the store and of the server config;
+    ``POST ?_action=preview`` with a file: what a model made from it would be (stores nothing)."""
+
+    async def prepare(self) -> None:
+        await super().prepare()  # authenticates (see BaseHandler), before any body is read
+        if self._finished or not self.current_user or self.request.method != "POST":
+            return
+        self.limit_body()
+        await self.check_authorized("write")  # a preview reads an upload: as a write does
+
+    @tornado.web.authenticated
+    async def post(self) -> None:
+        args = self.query_args()
+        action = last(args, "_action")
+        if action not in LIST_ACTIONS:
+            raise BadRequest(
+                f"Expected _action={' or '.join(LIST_ACTIONS)} on the model listing, got "
+                f"{_clip(str(action))!r}. POST a file to ?_action=preview to see the model it "
+                "would make; the other actions are on {base_url}mlhandler/{name}."
+            )
+        ctype = self.request.headers.get("Content-Type", "")
+        await self.send_json(await self.registry.run(bodies.preview, self.body(), ctype, args))
 
     @tornado.web.authenticated
     @authorized
     async def get(self) -> None:
         app = self.registry
+        self.set_header("Vary", "Accept")
+        if self.wants_html():  # a browser: the listing page and "New model" (pages.py)
+            await self.render_listing(await app.run(app.model_names))
+            return
         patterns = {name: pattern for pattern, name in app.routes}
         models = []
         for name in await app.run(app.model_names):
@@ -175,9 +243,6 @@ class ModelHandler(PageMixin, BaseHandler):
         super().initialize(name, registry)
         self.model_name = model_name
         self.mlmodel: MLModel | None = None
-        self._chunks: list[bytes] = []
-        self._received = 0
-        self._too_large = False
 
     @property
     def model(self) -> Any:
@@ -193,32 +258,16 @@ class ModelHandler(PageMixin, BaseHandler):
         self.limit_body()
         await self.check_authorized(self._auth_action())
 
-    def data_received(self, chunk: bytes) -> None:
-        if self._finished:
-            return
-        self._received += len(chunk)
-        if self._received > self.registry.max_body_size:
-            self._too_large = True
-            self._chunks = []
-        else:
-            self._chunks.append(chunk)
-
-    def body(self) -> bytes:
-        if self._too_large:
-            raise PayloadTooLarge(
-                f"The request body is over {self.registry.max_body_size} bytes, the most this server "
-                "accepts (MLWidgetApp.max_body_size). Send a smaller file or raise the limit."
-            )
-        body = b"".join(self._chunks)
-        self._chunks = [body]  # hold the body once, not twice
-        return body
-
     def get_login_url(self) -> str:
         """A browser opening the page without being logged in goes to Jupyter's login page
         (and comes back); API requests get 403 as usual."""
-        page = self.request.method == "GET" and not any(
-            not key.startswith("_xsrf") and key != "token" for key in self.request.query_arguments
-        )
+        keys = {
+            key
+            for key in self.request.query_arguments
+            if not key.startswith("_xsrf") and key != "token"
+        }
+        api_page = keys == {"_openapi", "_format"} and self.get_query_argument("_format") == "html"
+        page = self.request.method == "GET" and (not keys or api_page)
         if page and "text/html" in self.request.headers.get("Accept", ""):
             return JupyterHandler.get_login_url(self)
         return super().get_login_url()
@@ -234,14 +283,6 @@ class ModelHandler(PageMixin, BaseHandler):
         return "write"
 
     # ------------------------------------------------------------------ helpers
-
-    def query_args(self) -> dict[str, list[str]]:
-        """The query as ``{key: [values]}`` (strings), without Jupyter's own keys."""
-        return {
-            key: [v.decode("utf-8", "replace") for v in values]
-            for key, values in self.request.query_arguments.items()
-            if key not in JUPYTER_KEYS
-        }
 
     async def resolve(self, name: str | None) -> MLModel:
         self.mlmodel = await self.registry.get_model(self.model_name or name or "")
@@ -263,6 +304,8 @@ class ModelHandler(PageMixin, BaseHandler):
             await self.send_json(job.to_dict(self.job_url(m, job)))
         elif "_jobs" in args:
             await self.send_json([job.to_dict(self.job_url(m, job)) for job in m.jobs()])
+        elif "_openapi" in args and fmt == "html":
+            await self.render_api_page(m)  # the same document for humans (pages.py)
         elif "_openapi" in args:
             from .openapi import openapi_document
 
@@ -324,6 +367,10 @@ class ModelHandler(PageMixin, BaseHandler):
             raise BadRequest(
                 f"Unknown _format {fmt!r} for predictions. Use {', '.join(PREDICT_FORMATS)}."
             )
+        if fmt == "table":  # the input, the predictions and how right they are, as JSON
+            out = await self.registry.run(bodies.table_results, m, df, self.query_args())
+            self.finish(out)
+            return
         table = await self.registry.run(m.predict_table, df)
         await self.send_table(table, fmt, f"{m.name}-predictions")
 
@@ -348,10 +395,15 @@ class ModelHandler(PageMixin, BaseHandler):
                 )
             await self.send_json(await run(m.rollback, version))
             return
-        body = self.body()
-        df = await run(parse_body, body, self.request.headers.get("Content-Type", ""), args)
         metric = last(args, "_metric") or last(args, "metric") or None
         wait = wants_wait(args)
+        ctype = self.request.headers.get("Content-Type", "")
+        self.check_body_size()
+        if action == "predict" and wait and streaming.streams(self._spool, ctype, args):
+            pieces = await run(streaming.json_pieces, m, self._spool)
+            await streaming.write_json_pieces(self, pieces)
+            return
+        df = await run(parse_body, self.body(), ctype, args)
         if action in ("predict", "predict_proba", "score", "append") and df is None:
             raise BadRequest(
                 f"_action={action} needs rows in the request body: JSON records, CSV, XLSX or "
@@ -363,6 +415,11 @@ class ModelHandler(PageMixin, BaseHandler):
             await self.answer_job(m, job, wait)
         elif not wait and action in ("predict", "predict_proba", "score"):
             fmt = last(args, "_format")
+            if fmt == "table":
+                raise BadRequest(
+                    "Expected _format=table without _wait=false (it answers at once); a job's "
+                    "result is the rows with their predictions: use _format=records with it."
+                )
             if action == "predict" and fmt not in (None, "", "json"):
                 action = "predict_table"  # the job's result is JSON: the rows with predictions
             await self.answer_job(m, await run(m.start_job, action, df, metric), wait)

@@ -12,6 +12,21 @@ A thin ``ExtensionApp`` whose ``launch_instance`` starts a stock Jupyter server 
 
 It is an extension point of its own module, ``mlwidget_server.launcher``, which no config file
 enables: only ``MLWidgetLauncher.launch_instance`` loads it, and ``jupyter server`` never does.
+
+Kernel hygiene (``server_defaults()``, which config files and the command line override):
+
+- A Voila page shuts its kernel down when it closes (a ``sendBeacon`` POST to
+  ``voila/api/shutdown/<id>`` carrying the ``_xsrf`` cookie). Voila 0.5's server extension never
+  sets that cookie (it streams the page without reading ``xsrf_token``), so the POST is refused
+  with 403 "'_xsrf' argument missing" and every view leaves a kernel running.
+  ``voila_prelaunch_hook`` (Voila's documented ``VoilaConfiguration.prelaunch_hook``) reads the
+  handler's ``xsrf_token``, which sets the cookie on the page's response before its first byte;
+  the shutdown then passes the unchanged XSRF check.
+- Kernels nobody is connected to are culled after ``CULL_IDLE_TIMEOUT`` seconds idle: the
+  backstop for a page that dies without its ``beforeunload`` (a crash, a lost network). A page
+  that is open stays connected, so its kernel stays.
+- Kernels get CurveZMQ keys when the kernel declares support (ipykernel does), so their traffic
+  is encrypted and ipykernel does not warn "Kernel is running over TCP without encryption".
 """
 
 from __future__ import annotations
@@ -20,6 +35,7 @@ import os
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Callable
 from typing import Any, ClassVar
 
@@ -33,6 +49,65 @@ from traitlets.config import Config
 # everything within 10 s.
 STOP_TIMEOUT = 8.0
 EXTENSIONS = {"mlwidget_server": True, "voila.server_extension": True}
+# Seconds a kernel no client is connected to may stay idle before the server shuts it down, and
+# how often it looks (--MappingKernelManager.cull_idle_timeout=0 turns culling off).
+CULL_IDLE_TIMEOUT = 300
+CULL_INTERVAL = 60
+
+
+def voila_prelaunch_hook(req: Any, notebook: Any = None, cwd: str = "") -> None:
+    """Voila's ``prelaunch_hook``: set the ``_xsrf`` cookie on the dashboard page's response, so
+    that the page's shutdown request on close passes the XSRF check (see the module doc).
+    ``apply_server_defaults`` sets it for a plain ``jupyter server``."""
+    req.xsrf_token  # noqa: B018 - reading the token sets the cookie (tornado's RequestHandler)
+
+
+def server_defaults() -> dict[str, Any]:
+    """The kernel-hygiene configuration ``jupyter mlwidget`` starts from (see the module doc)."""
+    import zmq
+
+    kernels: dict[str, Any] = {
+        "cull_idle_timeout": CULL_IDLE_TIMEOUT,
+        "cull_interval": CULL_INTERVAL,
+        "cull_connected": False,  # an open dashboard keeps its kernel
+    }
+    config: dict[str, Any] = {
+        "MappingKernelManager": kernels,
+        "VoilaConfiguration": {"prelaunch_hook": voila_prelaunch_hook},
+        # tornado clamps Jupyter's default timeout (3 pings) to one ping interval, with a
+        # warning per server: ask for what tornado does anyway
+        "ServerApp": {"tornado_settings": {"ws_ping_timeout": 30_000}},
+    }
+    if zmq.has("curve"):  # "auto": keys for kernels whose kernelspec supports them
+        config["KernelManager"] = {"transport_encryption": "auto"}
+    return config
+
+
+def apply_server_defaults(c: Any) -> None:
+    """Put ``server_defaults()`` into the traitlets config ``c`` wherever it sets nothing yet:
+    what ``jupyter mlwidget`` does, for a plain ``jupyter server``. In a
+    ``jupyter_server_config.py`` (Binder's ``postBuild`` writes one)::
+
+        from mlwidget_server.launcher import apply_server_defaults
+        apply_server_defaults(c)
+    """
+    for section, values in server_defaults().items():
+        for key, value in values.items():
+            if isinstance(value, dict):
+                merged = dict(value)
+                merged.update(c[section].get(key) or {})
+                c[section][key] = merged
+            elif key not in c[section]:
+                c[section][key] = value
+
+
+def quiet_upstream_warnings() -> None:
+    """Voila's ``__init__`` turns on traitlets' DeprecationWarnings (which Python hides by
+    default), and Voila's and jupyter_server's own config then print them on every start. Hide
+    them again; they are for those projects to fix, not for a user to act on."""
+    import voila  # noqa: F401 - its filter first, so that this one wins
+
+    warnings.filterwarnings("ignore", category=DeprecationWarning, module="traitlets")
 
 
 class MLWidgetLauncher(ExtensionApp):

@@ -26,6 +26,7 @@ import json
 from collections.abc import Mapping
 from importlib import resources
 from typing import Any
+from urllib.parse import quote
 
 from mlwidget import __version__, api
 from mlwidget.estimators import KINDS, list_estimators
@@ -41,6 +42,11 @@ OPENAPI_VERSION: str = STATIC["openapi"]
 BOOL_ALIASES = sorted(k for k, v in ALIASES.items() if v in api.BOOL_OPTIONS)  # dopna, ...
 # What a PUT may not set, at any depth of its body or in its query (mlwidget.options).
 REFUSED_KEYS = [*SERVER_ONLY, *REFUSED_PARAMS]
+# The sentence that links the same document rendered for humans (pages.py, templates/api.html).
+TEXTS_HTML_PAGE = (
+    "\n\nThis document as a page, with copy-paste snippets (curl, Python requests, "
+    "tritonclient): {url}?_openapi&_format=html"
+)
 REFUSED_TEXT = TEXTS["refused"].replace("{keys}", ", ".join(f"`{k}`" for k in REFUSED_KEYS))
 
 
@@ -299,7 +305,9 @@ def openapi_document(info: Mapping[str, Any], base_url: str = "/") -> dict[str, 
     server = base_url.rstrip("/") or "/"
 
     get_op, named = _operation("get")
-    named["_format"]["schema"]["enum"] = list(api.CACHE_FORMATS)
+    named["_format"]["schema"]["enum"] = list(
+        dict.fromkeys(api.CACHE_FORMATS + api.PREDICT_FORMATS)
+    )
     get_op["parameters"].extend(_feature_param(f) for f in features)
 
     post_op, named = _operation("post")
@@ -312,17 +320,21 @@ def openapi_document(info: Mapping[str, Any], base_url: str = "/") -> dict[str, 
     delete_op, named = _operation("delete")
     named["delete"]["schema"]["enum"] = list(api.DELETE_ITEMS)
 
+    preview_op, named = _operation("list_post")  # POST mlhandler/?_action=preview
+    named["_action"]["schema"]["enum"] = list(api.LIST_ACTIONS)
+
     return {
         "openapi": OPENAPI_VERSION,
         "info": {
             "title": TEXTS["title"].format(name=name),
             "version": __version__,
-            "description": _description(info, name, target),
+            "description": _description(info, name, target)
+            + TEXTS_HTML_PAGE.format(url=f"{base_url.rstrip('/')}/mlhandler/{quote(name)}"),
         },
         "servers": [{"url": server}],
         "security": [{"jupyterToken": []}],
         "paths": {
-            "/mlhandler/": {"get": _operation("list")[0]},
+            "/mlhandler/": {"get": _operation("list")[0], "post": preview_op},
             f"/mlhandler/{name}": {
                 "get": get_op,
                 "post": post_op,

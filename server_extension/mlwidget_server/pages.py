@@ -1,15 +1,17 @@
-"""The model page (``GET {base_url}mlhandler/{name}`` with no query): the default page, or the
-model's own ``template``. A mixin of ``ModelHandler``, which provides ``registry``, ``api_url``
-and the model."""
+"""The server's HTML pages: the model page (``GET {base_url}mlhandler/{name}`` with no query: the
+default page, or the model's own ``template``), the model's API page (``?_openapi&_format=html``)
+and the listing page (``GET {base_url}mlhandler/`` from a browser). Mixins of the handlers, which
+provide ``registry``, ``api_url`` and the model. The pages load nothing from elsewhere (their
+CSS and scripts are inline: they work offline)."""
 
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import tornado.escape
 import tornado.template
-from jupyter_server.utils import url_path_join
+from jupyter_server.utils import url_escape, url_path_join
 
 from mlwidget import NotFound
 from mlwidget.api import METRICS
@@ -20,6 +22,22 @@ if TYPE_CHECKING:
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 _loader = tornado.template.Loader(TEMPLATES)
+# The pages' scripts and styles are inline; they may only call the server they came from.
+CSP = (
+    "frame-ancestors 'self'; default-src 'none'; script-src 'unsafe-inline'; "
+    "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
+    "form-action 'self'; base-uri 'none'"
+)
+
+
+def send_page(handler: Any, html: bytes) -> None:
+    handler.set_header("Content-Security-Policy", CSP)
+    handler.finish(html, set_content_type="text/html; charset=UTF-8")
+
+
+def server_url(handler: Any) -> str:
+    """The scheme and host the request came to: ``http://127.0.0.1:8888``."""
+    return f"{handler.request.protocol}://{handler.request.host}"
 
 
 class PageMixin:
@@ -90,10 +108,105 @@ class PageMixin:
             jsonable=jsonable,
             **ctx,
         )
-        self.set_header(
-            "Content-Security-Policy",
-            "frame-ancestors 'self'; default-src 'none'; script-src 'unsafe-inline'; "
-            "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
-            "form-action 'self'; base-uri 'none'",
+        send_page(self, html)
+
+    async def render_api_page(self, m: MLModel) -> None:
+        """The model's OpenAPI document for humans, with snippets (apipage.py)."""
+        from .apipage import operations, snippets
+        from .openapi import openapi_document
+
+        info = jsonable(await self.registry.run(m.info))
+        doc = openapi_document(info, self.base_url)
+        server = server_url(self)
+        html = _loader.load("api.html").generate(
+            name=m.name,
+            doc=doc,
+            api_url=self.api_url(m.name),
+            api_root=server + url_path_join(self.base_url, "mlhandler", m.name),
+            list_url=url_path_join(self.base_url, "mlhandler/"),
+            snippets=snippets(info, server, self.base_url),
+            operations=operations(doc),
         )
-        self.finish(html, set_content_type="text/html; charset=UTF-8")
+        send_page(self, html)
+
+
+def prefers_html(accept: str) -> bool:
+    """Whether an ``Accept`` header prefers ``text/html`` to JSON: a browser's does; API
+    clients (none, ``*/*``, ``application/json``) get JSON."""
+    quality: dict[str, float] = {}
+    for part in accept.split(","):
+        media, _, params = part.strip().partition(";")
+        q = 1.0
+        for param in params.split(";"):
+            key, _, value = param.strip().partition("=")
+            if key.strip() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0
+        quality[media.strip().lower()] = max(q, quality.get(media.strip().lower(), 0.0))
+    return quality.get("text/html", 0.0) > quality.get("application/json", 0.0)
+
+
+class ListingMixin:
+    """The listing page (``GET {base_url}mlhandler/`` from a browser), for ``ModelListHandler``:
+    the models, and the "New model" flow (preview a file, pick the target and the class,
+    create and train, land on the model page)."""
+
+    def api_url(self, name: str) -> str:
+        return url_path_join(self.base_url, "mlhandler", url_escape(name))
+
+    def wants_html(self) -> bool:
+        return prefers_html(self.request.headers.get("Accept", ""))
+
+    def get_login_url(self) -> str:
+        """A browser opening the listing without being logged in goes to Jupyter's login page
+        (and comes back); API requests get 403 as usual."""
+        from jupyter_server.base.handlers import JupyterHandler
+
+        if self.request.method == "GET" and self.wants_html():
+            return JupyterHandler.get_login_url(self)
+        return super().get_login_url()  # type: ignore[misc]
+
+    async def model_rows(self, names: list[str]) -> list[dict[str, Any]]:
+        """One row per model: what the listing's table shows."""
+        rows = []
+        for name in names:
+            row: dict[str, Any] = {"name": name, "url": self.api_url(name)}
+            try:
+                info = await self.registry.run((await self.registry.get_model(name)).info)
+            except Exception as exc:  # noqa: BLE001 -- a broken model is a row, not a 500
+                from .registry import user_message
+
+                row["error"] = self.registry.failure(name) or user_message(exc)
+                rows.append(row)
+                continue
+            fitted = info.get("fitted") or {}
+            cv = fitted.get("cv_score") or {}
+            row.update(
+                model=info.get("model") or "",
+                kind=info.get("kind") or "",
+                target=info.get("target_col") or "",
+                metric=cv.get("metric") or fitted.get("metric") or "",
+                score=cv.get("value") if cv else fitted.get("score"),
+                score_on=cv.get("on") or fitted.get("score_on") or "",
+                version=info.get("version"),
+                fitted=bool(fitted),
+            )
+            rows.append(jsonable(row))
+        return rows
+
+    async def render_listing(self, names: list[str]) -> None:
+        from mlwidget.estimators import KINDS, list_estimators
+        from mlwidget.suggest import DEFAULT_CLASSES
+
+        self.xsrf_token  # noqa: B018 -- sets the _xsrf cookie the page's scripts send back
+        list_url = url_path_join(self.base_url, "mlhandler/")
+        html = _loader.load("listing.html").generate(
+            list_url=list_url,
+            models=await self.model_rows(names),
+            estimators={kind: list_estimators(kind) for kind in KINDS},
+            default_classes=DEFAULT_CLASSES,
+            json_encode=tornado.escape.json_encode,
+        )
+        send_page(self, html)
