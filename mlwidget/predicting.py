@@ -103,12 +103,15 @@ def predict_proba(snap: Snapshot, name: str, data: Any, fast: Any) -> list[dict[
             f"{type(final_step(pipeline)).__name__} does not give probabilities. Use "
             "predict, or a classifier with predict_proba (SGDClassifier needs loss=log_loss)."
         )
+    if isinstance(data, pd.DataFrame):
+        check_cells(len(data), len(_classes(pipeline)), "class probabilities")
     out = fast.predict_proba(data) if fast is not None else None
     if out is not None:
         return out
     frame = features_frame(snap, data)
     if frame.empty:
         return []
+    check_cells(len(frame), len(_classes(pipeline)), "class probabilities")
     try:
         proba = fast.predict_frame(frame, proba=True) if fast is not None else None
         if proba is None:
@@ -118,6 +121,20 @@ def predict_proba(snap: Snapshot, name: str, data: Any, fast: Any) -> list[dict[
     labels = getattr(final_step(pipeline), "classes_", None)  # a mixture has components
     classes = est.to_jsonable(np.asarray(labels if labels is not None else range(proba.shape[1])))
     return [dict(zip(classes, map(float, row), strict=True)) for row in proba]
+
+
+def _classes(pipeline: Any) -> list[Any]:
+    labels = getattr(final_step(pipeline), "classes_", None)
+    return [] if labels is None else list(labels)
+
+
+def check_cells(rows: int, columns: int, what: str) -> None:
+    """A 413 before building an answer of ``rows`` x ``columns`` cells over the ceiling
+    (``tables.MAX_CELLS``): a classifier of 10,000 classes makes 10,000 probabilities a row."""
+    from . import table_limits, tables
+
+    if rows * columns > tables.MAX_CELLS:
+        raise table_limits.too_many_cells(rows, columns, tables.MAX_CELLS, what)
 
 
 def predict_table(snap: Snapshot, name: str, frame: pd.DataFrame, fast: Any) -> pd.DataFrame:
@@ -207,6 +224,9 @@ def predict_results(
     """Bulk results a person reads (see ``MLModel.predict_results``): the input as given, the
     predictions, class probabilities if asked, and ``correct`` / ``error`` with the score when
     the input has the target column."""
+    extra = 2 + (len(_classes(require_pipeline(snap, name))) if proba else 0)
+    what = "the results table" + (" with class probabilities" if proba else "")
+    check_cells(len(frame), len(frame.columns) + extra, what)
     preds = predict(snap, name, frame, fast)
     fitted = snap.fitted
     kind = fitted.get("kind")

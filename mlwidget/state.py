@@ -323,7 +323,10 @@ def default_class(options: dict[str, Any], table: pd.DataFrame | None) -> list[s
             f"Expected the target column {target!r} in the training data, got columns "
             f"{', '.join(columns)}. Set target_col to one of them."
         )
-    kind, why = suggest.infer_kind(table.iloc[:, columns.index(str(target))].rename(target))
+    y = table.iloc[:, columns.index(str(target))].rename(target)
+    kind, why = suggest.infer_kind(y)
+    if len(table) and not suggest.has_values(y):  # a class that predicts one constant: refused
+        raise BadRequest(f"No class was given, and {why}.")
     options["class"] = suggest.default_class(kind)
     options["params"] = {}
     return [f"No class was given: {why}; using {options['class']}."]

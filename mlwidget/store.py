@@ -28,6 +28,7 @@ ENV_VAR = "MLWIDGET_STORE"
 STATE = "state.json"
 LOCK_TIMEOUT = 600.0
 _NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")  # the whole name (fullmatch)
+MAX_NAME = 128
 
 
 def default_root() -> Path:
@@ -48,10 +49,12 @@ def safe_name(text: str) -> str:
 
 def check_name(name: Any) -> str:
     if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
-        suggestion = safe_name(str(name))
+        suggestion = safe_name(str(name))[:MAX_NAME].rstrip("-.") or "model"
         raise BadRequest(
-            f"Expected a model name of letters, digits, '-', '_' and '.', got {name!r}. "
-            f"Try {suggestion!r}."
+            f"Expected a model name of letters, digits, '-', '_' and '.' (at most {MAX_NAME} "
+            f"characters), got {name!r}"
+            + (f" ({len(name)} characters)" if len(str(name)) > MAX_NAME else "")
+            + f". Try {suggestion!r}."
         )
     return name
 

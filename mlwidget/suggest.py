@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from typing import Any
 
 import pandas as pd
 
-from .errors import BadRequest
+from .errors import BadRequest, PayloadTooLarge
 
 DEFAULT_CLASSES = {
     "classifier": "RandomForestClassifier",
@@ -40,7 +41,12 @@ TARGET_NAMES = (
 )
 # Whole numbers with at most this many distinct values are classes (0/1, ratings 1-5, ...)
 MAX_INT_CLASSES = 10
+# What the reason says of a target with fewer than two values (see ``has_values``)
+ONE_VALUE = "a model cannot learn to predict it; choose a column with two or more values"
 PREVIEW_ROWS = 10
+# The widest table a preview describes (one entry per column, a form to pick from): MNIST's 785
+# columns fit; 100,000 took minutes and an 8 MB answer. Wider tables are made over REST (PUT).
+MAX_COLUMNS = 2000
 _DATE = re.compile(
     r"^\s*(\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?"
     r"|\d{1,2}/\d{1,2}/\d{2,4}( \d{1,2}:\d{2}(:\d{2})?)?)\s*$"
@@ -86,6 +92,10 @@ def infer_kind(y: pd.Series) -> tuple[str, str]:
     present = y.dropna()
     distinct = int(present.nunique())
     dtype = column_dtype(y)
+    if distinct < 2:  # nothing to learn: say so rather than "1 distinct values, so ..."
+        kind = "regressor" if dtype == "number" and distinct == 0 else "classifier"
+        held = f"only the value {str(present.iloc[0])[:100]!r}" if distinct else "no values"
+        return kind, f"{name} holds {held}: {ONE_VALUE}"
     if dtype == "bool":
         return "classifier", f"{name} holds yes/no values, so this is classification"
     if dtype != "number":
@@ -101,6 +111,11 @@ def infer_kind(y: pd.Series) -> tuple[str, str]:
             f"{name} holds {distinct} distinct whole numbers, so this is classification",
         )
     return "regressor", f"{name} holds {distinct} distinct numbers, so this is regression"
+
+
+def has_values(y: pd.Series) -> bool:
+    """Whether ``y`` holds two or more distinct values: something a model can learn."""
+    return int(y.dropna().nunique()) >= 2
 
 
 def suggest_target(frame: pd.DataFrame) -> str:
@@ -131,7 +146,14 @@ def inspect(frame: pd.DataFrame, target: str | None = None) -> dict[str, Any]:
     names = [str(c) for c in frame.columns]
     if not names:
         raise BadRequest("Expected a table with columns, got one with none. Send a CSV header.")
-    twice = sorted({n for n in names if names.count(n) > 1})
+    if len(names) > MAX_COLUMNS:
+        raise PayloadTooLarge(
+            f"Expected a table of at most {MAX_COLUMNS:,} columns to preview, got one of "
+            f"{len(names):,}. Drop the columns the model does not need, or create the model "
+            "over REST (PUT ?_model&class=...&target_col=..., then POST ?_action=retrain)."
+        )
+    counts = Counter(names)  # linear: a header of 100,000 names must not take minutes
+    twice = sorted(n for n, k in counts.items() if k > 1)
     if twice:
         raise BadRequest(
             f"Expected each column name once, got {', '.join(map(repr, twice))} more than once. "
@@ -142,18 +164,24 @@ def inspect(frame: pd.DataFrame, target: str | None = None) -> dict[str, Any]:
             f"Expected target_col to be one of the columns ({', '.join(names)}); got "
             f"{str(target)!r}. Choose one of those."
         )
-    target = str(target) if target is not None else suggest_target(frame)
-    columns = []
-    for i, name in enumerate(names):
-        values = frame.iloc[:, i]
-        columns.append(
-            {
-                "name": name,
-                "dtype": column_dtype(values),
-                "distinct": int(values.nunique(dropna=True)),
-                "missing": int(values.isna().sum()),
-            }
+    if not len(frame):
+        raise BadRequest(
+            f"Expected rows under the header, got a header of {len(names)} column(s) and no "
+            "rows. Send the file with its data."
         )
+    target = str(target) if target is not None else suggest_target(frame)
+    # whole-frame counts, then one cheap look per column (no per-column pandas indexing)
+    distinct = frame.nunique(dropna=True).tolist()
+    missing = frame.isna().sum().tolist()
+    columns = [
+        {
+            "name": name,
+            "dtype": column_dtype(values),
+            "distinct": int(distinct[i]),
+            "missing": int(missing[i]),
+        }
+        for i, (name, (_, values)) in enumerate(zip(names, frame.items(), strict=True))
+    ]
     y = frame.iloc[:, names.index(target)].rename(target)
     kind, why = infer_kind(y)
     return {

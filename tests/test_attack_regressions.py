@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 import io
 import json
 from pathlib import Path
@@ -11,7 +12,7 @@ import filelock
 import pandas as pd
 import pytest
 from conftest import GUIDE_PASSENGER
-from rest_helpers import assert_clean_error, call, titanic_server_config
+from rest_helpers import assert_clean_error, call, stored, titanic_server_config
 
 from mlwidget import MLModel, PayloadTooLarge
 from mlwidget.tables import read_table
@@ -131,3 +132,126 @@ def test_a_small_parquet_whose_text_decodes_to_gigabytes_is_413():
     buf = io.BytesIO()
     small.to_parquet(buf)
     pd.testing.assert_frame_equal(read_table(buf.getvalue()), small)
+
+
+# --- third attack run (issue 15's new paths: preview, _format=table, default class, names) ---
+
+CSV = {"Content-Type": "text/csv"}
+
+
+def preview(jp_fetch, body: bytes, **params: str):
+    return call(
+        jp_fetch, "mlhandler", "", method="POST", params={"_action": "preview", **params},
+        body=body, headers=CSV,
+    )  # fmt: skip
+
+
+def wide_csv(columns: int) -> bytes:
+    header = ",".join(f"c{i}" for i in range(columns))
+    return f"{header}\n{','.join('1' for _ in range(columns))}\n".encode()
+
+
+async def test_a_preview_of_a_very_wide_header_is_refused_not_minutes_of_work(jp_fetch):
+    """A 1 MB CSV of 100,000 columns held a worker for 108 s (a quadratic duplicate check) and
+    answered 8 MB; a wide table is now a 413 at once, and 2,000 columns still preview."""
+    from mlwidget import suggest
+
+    reply = await preview(jp_fetch, wide_csv(suggest.MAX_COLUMNS + 1), request_timeout=30)
+    assert_clean_error(reply, 413, f"{suggest.MAX_COLUMNS:,} columns", "PUT")
+    reply = await preview(jp_fetch, wide_csv(suggest.MAX_COLUMNS), request_timeout=30)
+    assert reply.code == 200, reply.text
+    assert len(reply.json()["columns"]) == suggest.MAX_COLUMNS
+
+
+async def test_a_preview_of_a_header_without_rows_says_so(jp_fetch):
+    """A header-only file previewed as "0 rows ... y holds 0 distinct text values, so this is
+    classification", and Create then failed after the model was made."""
+    reply = await preview(jp_fetch, b"x,y\n")
+    assert_clean_error(reply, 400, "no rows", "header")
+
+
+async def test_a_target_of_one_value_is_not_trained_as_a_constant_model(jp_fetch, store_dir):
+    """A target holding one value got "1 distinct text values, so this is classification" and,
+    with no class given, a RandomForestClassifier that always answers it, scored 1.0."""
+    body = b"x,y\n1,a\n2,a\n3,a\n4,a\n"
+    reply = await preview(jp_fetch, body)
+    assert reply.code == 200
+    assert "cannot learn" in reply.json()["reason"] and "'a'" in reply.json()["reason"]
+    missing = await preview(jp_fetch, b"x,y\n1,\n2,\n")
+    assert "no values" in missing.json()["reason"]
+
+    assert (await call(jp_fetch, "mlhandler", "one", method="PUT",
+                       params={"_model": "", "target_col": "y"})).code == 200  # fmt: skip
+    before = stored(store_dir, "one")
+    reply = await call(jp_fetch, "mlhandler", "one", method="POST", body=body, headers=CSV,
+                       params={"_action": "retrain", "target_col": "y"})  # fmt: skip
+    assert_clean_error(reply, 400, "No class was given", "only the value 'a'", "two or more")
+    assert stored(store_dir, "one") == before
+
+
+async def test_class_probabilities_are_held_to_max_table_cells(jp_fetch, store_dir, monkeypatch):
+    """_proba=true (and predict_proba) built rows x classes cells with no ceiling: a classifier
+    of 10,000 classes made a 200,000-row file into two billion probabilities."""
+    from mlwidget import tables
+
+    rows = "\n".join(f"{i},c{i}" for i in range(60))
+    train = f"x,y\n{rows}\n".encode()
+    assert (await call(jp_fetch, "mlhandler", "many", method="PUT",
+                       params={"_model": "", "class": "DecisionTreeClassifier",
+                               "target_col": "y"})).code == 200  # fmt: skip
+    fit = await call(jp_fetch, "mlhandler", "many", method="POST", body=train, headers=CSV,
+                     params={"_action": "retrain", "target_col": "y"})  # fmt: skip
+    assert fit.code == 200, fit.text
+    body = ("x\n" + "\n".join(str(i % 60) for i in range(300)) + "\n").encode()
+    monkeypatch.setattr(tables, "MAX_CELLS", 10_000)  # 300 rows x 60 classes = 18,000 cells
+    before = stored(store_dir, "many")
+    for params in (
+        {"_action": "predict_proba"},
+        {"_action": "predict", "_format": "table", "_proba": "true"},
+    ):
+        reply = await call(jp_fetch, "mlhandler", "many", method="POST", body=body,
+                           headers=CSV, params=params)  # fmt: skip
+        assert_clean_error(reply, 413, "300 rows", "probabilities", "max_table_cells")
+    # without the probabilities, the same rows fit
+    reply = await call(jp_fetch, "mlhandler", "many", method="POST", body=body, headers=CSV,
+                       params={"_action": "predict", "_format": "table"})  # fmt: skip
+    assert reply.code == 200 and len(reply.json()["rows"]) == 300
+    assert stored(store_dir, "many") == before
+
+
+async def test_names_that_cannot_be_served_are_refused_in_words(jp_fetch, store_dir):
+    """PUT mlhandler/v2 answered "Method Not Allowed"; a 300-letter name was "expected letters,
+    digits, ..." and told to try the same 300 letters."""
+    reply = await call(jp_fetch, "mlhandler", "v2", method="PUT",
+                       params={"_model": "", "class": "LogisticRegression"})  # fmt: skip
+    assert_clean_error(reply, 400, "Open Inference Protocol", "another name")
+    reply = await call(jp_fetch, "mlhandler", "a" * 300, method="PUT",
+                       params={"_model": "", "class": "LogisticRegression"})  # fmt: skip
+    data = assert_clean_error(reply, 400, "at most 128 characters", "300 characters")
+    assert f"Try '{'a' * 128}'" in data["error"]
+    assert sorted(p.name for p in store_dir.iterdir()) in ([], ["titanic"])  # nothing made
+
+
+def test_the_dashboard_never_makes_a_model_named_v2(tmp_path):
+    """The dashboard's New model named a model after its file, v2.csv made "v2": a model the
+    server cannot serve (mlhandler/v2 is the Open Inference Protocol's path)."""
+    from mlwidget.widgets.picker import NewModelForm, model_name_for
+
+    assert model_name_for("v2.csv", []) == "model-v2"
+    form = NewModelForm(store=tmp_path)
+    content = b"x,y\n1,a\n2,b\n3,a\n"
+    form.upload.value = (  # as ipywidgets 8 sends it from the browser
+        {
+            "name": "v2.csv",
+            "type": "text/csv",
+            "size": len(content),
+            "content": memoryview(content),
+            "last_modified": datetime.datetime.now(datetime.timezone.utc),
+        },
+    )
+    form._on_upload()
+    assert form.name.value == "model-v2"
+    form.name.value = "v2"
+    assert form.create() is False
+    assert "Open Inference Protocol" in form.status.text
+    assert not (tmp_path / "v2").exists()

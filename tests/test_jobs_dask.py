@@ -137,3 +137,23 @@ class TestServer:
         parts = [t for t in stream.data if "-part-" in str(t["key"])]
         assert len(parts) == 4  # 50,000 rows each
         assert len({t["worker"] for t in parts}) == 2
+
+    async def test_a_plain_post_of_a_large_csv_goes_through_partitions_too(
+        self, jp_fetch, store_dir, titanic_csv, client, monkeypatch
+    ):
+        from mlwidget_server import streaming
+
+        monkeypatch.setattr(streaming, "STREAM_BYTES", 1_000_000)  # "large": over 1 MB here
+        model = MLModel("titanic", data=str(titanic_csv), store=store_dir, **GUIDE_OPTIONS)
+        rows = pd.read_csv(titanic_csv)
+        big = rows.sample(120_000, replace=True, random_state=4).reset_index(drop=True)
+        expected = model.predict(big)
+        with distributed.get_task_stream(client) as stream:
+            reply = await call(
+                jp_fetch, "mlhandler", "titanic", method="POST", headers={"Content-Type": "text/csv"},
+                body=big.to_csv(index=False).encode(),
+            )  # fmt: skip
+        assert reply.code == 200, reply.text
+        assert reply.json() == expected  # the answer a plain POST gives, every row in order
+        parts = [t for t in stream.data if "-part-" in str(t["key"])]
+        assert len(parts) == 3  # 50,000 + 50,000 + 20,000 rows, on the cluster

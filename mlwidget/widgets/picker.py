@@ -34,10 +34,16 @@ SUPERVISED = ("classifier", "regressor")
 NO_MODELS = "(no models yet)"
 
 
+# Names the server cannot serve a model at: mlhandler/v2 is the Open Inference Protocol's path
+RESERVED = ("v2",)
+
+
 def model_name_for(filename: str, taken: list[str]) -> str:
     """A model name from a file name (letters, digits, -, _, .), not one of ``taken``."""
     stem = os.path.splitext(os.path.basename(filename or ""))[0]
-    base = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.") or "model"
+    base = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.")[:100] or "model"
+    if base in RESERVED:
+        base = f"model-{base}"
     name, n = base, 2
     while name in taken:
         name, n = f"{base}-{n}", n + 1
@@ -235,6 +241,11 @@ class NewModelForm(widgets.VBox):
         name = self.name.value.strip()
         try:
             check_name(name)
+            if name in RESERVED:
+                raise BadRequest(
+                    f"Expected a model name other than {name!r}: the server's mlhandler/{name} "
+                    "is the Open Inference Protocol's path. Choose another name."
+                )
             if name in list_models(self.store):
                 raise BadRequest(
                     f"A model named {name!r} exists already. Choose another name, or pick "

@@ -399,9 +399,7 @@ class ModelHandler(PageMixin, BaseHandler):
         wait = wants_wait(args)
         ctype = self.request.headers.get("Content-Type", "")
         self.check_body_size()
-        if action == "predict" and wait and streaming.streams(self._spool, ctype, args):
-            pieces = await run(streaming.json_pieces, m, self._spool)
-            await streaming.write_json_pieces(self, pieces)
+        if action == "predict" and await streaming.answer_large(self, m, wait, args):
             return
         df = await run(parse_body, self.body(), ctype, args)
         if action in ("predict", "predict_proba", "score", "append") and df is None:

@@ -17,7 +17,7 @@ from mlwidget import chunked
 from mlwidget.errors import UnsupportedFormat
 from mlwidget.tables import format_of
 
-from .bodies import dumps
+from .bodies import dumps, parse_body
 
 if TYPE_CHECKING:
     from mlwidget import MLModel
@@ -60,6 +60,22 @@ def streams(spool: IO[bytes] | None, content_type: str, args: dict[str, list[str
         return format_of(head, content_type.split(";")[0].strip().lower() or None) == "csv"
     except UnsupportedFormat:
         return False
+
+
+async def answer_large(handler: Any, m: MLModel, wait: bool, args: dict[str, list[str]]) -> bool:
+    """Answer a synchronous ``POST ?_action=predict`` of a large CSV body (see ``streams``), and
+    say whether it was: on a Dask executor as a job of partitions over the cluster (the answer
+    awaited, as a plain POST waits for a retrain), else chunk by chunk in this process."""
+    ctype = handler.request.headers.get("Content-Type", "")
+    if not wait or not streams(handler._spool, ctype, args):
+        return False
+    run = handler.registry.run
+    if getattr(handler.registry.runner, "executor", None) == "dask":
+        frame = await run(parse_body, handler.body(), ctype, args)
+        await handler.answer_job(m, await run(m.start_job, "predict", frame, None), True)
+    else:
+        await write_json_pieces(handler, await run(json_pieces, m, handler._spool))
+    return True
 
 
 def json_pieces(m: MLModel, spool: IO[bytes]) -> list[str]:

@@ -10,7 +10,7 @@ from typing import Any
 
 import tornado.web
 
-from mlwidget import NotFound, PayloadTooLarge, __version__, oip
+from mlwidget import BadRequest, NotFound, PayloadTooLarge, __version__, oip
 from mlwidget.jsonable import to_jsonable
 
 from .handlers import BaseHandler
@@ -43,6 +43,13 @@ class ServerMetadataHandler(V2Handler):
     @tornado.web.authenticated
     async def get(self) -> None:
         await self.send_json({"name": "mlwidget", "version": __version__, "extensions": []})
+
+    @tornado.web.authenticated
+    async def put(self) -> None:  # PUT mlhandler/v2?_model...: a model named "v2" cannot be served
+        raise BadRequest(
+            "Expected a model name other than 'v2': mlhandler/v2 is the Open Inference "
+            "Protocol's path, so a model of that name could not be reached. Choose another name."
+        )
 
 
 class HealthHandler(V2Handler):
