@@ -2,12 +2,15 @@
 
     .venv/bin/python benchmarks/jobs.py                 # about 3 minutes
     .venv/bin/python benchmarks/jobs.py --runs 5 --json /tmp/jobs.json
+    .venv/bin/python benchmarks/jobs.py --only dask --dask-rows 10000,100000 --runs 3
 
 Tables: (A) the Titanic model (the guide's LogisticRegression, 891 rows): Pipeline.fit (floor),
 MLModel.retrain on the thread executor, on the process executor (a warm worker), and REST
 POST ?_action=retrain on a real server (process executor, the default); (B) a 100-tree forest on
 100,000 rows: the same on the thread and process executors and on a Dask LocalCluster of two
-worker processes (one thread each). Medians of the runs.
+worker processes (one thread each); (C, ``--only dask``) process against dask executor per
+size, with and without ``n_jobs=-1``, the time inside the worker (fit + training score) apart
+from the executor's own share, and whether both fitted models predict the same. Medians.
 """
 
 from __future__ import annotations
@@ -163,14 +166,90 @@ def forest_table(store: Path, runs: int) -> None:
     )
 
 
+def dask_table(store: Path, sizes: list[int], runs: int) -> None:
+    """One 100-tree forest's retrain (cv_folds=0: the executors, not the folds) on the process
+    executor and on a two-worker LocalCluster, per size and n_jobs. "in worker" is the fit and
+    the training score (``fitted.timings.total``); the rest of a retrain is the executor's
+    share (sending the table, the fitted forest back, the commit, which is the same for both)."""
+    import distributed
+
+    from mlwidget import MLModel
+
+    print(f"\nload average at start: {Path('/proc/loadavg').read_text().split()[:3]}")
+    out: dict[str, dict[str, float]] = {}
+    rows_out = []
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        for size in sizes:
+            data = synthetic(size, seed=2)
+            probe = data.sample(min(size, 2000), random_state=1)
+            name = f"forest-{size}"
+            MLModel(name, data=data, store=store, **GUIDE, **{"class": "LogisticRegression"})
+            for n_jobs in (None, -1):
+                params = {"n_estimators": 100, "random_state": 0, "n_jobs": n_jobs}
+                MLModel.open(name, store=store).configure(
+                    {"class": "RandomForestClassifier", **params}, cv_folds=0
+                )
+                cell: dict[str, float] = {}
+                answers = []
+                for executor in ("process", "dask"):
+                    model = MLModel.open(
+                        name, store=store, executor=executor,
+                        dask_scheduler=cluster.scheduler_address if executor == "dask" else None,
+                    )  # fmt: skip
+                    inside: list[float] = []
+
+                    def retrain(model=model, inside=inside) -> None:
+                        model.retrain()
+                        inside.append(model.info()["fitted"]["timings"]["total"])
+
+                    # two warm-ups: a job runs where its table was scattered, alternately on
+                    # the two workers, and the first on each imports scikit-learn and mlwidget
+                    cell[executor] = median_time(retrain, runs, warmup=2)
+                    cell[f"{executor} in worker"] = statistics.median(inside[2:])
+                    answers.append(model.predict_proba(probe))
+                cell["same predictions"] = float(answers[0] == answers[1])
+                out[f"{size} rows, n_jobs={n_jobs}"] = cell
+                rows_out.append(
+                    [f"{size:,}", n_jobs, f"{cell['process']:.2f}", f"{cell['process in worker']:.2f}",
+                     f"{cell['dask']:.2f}", f"{cell['dask in worker']:.2f}",
+                     f"{cell['dask'] - cell['process']:+.2f}",
+                     "yes" if cell["same predictions"] else "**no**"]
+                )  # fmt: skip
+    RESULTS["dask"] = out
+    table(
+        "C. Process vs dask executor, a 100-tree forest (cv_folds=0)",
+        [
+            "rows",
+            "n_jobs",
+            "process s",
+            "(in worker)",
+            "dask s",
+            "(in worker)",
+            "dask - process",
+            "same predictions",
+        ],  # fmt: skip
+        rows_out,
+        f"Medians of {runs} runs after two warm-ups; LocalCluster of 2 worker processes, 1 thread "
+        'each. "in worker": the fit and the training score.',
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--json", help="also write the numbers to this file")
+    parser.add_argument("--only", choices=["titanic", "forest", "dask"], help="one table")
+    parser.add_argument("--dask-rows", default="10000,100000", help="sizes for table C")
     args = parser.parse_args()
     store = Path(tempfile.mkdtemp(prefix="mlwidget-bench-jobs-"))
-    titanic_table(store, max(args.runs, 10))
-    forest_table(store, args.runs)
+    if args.only in (None, "titanic"):
+        titanic_table(store, max(args.runs, 10))
+    if args.only in (None, "forest"):
+        forest_table(store, args.runs)
+    if args.only in (None, "dask"):
+        dask_table(store, [int(n) for n in args.dask_rows.split(",")], args.runs)
     if args.json:
         Path(args.json).write_text(json.dumps(RESULTS, indent=2))
 

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from .errors import BadRequest, PayloadTooLarge
+from .fastpath.base import MAX_ROWS as _FEW  # up to this many rows: the compiled predictor
 
 NUMERIC = {
     "BOOL": "?",
@@ -48,6 +49,11 @@ def feature_datatype(feature: Mapping[str, Any]) -> str:
 
 def label_datatype(labels: list[Any]) -> str:
     """The datatype of predictions: BYTES for strings, INT64 for integers, FP64 for numbers."""
+    kinds = set(map(type, labels)) - {type(None)}
+    if kinds <= {bool, int, float, str}:  # plain values (the usual): decided by their types
+        if kinds and kinds <= {bool, int}:
+            return "INT64"
+        return "FP64" if kinds and kinds <= {int, float} else "BYTES"
     values = [v for v in labels if v is not None]
     if values and all(isinstance(v, bool | int) for v in values):
         return "INT64"
@@ -199,6 +205,20 @@ def request_frame(
     ``numeric``: features whose values are numbers (categories such as Pclass 1, 2, 3 too): text
     that reads as numbers is converted at once, column by column (else the model's casting
     says which value is wrong)."""
+    columns = request_columns(request, tail, features, numeric, max_cells)
+    return pd.DataFrame({f: _series(columns[f], f in numeric) for f in features})
+
+
+def request_columns(
+    request: Mapping[str, Any],
+    tail: bytes,
+    features: list[str],
+    numeric: tuple[str, ...] = (),
+    max_cells: int | None = None,
+) -> dict[str, np.ndarray]:
+    """What ``request_frame`` reads, before the table: each feature's values as a typed array
+    (float64, or objects), the refusals the same. ``{f: a.tolist()}`` are the values of the
+    table's columns for a few rows (what the server's event loop gives the compiled predictor)."""
     if max_cells is None:
         from . import tables
 
@@ -269,20 +289,51 @@ def request_frame(
             f"Expected an input for each feature; missing {', '.join(map(repr, missing))}. "
             f"The model's inputs: {', '.join(map(repr, features))} (GET v2/models/<name>)."
         )
-    return pd.DataFrame({f: _column(columns[f], f in numeric) for f in features})
+    return {f: _column(columns[f], f in numeric) for f in features}
 
 
-def _column(values: list[Any], numeric: bool) -> pd.Series:
-    """One feature's values as a typed column, built at once: numbers (and text that reads as
+_NONE = type(None)
+
+
+def _column(values: list[Any], numeric: bool) -> np.ndarray:
+    """One feature's values as a typed array, built at once: numbers (and text that reads as
     numbers, for a numeric feature: "3" -> 3.0) as float64, anything else as objects, which the
     model's casting reads value by value (a word in a number column is a 400 naming it). Typed
     columns spare pandas its per-value inference, the bulk of building a 10,000-row frame."""
     if numeric or (values and not isinstance(values[0], str)):
         try:
-            return pd.Series(np.asarray(values, dtype=np.float64))
+            return _floats(values)
         except (ValueError, TypeError):
             pass
-    return pd.Series(np.array(values, dtype=object), dtype=object)
+    return np.array(values, dtype=object)
+
+
+def _floats(values: list[Any]) -> np.ndarray:
+    """``np.asarray(values, dtype=float64)``. Many texts (a category sent as BYTES: "3") are
+    converted once per distinct text, not once per value: the same numbers, several times
+    faster on 10,000 rows."""
+    if len(values) > _FEW and isinstance(values[0], str) and set(map(type, values)) <= {str, _NONE}:
+        codes, uniques = pd.factorize(np.array(values, dtype=object))  # None: code -1
+        return np.append(np.asarray(uniques, dtype=np.float64), np.nan)[codes]
+    return np.asarray(values, dtype=np.float64)
+
+
+def _series(values: np.ndarray, numeric: bool) -> pd.Series:
+    """A column of the table. Many texts of a text feature go in pandas' own text dtype (where
+    pandas has one): the model's casting then reads them whole, as it would have made them."""
+    if values.dtype != object:
+        return pd.Series(values)
+    if not numeric and len(values) > _FEW:
+        text, kinds = _text_dtype(), set(map(type, values))
+        if text != np.dtype(object) and str in kinds and kinds <= {str, _NONE}:
+            return pd.Series(values, dtype=text)
+    return pd.Series(values, dtype=object)
+
+
+def _text_dtype() -> Any:
+    from .schema import _inferred_text_dtype
+
+    return _inferred_text_dtype()
 
 
 def requested(request: Mapping[str, Any]) -> list[str]:

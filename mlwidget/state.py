@@ -350,7 +350,7 @@ def record_fit(
     return {
         "score": result.fitted["score"] if result.asked is None else result.asked,
         "metric": result.fitted["metric"] if result.asked is None else metric,
-        "on": "training",
+        "on": versions.score_on(fitted) if result.asked is None else "training",
         "cv_score": result.fitted.get("cv_score"),
         "rows": fitted["rows"],
         "model": fitted["model"],

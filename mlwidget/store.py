@@ -47,7 +47,12 @@ def safe_name(text: str) -> str:
     return name.lstrip(".") or "model"
 
 
+# Names a server cannot serve a model at: mlhandler/v2 is the Open Inference Protocol's path.
+RESERVED = ("v2",)
+
+
 def check_name(name: Any) -> str:
+    """``name`` if it can name a model (one the server can reach), else a BadRequest."""
     if not isinstance(name, str) or not _NAME.fullmatch(name) or ".." in name:
         suggestion = safe_name(str(name))[:MAX_NAME].rstrip("-.") or "model"
         raise BadRequest(
@@ -55,6 +60,12 @@ def check_name(name: Any) -> str:
             f"characters), got {name!r}"
             + (f" ({len(name)} characters)" if len(str(name)) > MAX_NAME else "")
             + f". Try {suggestion!r}."
+        )
+    if name in RESERVED:
+        raise BadRequest(
+            f"Expected a model name other than {name!r}: mlhandler/{name} is the Open Inference "
+            "Protocol's path, so a model of that name could not be reached. Choose another name, "
+            f"such as 'model-{name}'."
         )
     return name
 
@@ -88,7 +99,7 @@ def atomic_write(path: Path, writer: Callable[[str], None]) -> None:
 def write_json(path: Path, obj: Any) -> None:
     def writer(tmp: str) -> None:
         with open(tmp, "w", encoding="utf-8") as handle:
-            json.dump(obj, handle, indent=1, default=str)
+            handle.write(json.dumps(obj, default=str))  # compact: json's C encoder
 
     atomic_write(path, writer)
 

@@ -424,11 +424,42 @@ def _xlsx_safe(df: pd.DataFrame) -> pd.DataFrame:
 
 def _text_as_text(sheet: Any) -> None:
     """Text cells stay text: openpyxl makes "=..." a live formula and "#N/A" an error cell;
-    the downloaded file would run the formula (e.g. =HYPERLINK(...)) when opened."""
+    the downloaded file would run the formula (e.g. =HYPERLINK(...)) when opened. Formula-like
+    text also gets Excel's quote prefix (a typed leading '): editing the cell keeps it text."""
     for row in sheet.iter_rows():
         for cell in row:
             if cell.data_type in ("f", "e") and isinstance(cell.value, str):
                 cell.data_type = "s"
+            if formula_like(cell.value):
+                cell.quotePrefix = True
+
+
+# What a spreadsheet opens as a formula (OWASP's CSV injection list), unless it is a number.
+_FORMULA, _NUMBER = tuple("=+-@\t\r"), re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
+
+
+def formula_like(value: Any) -> bool:
+    """Text a spreadsheet opens as a formula: ``=1+1``, ``-2+3``, ``@SUM(A1)``; not ``-3.5``."""
+    return isinstance(value, str) and value.startswith(_FORMULA) and not _NUMBER.fullmatch(value)
+
+
+def _csv_bytes(df: pd.DataFrame) -> bytes:
+    """CSV with formula-like text cells and headers behind a ``'`` (``'=1+1`` opens as text);
+    CRLF line ends when a cell holds a CR (then quoted: no row break)."""
+    cr = False
+
+    def guard(value: Any) -> Any:
+        nonlocal cr
+        if not isinstance(value, str):
+            return value
+        cr = cr or "\r" in value
+        return "'" + value if formula_like(value) else value
+
+    out = df.rename(columns=guard)
+    cats = [i for i, dtype in enumerate(out.dtypes) if isinstance(dtype, pd.CategoricalDtype)]
+    for i in _text_columns(out) + cats:
+        out.isetitem(i, out.iloc[:, i].astype(object).map(guard))
+    return out.to_csv(index=False, lineterminator="\r\n" if cr else "\n").encode("utf-8")
 
 
 def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
@@ -452,7 +483,7 @@ def _text_columns(df: pd.DataFrame) -> list[int]:
 
 def _to_bytes(df: pd.DataFrame, fmt: str) -> tuple[bytes, str, str]:
     if fmt == "csv":
-        return df.to_csv(index=False).encode("utf-8"), MIME["csv"], ".csv"
+        return _csv_bytes(df), MIME["csv"], ".csv"
     if fmt == "json":
         return df.to_json(orient="records").encode("utf-8"), MIME["json"], ".json"
     if fmt == "xlsx":

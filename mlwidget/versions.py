@@ -11,6 +11,7 @@ store access here.
 
 from __future__ import annotations
 
+import functools
 import platform
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +24,11 @@ LIBRARIES = ("python", "scikit-learn", "numpy", "pandas", "mlwidget")
 
 def libraries() -> dict[str, str]:
     """The versions of what a pickled pipeline depends on, in this process."""
+    return dict(_libraries())
+
+
+@functools.cache
+def _libraries() -> dict[str, str]:  # imported modules' versions do not change in a process
     from importlib.metadata import PackageNotFoundError, version
 
     import numpy
@@ -159,12 +165,20 @@ def files(state: Mapping[str, Any]) -> set[str]:
     return {e["model"] for e in state.get("versions") or () if e.get("model")}
 
 
+def score_on(fitted: Mapping[str, Any]) -> str:
+    """What the training score was computed on: the training rows, or a sample of them."""
+    scored, rows = fitted.get("score_rows"), fitted.get("rows")
+    if scored and rows and scored < rows:
+        return f"training (a random sample of {scored:,} of {rows:,} rows)"
+    return "training"
+
+
 def public(entry: Mapping[str, Any], serving_version: int | None) -> dict[str, Any]:
     """A version as ``?_versions`` shows it."""
     fitted = entry.get("fitted") or {}
     score = None
     if fitted.get("score") is not None:
-        score = {"value": fitted["score"], "metric": fitted.get("metric"), "on": "training"}
+        score = {"value": fitted["score"], "metric": fitted.get("metric"), "on": score_on(fitted)}
     return {
         "version": entry["version"],
         "class": fitted.get("model"),

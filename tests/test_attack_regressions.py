@@ -14,7 +14,7 @@ import pytest
 from conftest import GUIDE_PASSENGER
 from rest_helpers import assert_clean_error, call, stored, titanic_server_config
 
-from mlwidget import MLModel, PayloadTooLarge
+from mlwidget import BadRequest, MLModel, PayloadTooLarge
 from mlwidget.tables import read_table
 
 NAME = "titanic"
@@ -255,3 +255,24 @@ def test_the_dashboard_never_makes_a_model_named_v2(tmp_path):
     assert form.create() is False
     assert "Open Inference Protocol" in form.status.text
     assert not (tmp_path / "v2").exists()
+    with pytest.raises(BadRequest) as err:  # the same words as MLModel("v2"): one check
+        MLModel("v2", store=tmp_path)
+    assert str(err.value) in form.status.text
+
+
+def test_python_never_makes_a_model_named_v2(tmp_path):
+    """REST refused a model named v2 but MLModel("v2") made one: a model the server cannot
+    reach (mlhandler/v2 is the Open Inference Protocol's path)."""
+    for make in (
+        lambda: MLModel("v2", store=tmp_path, **{"class": "LogisticRegression"}),
+        lambda: MLModel("v2", data=pd.DataFrame({"x": [1, 2], "y": [0, 1]}), store=tmp_path),
+        lambda: MLModel.open("v2", store=tmp_path),
+    ):
+        with pytest.raises(BadRequest) as err:
+            make()
+        assert err.value.status == 400
+        message = str(err.value)
+        assert "other than 'v2'" in message and "Open Inference Protocol" in message, message
+        assert "Choose another name, such as 'model-v2'" in message, message
+    assert not (tmp_path / "v2").exists()
+    assert MLModel("model-v2", store=tmp_path, **{"class": "LogisticRegression"}).name

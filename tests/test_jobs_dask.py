@@ -77,6 +77,39 @@ def test_a_forest_spreads_its_trees_over_both_workers(store_dir, cluster, client
     assert model.score(table)["score"] > 0.95
 
 
+def _slow_to_send(payload, report):
+    """A job whose result takes a second to serialise on the worker, as a 100-tree forest on
+    100,000 rows (107 MB) takes most of one to gather."""
+
+    class Slow:  # defined here, so it travels by value (the workers cannot import tests/)
+        def __reduce__(self):
+            import time
+
+            time.sleep(1.0)
+            return (str, ("sent",))
+
+    return Slow()
+
+
+def test_a_result_slower_to_gather_than_a_poll_still_arrives(cluster, client):
+    """The driver polls for the task, not for its result: a gather is never cut short and
+    restarted (a poll's timeout once aborted every gather of a large forest, for ever)."""
+    from mlwidget.jobs import Job, Runner
+
+    runner = Runner("dask", dask_scheduler=cluster.scheduler_address)
+    try:
+        job = Job("retrain", "slow", ("dask-test", "slow"), writer=False)
+        runner.start(job, lambda: {"rows": 1}, _slow_to_send, lambda result, _payload: result)
+        assert job.result(60) == "sent"
+        assert job.status == "done"
+        deadline = time.monotonic() + 10  # and the cluster lets go of it
+        while any(str(key).startswith(f"mlwidget-retrain-{job.id}") for key in client.who_has()):
+            assert time.monotonic() < deadline, client.who_has()
+            time.sleep(0.1)
+    finally:
+        runner.shutdown()
+
+
 def test_cancel_on_dask_frees_the_worker(store_dir, titanic_csv, cluster, client):
     model = MLModel(
         "endless", data=str(titanic_csv), store=store_dir, executor="dask",

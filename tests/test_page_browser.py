@@ -151,3 +151,36 @@ def test_page_retrain_shows_job_progress_and_cancels(server: tuple[str, str]) ->
         finally:
             browser.close()
             put(**{"class": "LogisticRegression"})
+
+
+def test_bulk_results_download_opens_formulas_as_text(server: tuple[str, str], tmp_path) -> None:
+    """A file's text cells that a spreadsheet would run (=, +, -, @) come back quoted in the
+    page's CSV of results, as in the server's own CSV; numbers (a negative fare) stay numbers."""
+    import csv
+
+    import pandas as pd
+    from playwright.sync_api import expect, sync_playwright
+
+    url, token = server
+    rows = pd.read_csv(TITANIC).head(5)
+    rows["Name"] = ['=HYPERLINK("http://evil.example","x")', "@SUM(1)", "plain", "-x", "+1"]
+    rows.loc[0, "Fare"] = -3.5
+    upload = tmp_path / "formulas.csv"
+    rows.to_csv(upload, index=False)
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            page.goto(f"{url}/mlhandler/titanic?token={token}")
+            page.set_input_files("#bulk-file", str(upload))
+            page.click("#bulk-form button[type=submit]")
+            expect(page.locator("#bulk-result table tbody tr")).to_have_count(5)
+            with page.expect_download() as download:
+                page.click("#bulk-download")
+            table = list(csv.DictReader(open(download.value.path(), newline="")))
+        finally:
+            browser.close()
+    names = [r["Name"] for r in table]
+    assert names == ['\'=HYPERLINK("http://evil.example","x")', "'@SUM(1)", "plain", "'-x", "+1"]
+    assert table[0]["Fare"] == "-3.5"

@@ -258,3 +258,73 @@ class TestCeilings:
         padded = json.dumps(small) + " " * 30_000
         reply = await v2(jp_fetch, "models", "titanic", "infer", body=padded.encode())
         assert_clean_error(reply, 413, "max_body_size")
+
+
+def one_row(**values: object) -> dict:
+    """A one-row request: numbers as FP64, text (categories too) as BYTES."""
+    row = {"Pclass": "3", "Sex": "male", "Age": 22.0, "SibSp": 1.0, "Parch": "0", "Fare": 7.25}
+    row = {**row, "Embarked": "S", **values}
+    inputs = [
+        {
+            "name": f,
+            "datatype": "BYTES" if isinstance(row[f], str) else "FP64",
+            "shape": [1],
+            "data": [row[f]],
+        }
+        for f in FEATURES
+    ]
+    return {"inputs": inputs}
+
+
+SMALL_REQUESTS = [  # (body, answered on the event loop once the model is loaded)
+    (one_row(), True),
+    (one_row(Age=None, Embarked="", Fare=None), True),  # missing values: imputed
+    (one_row(Embarked="X", Sex="other", Pclass="4", Parch="9"), True),  # unseen categories
+    (one_row(Pclass=1.0, Sex="female") | {"outputs": [{"name": "predict_proba"}]}, True),
+    (one_row(Age="31") | {"id": "a", "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}, True),
+    (one_row(Age="abc"), False),  # a word where a number belongs: the worker's 400
+    (one_row() | {"outputs": [{"name": "explain"}]}, False),
+    ({"inputs": one_row()["inputs"][1:]}, False),  # Pclass missing
+    (b"{not json", False),
+]  # fmt: skip
+
+
+async def test_small_requests_on_the_event_loop_answer_as_the_worker(
+    jp_fetch, titanic, monkeypatch
+):
+    """A few rows are answered on the event loop by the loaded, compiled model; the answers
+    (and refusals, which go to the worker) are those of the worker path, byte for byte."""
+    from mlwidget_server import v2 as v2_module
+
+    real, taken = v2_module.answer_on_loop, []
+
+    def spy(*args: object) -> dict | None:
+        out = real(*args)
+        taken.append(out is not None)
+        return out
+
+    monkeypatch.setattr(v2_module, "answer_on_loop", spy)
+
+    async def answers() -> list[tuple[int, str, dict]]:
+        out = []
+        for body, _ in SMALL_REQUESTS:
+            reply = await v2(jp_fetch, "models", "titanic", "infer", body=body)
+            out.append((reply.code, reply.headers.get("Content-Type"), reply.json()))
+        return out
+
+    first = await v2(jp_fetch, "models", "titanic", "infer", body=one_row())
+    assert taken == [False]  # not loaded yet: the worker loads and compiles it
+    taken.clear()
+    on_loop = await answers()
+    assert taken == [loop for _, loop in SMALL_REQUESTS]
+    assert on_loop[0][2] == first.json()
+    monkeypatch.setattr(v2_module, "answer_on_loop", lambda *args: None)
+    on_worker = await answers()
+    assert on_loop == on_worker
+    for (code, _, data), (_, loop) in zip(on_loop, SMALL_REQUESTS, strict=True):
+        assert code == (200 if loop else 400) and ("error" in data) != loop
+    row = {"Pclass": 3, "Sex": "male", "Age": None, "SibSp": 1, "Parch": 0, "Fare": None}
+    assert on_loop[1][2]["outputs"][0]["data"] == titanic.predict([{**row, "Embarked": None}])
+    proba = on_loop[3][2]["outputs"][0]
+    assert proba["name"] == "predict_proba" and proba["shape"] == [1, 2]
+    assert on_loop[4][2]["id"] == "a" and on_loop[4][2]["model_version"] == "2"

@@ -299,3 +299,25 @@ def test_cv_folds_sets_or_turns_off_the_cross_validation(three):
     assert not any("cross-validated" in w for w in answer["warnings"])  # chosen, not a problem
     with pytest.raises(BadRequest, match="cv_folds"):
         three.configure(cv_folds=1)
+
+
+def test_a_large_table_is_scored_on_a_sample_and_says_so(three, rows, monkeypatch):
+    from sklearn.metrics import accuracy_score
+
+    from mlwidget import training
+    from mlwidget.widgets import build_app
+
+    monkeypatch.setattr(training, "SCORE_ROWS", 300)  # the thread executor: this process
+    three.configure(cv_folds=0)
+    answer = three.retrain()
+    sample = "training (a random sample of 300 of 674 rows)"
+    assert answer["on"] == sample and answer["rows"] == 674
+    assert three.versions()[0]["score"]["on"] == sample
+    assert "a random sample of 300 of the 674 training rows" in build_app(three).summary.html.value
+    # the score is the model's accuracy on 300 of its training rows: neither all nor none
+    fitted = three.pipeline
+    X = rows.drop(columns=["Survived"])
+    every = accuracy_score(rows["Survived"], fitted.predict(X))
+    assert 0.5 < answer["score"] <= 1 and answer["score"] != every
+    monkeypatch.setattr(training, "SCORE_ROWS", 20_000)
+    assert three.retrain()["on"] == "training"

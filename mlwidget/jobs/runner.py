@@ -278,23 +278,31 @@ class Runner:
         job.on_cancel(lambda: self._dask_stop(client, future))
         key = ["mlwidget", job.id]
         try:
-            while True:
+            # Wait for the task, then fetch its result once, with no poll's timeout: a result()
+            # with one abandons the transfer when it runs out, and the next poll starts it
+            # again from nothing. A 100-tree forest on 100,000 rows (107 MB pickled) takes
+            # ~0.7 s to gather, so polling with result(timeout=0.2) never got it.
+            while not future.done():
                 try:
                     self._check(job, deadline)
                 except Stop:
                     self._dask_stop(client, future)
                     raise
-                try:
-                    answer = future.result(timeout=0.2)
-                except TimeoutError:
-                    pass
-                else:
-                    if isinstance(answer, worker_mod.DaskFailure):
-                        raise MLWidgetError(answer[1], status=answer[0])
-                    return answer
                 with_progress = client.get_metadata(key, None)
                 if with_progress:
                     job.report(with_progress[0], with_progress[1])
+                if not future.done():
+                    time.sleep(POLL)
+            # (bounded by the job's deadline only: past it, the job has timed out)
+            left = None if deadline is None else max(0.0, deadline - time.time()) + POLL
+            try:
+                answer = future.result(timeout=left)
+            except Exception:
+                self._check(job, deadline)  # cancelled or timed out meanwhile, not a failure
+                raise
+            if isinstance(answer, worker_mod.DaskFailure):
+                raise MLWidgetError(answer[1], status=answer[0])
+            return answer
         finally:
             try:
                 client.set_metadata(key, None)

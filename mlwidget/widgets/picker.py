@@ -17,6 +17,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import BadRequest, PayloadTooLarge
+from ..store import RESERVED, check_name
 from ._common import (
     Runner,
     Status,
@@ -32,10 +33,6 @@ from .upload import DEFAULT_MAX_UPLOAD, _mb
 
 SUPERVISED = ("classifier", "regressor")
 NO_MODELS = "(no models yet)"
-
-
-# Names the server cannot serve a model at: mlhandler/v2 is the Open Inference Protocol's path
-RESERVED = ("v2",)
 
 
 def model_name_for(filename: str, taken: list[str]) -> str:
@@ -233,19 +230,13 @@ class NewModelForm(widgets.VBox):
         """Create the model and train it on the file as a job (Cancel stops it; a model
         whose training failed or was cancelled is not kept). False if nothing started."""
         from ..model import list_models
-        from ..store import check_name
 
         if self.table is None:
             self.status.error("Choose a file first: csv, json, xlsx or parquet.")
             return False
         name = self.name.value.strip()
         try:
-            check_name(name)
-            if name in RESERVED:
-                raise BadRequest(
-                    f"Expected a model name other than {name!r}: the server's mlhandler/{name} "
-                    "is the Open Inference Protocol's path. Choose another name."
-                )
+            check_name(name)  # refuses names the server cannot serve at (v2) too
             if name in list_models(self.store):
                 raise BadRequest(
                     f"A model named {name!r} exists already. Choose another name, or pick "

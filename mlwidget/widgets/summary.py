@@ -220,8 +220,7 @@ def info_html(info: dict) -> str:
             (
                 "score",
                 f'<span class="mlwidget-score">{esc(_fmt(fitted.get("score")))}</span> '
-                f"({esc(fitted.get('metric') or '')} on the {esc(fitted.get('rows', '?'))} "
-                "training rows)",
+                f"({esc(fitted.get('metric') or '')} on {esc(_scored_on(fitted))})",
             ),
             ("cross-validated", cv_html(fitted)),
             ("trained at", esc(fitted.get("trained_at") or "")),
@@ -348,3 +347,10 @@ class SummaryPanel(widgets.VBox):
     def _show(image: widgets.Image, png: bytes | None) -> None:
         image.value = png or b""
         image.layout.display = "" if png else "none"
+
+
+def _scored_on(fitted: dict[str, Any]) -> str:
+    scored, rows = fitted.get("score_rows"), fitted.get("rows", "?")
+    if scored and isinstance(rows, int) and scored < rows:
+        return f"a random sample of {scored:,} of the {rows:,} training rows"
+    return f"the {rows} training rows"

@@ -52,7 +52,9 @@ def _mb(n: int) -> str:
 
 def download_link(df, filename: str, max_bytes: int) -> str:
     """An <a download> link carrying ``df`` as a CSV data URI (or a note when too big)."""
-    data = df.to_csv(index=False).encode("utf-8")
+    from ..tables import to_bytes
+
+    data = to_bytes(df, "csv")[0]  # text cells that would open as formulas are quoted
     if len(data) > max_bytes:
         return (
             f'<span class="mlwidget-download-too-big">The table is {_mb(len(data))}, too big to '

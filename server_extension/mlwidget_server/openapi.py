@@ -29,6 +29,7 @@ from typing import Any
 from urllib.parse import quote
 
 from mlwidget import __version__, api
+from mlwidget import export as export_
 from mlwidget.estimators import KINDS, list_estimators
 from mlwidget.options import ALIASES, REFUSED_PARAMS, SERVER_ONLY, refused_reason
 
@@ -46,6 +47,11 @@ REFUSED_KEYS = [*SERVER_ONLY, *REFUSED_PARAMS]
 TEXTS_HTML_PAGE = (
     "\n\nThis document as a page, with copy-paste snippets (curl, Python requests, "
     "tritonclient): {url}?_openapi&_format=html"
+)
+# GET ?_format=: a table (predictions, ?_cache), the API page (?_openapi), a model file
+# (?_download): every value the handlers answer, and no other.
+GET_FORMATS = list(
+    dict.fromkeys([*api.CACHE_FORMATS, *api.PREDICT_FORMATS, "html", "joblib", *export_.FORMATS])
 )
 REFUSED_TEXT = TEXTS["refused"].replace("{keys}", ", ".join(f"`{k}`" for k in REFUSED_KEYS))
 
@@ -305,9 +311,7 @@ def openapi_document(info: Mapping[str, Any], base_url: str = "/") -> dict[str, 
     server = base_url.rstrip("/") or "/"
 
     get_op, named = _operation("get")
-    named["_format"]["schema"]["enum"] = list(
-        dict.fromkeys(api.CACHE_FORMATS + api.PREDICT_FORMATS)
-    )
+    named["_format"]["schema"]["enum"] = list(GET_FORMATS)
     get_op["parameters"].extend(_feature_param(f) for f in features)
 
     post_op, named = _operation("post")
