@@ -27,8 +27,8 @@ from .errors import BadRequest, Busy, Conflict
 ENV_VAR = "MLWIDGET_STORE"
 STATE = "state.json"
 LOCK_TIMEOUT = 600.0
-_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}")  # the whole name (fullmatch)
 MAX_NAME = 128
+_NAME = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.\-]{{0,{MAX_NAME - 1}}}")  # fullmatch
 
 
 def default_root() -> Path:
