@@ -12,7 +12,6 @@ from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
-import joblib
 import pandas as pd
 
 from . import chunked, describe, predicting, schema, tasks, training
@@ -24,7 +23,7 @@ from .errors import BadRequest, MLWidgetError, NotFound
 from .history import VersionsMixin
 from .snapshot import Snapshot, Snapshots
 from .sources import source_warnings
-from .store import LOCK_TIMEOUT, Store, check_name
+from .store import LOCK_TIMEOUT, Store, check_name, dump_model
 from .tables import from_query, read_table
 
 T = TypeVar("T")
@@ -170,7 +169,7 @@ class MLModel(VersionsMixin):
 
     def _write_model(self, pipeline: Any) -> str:
         return self.store.new_file(
-            self.name, "model", ".joblib", lambda tmp: joblib.dump(pipeline, tmp)
+            self.name, "model", ".joblib", lambda tmp: dump_model(pipeline, tmp)
         )
 
     def _commit(self, state: dict[str, Any], pipeline: Any = None) -> None:

@@ -68,11 +68,11 @@ def jsonable_params(
 
 def export_copy(pipeline: Any, path: str) -> None:
     """Write the fitted pipeline to the Gramex ``model.path`` (server config or Python only)."""
-    from .store import atomic_write
+    from .store import atomic_write, dump_model
 
     target = Path(path)
     try:
-        atomic_write(target, lambda tmp: joblib.dump(pipeline, tmp))
+        atomic_write(target, lambda tmp: dump_model(pipeline, tmp))
     except OSError as exc:
         raise BadRequest(
             f"Could not write the model file at model.path ({target.name!r}): {exc.strerror}."

@@ -62,12 +62,15 @@ def retrain_job(
     before = basis(snap.state)
 
     def prepare() -> dict[str, Any]:
-        frame = table if table is not None else model._read(Snapshot.data)
+        frame, known = table, None
+        if table is None:  # the stored data, with the fingerprint stored beside it
+            frame, known = model._read(lambda s: (s.data(), s.state.get("data_hash")))
         if frame is None:
             raise NotFound(f"Model {model.name!r} lost its training data meanwhile.")
         return {
             "options": options,
             "table": frame,
+            "data_hash": known,
             "allowed_classes": model.allowed_classes,
             "metric": metric,
             "limits": _limits(),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pickle
+
 import joblib
 import pandas as pd
 import pytest
@@ -193,6 +195,9 @@ def test_download_is_joblib_loadable(titanic, tmp_path):
     pipeline = joblib.load(path)
     frame = pd.DataFrame([GUIDE_PASSENGER])
     assert list(pipeline.predict(frame)) == [0]
+    # a plain pickle too: loadable without joblib (joblib.dump's array wrappers are not)
+    with open(path, "rb") as handle:
+        assert list(pickle.load(handle).predict(frame)) == [0]
 
 
 def test_model_path_export_and_import(titanic_csv, store_dir, tmp_path):

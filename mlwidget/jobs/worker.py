@@ -30,6 +30,7 @@ def fit(payload: dict[str, Any], report: Callable[..., None]) -> Any:
         payload["allowed_classes"],
         metric=payload["metric"],
         progress=report,
+        known_hash=payload.get("data_hash"),
     )
 
 
@@ -104,6 +105,27 @@ def _watch_parent(parent: int) -> None:
         time.sleep(0.5)
 
 
+class _Threadpools:
+    """The native thread pools (BLAS, OpenMP) of this process, held to a number of threads
+    per job. ``threadpoolctl`` finds them by scanning the loaded libraries, about 2.5 ms a
+    scan: done again only when a job has imported more modules (a library that brings its own
+    pool), not once per job."""
+
+    def __init__(self) -> None:
+        self._controller: Any = None
+        self._modules = -1
+
+    def limit(self, threads: int) -> Any:
+        import sys
+
+        from threadpoolctl import ThreadpoolController
+
+        if len(sys.modules) != self._modules:
+            self._controller = ThreadpoolController()
+            self._modules = len(sys.modules)
+        return self._controller.limit(limits=threads)
+
+
 def main(conn: Any, memory_limit: int | None, parent: int) -> None:
     """A worker process: run ``(work, payload)`` tasks from ``conn`` one at a time, sending
     ``("progress", stage, fraction)`` while they run and ``("done", result)`` or
@@ -119,11 +141,10 @@ def main(conn: Any, memory_limit: int | None, parent: int) -> None:
 
         resource.setrlimit(resource.RLIMIT_AS, (memory_limit, memory_limit))
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
-    from threadpoolctl import threadpool_limits
-
     from .. import training  # noqa: F401 -- imported before the first task arrives
     from ..estimators import usable_cpus
 
+    pools = _Threadpools()
     while True:
         try:
             work, payload = conn.recv()
@@ -134,7 +155,7 @@ def main(conn: Any, memory_limit: int | None, parent: int) -> None:
             conn.send(("progress", stage, fraction))
 
         try:
-            with threadpool_limits(limits=usable_cpus()):
+            with pools.limit(usable_cpus()):
                 result = work(payload, report)
         except BaseException as exc:  # everything goes back to the parent as a clear error
             message: tuple = ("error", portable(exc))
