@@ -55,13 +55,17 @@ def _boosting(estimator: Any) -> bool:
 
 
 def fit_pipeline(pipeline: Any, X: Any, y: Any, report: Report | None = None) -> Any:
-    """Fit ``pipeline`` on ``X`` (and ``y`` unless None), reporting progress to ``report``."""
-    if report is None:
-        return pipeline.fit(X, y) if y is not None else pipeline.fit(X)
+    """Fit ``pipeline`` on ``X`` (and ``y`` unless None), reporting progress to ``report``, as
+    ``Pipeline.fit`` does: its transform steps, fitted in place, then its estimator on their
+    output. Returns that output (the matrix the estimator was fitted on), for the training
+    score to use without transforming the rows again."""
     name, final = pipeline.steps[-1]
-    report("fit", 0.0 if (_forest(final) or _boosting(final)) else None)
-    if _forest(final):
-        Xt = pipeline[:-1].fit_transform(X, y)  # the same step objects: fitted in place
+    chunked = report is not None and _forest(final)
+    if report is not None:
+        report("fit", 0.0 if (chunked or _boosting(final)) else None)
+    Xt = pipeline[:-1].fit_transform(X, y)  # the same step objects: fitted in place
+    if chunked:
+        assert report is not None
         total = final.n_estimators
         step = max(1, math.ceil(total / CHUNKS))
         final.set_params(warm_start=True)
@@ -74,15 +78,20 @@ def fit_pipeline(pipeline: Any, X: Any, y: Any, report: Report | None = None) ->
                 report("fit", grown / total)
         finally:
             final.set_params(warm_start=False, n_estimators=total)
-        return pipeline
-    if _boosting(final):
+        return Xt
+    if report is not None and _boosting(final):
         total = final.n_estimators
 
         def monitor(i: int, _estimator: Any, _locals: Any) -> bool:
             report("fit", min(1.0, (i + 1) / total))
             return False
 
-        return pipeline.fit(X, y, **{f"{name}__monitor": monitor})
-    fitted = pipeline.fit(X, y) if y is not None else pipeline.fit(X)
-    report("fit", 1.0)
-    return fitted
+        final.fit(Xt, y, monitor=monitor)
+        return Xt
+    if y is not None:
+        final.fit(Xt, y)
+    else:
+        final.fit(Xt)
+    if report is not None:
+        report("fit", 1.0)
+    return Xt

@@ -42,8 +42,8 @@ def training_frame(
     table: pd.DataFrame, options: Mapping[str, Any], kind: str | None
 ) -> tuple[pd.DataFrame, pd.Series | None, list[dict[str, Any]], list[str]]:
     columns = [str(c) for c in table.columns]
-    table = table.copy()
-    table.columns = columns
+    if list(table.columns) != columns:  # (not a copy of the whole table when they are text)
+        table = table.set_axis(columns, axis=1)
     warns = column_warnings(options, columns)
     target = options.get("target_col")
     supervised = kind in ("classifier", "regressor")
@@ -103,7 +103,9 @@ def training_frame(
             entry["integer"] = True  # whole numbers in training (MLflow's signature: long)
         clean = series.dropna()
         if is_cat:
-            values = clean if numeric else clean.map(str)
+            values = clean if numeric or pd.api.types.is_string_dtype(clean.dtype) else None
+            if values is None or values.dtype == object:  # text of any Python object
+                values = clean.map(str)
             counts = values.value_counts()
             entry["categories"] = est.to_jsonable(
                 sorted(counts.index.tolist(), key=str)[:MAX_CATEGORIES]
@@ -112,7 +114,9 @@ def training_frame(
         else:
             entry["categories"] = None
             entry["default"] = (
-                est.to_jsonable(float(pd.to_numeric(clean).median())) if len(clean) else None
+                est.to_jsonable(float((clean if numeric else to_numbers(clean)).median()))
+                if len(clean)
+                else None
             )
             if entry["default"] is not None and pd.api.types.is_integer_dtype(series):
                 entry["default"] = int(round(entry["default"]))
