@@ -66,13 +66,19 @@ def jsonable_params(
     return out
 
 
-def export_copy(pipeline: Any, path: str) -> None:
-    """Write the fitted pipeline to the Gramex ``model.path`` (server config or Python only)."""
+def export_copy(pipeline: Any, path: str, written: Path | None = None) -> None:
+    """Write the fitted pipeline to the Gramex ``model.path`` (server config or Python only):
+    a copy of its model file ``written`` when the pipeline is not in this process."""
+    import shutil
+
     from .store import atomic_write, dump_model
 
     target = Path(path)
     try:
-        atomic_write(target, lambda tmp: dump_model(pipeline, tmp))
+        if pipeline is None and written is not None:
+            atomic_write(target, lambda tmp: shutil.copyfile(written, tmp))
+        else:
+            atomic_write(target, lambda tmp: dump_model(pipeline, tmp))
     except OSError as exc:
         raise BadRequest(
             f"Could not write the model file at model.path ({target.name!r}): {exc.strerror}."

@@ -26,6 +26,8 @@ from .errors import BadRequest, Busy, Conflict
 
 ENV_VAR = "MLWIDGET_STORE"
 STATE = "state.json"
+STAGING = ".jobs"  # a model's files written by worker processes, not yet committed
+STAGING_AGE = 86_400.0  # seconds after which a staged file nobody committed is removed
 LOCK_TIMEOUT = 600.0
 MAX_NAME = 128
 _NAME = re.compile(rf"[A-Za-z0-9_][A-Za-z0-9_.\-]{{0,{MAX_NAME - 1}}}")  # fullmatch
@@ -104,6 +106,28 @@ def dump_model(obj: Any, path: str) -> None:
 
     with open(path, "wb") as handle:
         pickle.dump(obj, handle, protocol=5)
+
+
+def _abandoned(path: Path) -> bool:
+    """Whether a staged file will never be committed. A job removes its own staged file when
+    it is not committed; what is left is half a file from a worker killed while writing it
+    (its process id is in the name: ``.model-<time>-<pid>.joblib.<random>.tmp``), or a file of
+    a server killed before its commit, a day later."""
+    try:
+        if time.time() - path.stat().st_mtime > STAGING_AGE:
+            return True
+    except OSError:
+        return False
+    writer = re.search(r"-(\d+)\.joblib\..*\.tmp$", path.name)
+    if writer is None:
+        return False
+    try:
+        os.kill(int(writer.group(1)), 0)
+    except ProcessLookupError:
+        return True  # the writer is gone: its file stays half written
+    except (OSError, OverflowError):
+        return False
+    return False
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -194,6 +218,23 @@ class Store:
         atomic_write(folder / filename, writer)
         return filename
 
+    def staging(self, name: str) -> Path:
+        """Where a worker process writes a model file before its commit: inside the model's
+        folder (the same file system, so moving it in is a rename; gone with the model)."""
+        return self.dir(name) / STAGING
+
+    def adopt_file(self, name: str, kind: str, suffix: str, staged: str) -> str:
+        """Move ``staged`` (a file in ``staging(name)``) into the model's folder under a fresh
+        name (call with the lock held); returns that name."""
+        folder = self.dir(name)
+        source = Path(staged)
+        if source.parent != folder / STAGING:
+            raise ValueError(f"{source.name!r} is not a staged file of model {name!r}")
+        filename = f"{kind}-{time.time_ns():x}{suffix}"
+        os.replace(source, folder / filename)
+        _fsync_dir(folder)
+        return filename
+
     def _collect(self, folder: Path, state: dict[str, Any]) -> None:
         keep = {STATE, ".lock", state.get("data"), state.get("model")}
         keep |= {v.get("model") for v in state.get("versions") or ()}  # kept versions' files
@@ -205,6 +246,11 @@ class Store:
             if stale and path.name not in keep:
                 with contextlib.suppress(OSError):
                     path.unlink()
+        with contextlib.suppress(OSError):
+            for path in (folder / STAGING).iterdir():
+                if _abandoned(path):
+                    with contextlib.suppress(OSError):
+                        path.unlink()
 
     def remove(self, name: str) -> None:
         """Delete a model folder entirely."""

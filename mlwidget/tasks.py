@@ -71,6 +71,10 @@ def retrain_job(
             "options": options,
             "table": frame,
             "data_hash": known,
+            # a worker process beside the store writes the model file itself (see worker.fit)
+            "stage": str(model.store.staging(model.name))
+            if model.runner.executor == "process"
+            else None,
             "allowed_classes": model.allowed_classes,
             "metric": metric,
             "limits": _limits(),
@@ -138,10 +142,14 @@ def store_fit(
     """Store the fit ``result`` of ``table`` in ``state`` (with the lock held): one commit."""
     if new_data:
         model._put_data(state, table)
-    answer = state_.record_fit(
-        state, table, result, model._write_model(result.pipeline), metric_name
-    )
+    if result.staged:  # written by the worker process: moved in
+        filename = model.store.adopt_file(model.name, "model", ".joblib", result.staged)
+    else:
+        filename = model._write_model(result.pipeline)
+    answer = state_.record_fit(state, table, result, filename, metric_name)
     if state["options"].get("path"):
-        state_.export_copy(result.pipeline, state["options"]["path"])
+        state_.export_copy(
+            result.pipeline, state["options"]["path"], model.store.dir(model.name) / filename
+        )
     model._commit(state, result.pipeline)
     return answer

@@ -8,6 +8,8 @@ encoded matrix's size), and every failure of the estimator is a clear ``MLWidget
 
 from __future__ import annotations
 
+import contextlib
+import os
 import time
 import warnings as _warnings
 from collections.abc import Iterable, Mapping
@@ -31,13 +33,21 @@ SCORE_ROWS = 20_000  # the training score of a larger table is computed on a sam
 class Fitted:
     """What a fit produced: the pipeline, the feature schema it expects, the warnings seen,
     its metadata (``fitted`` in the model info, without ``trained_at``) and the score asked
-    for with ``metric`` (None if none was)."""
+    for with ``metric`` (None if none was). A worker process beside the store writes the
+    pipeline's model file itself and sends back its path (``staged``), not the pipeline."""
 
     pipeline: Any
     features: list[dict[str, Any]]
     warnings: list[str]
     fitted: dict[str, Any]
     asked: float | None = None
+    staged: str | None = None  # the model file a worker process wrote (then pipeline is None)
+
+    def discard(self) -> None:
+        """Remove the staged model file, if it was not committed (moved into the store)."""
+        if self.staged:
+            with contextlib.suppress(OSError):
+                os.unlink(self.staged)
 
 
 def fit(

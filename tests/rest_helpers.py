@@ -122,9 +122,14 @@ def assert_clean_error(reply: Reply, status: int, *words: str) -> dict:
 
 def stored(store_dir: Path, name: str = "titanic") -> dict[str, bytes]:
     """Everything a user could tell apart of a stored model: its folder's files and their
-    bytes (the lock file aside). Equal before and after a refused request."""
+    bytes (the lock file aside), with any model file a job staged and left behind. Equal
+    before and after a refused request or a cancelled job."""
     folder = store_dir / name
-    return {p.name: p.read_bytes() for p in sorted(folder.iterdir()) if p.name != ".lock"}
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
 
 
 def assert_no_leak(text: str) -> None:

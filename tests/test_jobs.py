@@ -76,6 +76,36 @@ def test_cancel_kills_the_worker_and_stores_nothing(titanic: MLModel, store_dir:
     assert not job.cancel()  # finished: nothing to cancel
 
 
+def test_a_worker_writes_the_model_file_and_a_refused_commit_leaves_none(
+    titanic: MLModel, store_dir: Path
+) -> None:
+    """The worker process writes the fitted model in the model's staging folder and the commit
+    moves it in; when the commit is refused (another process changed the model meanwhile),
+    the staged file is removed: the store holds what the other process committed, no more."""
+    staging = store_dir / "titanic" / ".jobs"
+    titanic.configure(class_="RandomForestClassifier", n_estimators=20, random_state=0)
+    titanic.retrain()
+    assert staging.is_dir() and not list(staging.iterdir())  # moved in at the commit
+    assert titanic.info()["model"] == "RandomForestClassifier"
+    assert titanic.path.parent == store_dir / "titanic" and titanic.path.is_file()
+    assert MLModel.open("titanic", store=store_dir).predict(titanic.data().head(3))
+
+    slow = {"class": "SGDClassifier", "max_iter": 100_000, "tol": None, "random_state": 0}
+    titanic.configure(slow, cv_folds=0)
+    job = titanic.retrain(wait=False)
+    wait_until(lambda: job.stage == "fit")
+    with titanic.store.lock("titanic"):  # another process's commit, at the store's level
+        state, _ = titanic.store.read_state("titanic")
+        state["options"]["params"] = {**state["options"]["params"], "alpha": 0.01}
+        titanic.store.commit("titanic", state)
+    after = stored(store_dir)
+    with pytest.raises(Conflict, match="changed by another process"):
+        job.result(timeout=60)
+    assert not list(staging.iterdir())  # the staged model file went with the refused fit
+    assert stored(store_dir) == after
+    assert titanic.info()["fitted"]["model"] == "RandomForestClassifier"  # still serving
+
+
 def test_widgets_show_progress_and_cancel(titanic: MLModel, store_dir: Path) -> None:
     app = build_app(titanic)
     titanic.configure(class_="GradientBoostingClassifier", n_estimators=300, random_state=0)

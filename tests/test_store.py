@@ -159,7 +159,9 @@ KILLED_WRITER = textwrap.dedent(
         real(path, half if path.name.startswith(sys.argv[3]) else writer)
     store.atomic_write = slow
     from mlwidget import MLModel
-    model = MLModel.open(sys.argv[1], store=sys.argv[2])
+    # the thread executor: the model file is written in this process (a worker process
+    # writes it in the model's staging folder, see test_a_staged_file_*)
+    model = MLModel.open(sys.argv[1], store=sys.argv[2], executor="thread")
     model.configure(class_="RandomForestClassifier", n_estimators=5)
     if sys.argv[3] == "model-":
         model.retrain()
@@ -204,3 +206,24 @@ def test_reader_in_same_process_sees_new_state(titanic, store_dir):
     frame = pd.DataFrame([GUIDE_PASSENGER])
     with pytest.raises(Exception, match="no fitted estimator"):
         other.predict(frame)
+
+
+def test_a_staged_file_left_by_a_dead_writer_is_collected_at_the_next_commit(titanic, store_dir):
+    """A worker process writes a retrain's model file in the model's staging folder; one
+    killed mid-write leaves half a file there, and a server killed before its commit a whole
+    one. The next commit removes the half file of a writer that is gone and files a day old,
+    and keeps what a live writer is still writing or a job may still commit."""
+    staging = store_dir / "titanic" / ".jobs"
+    staging.mkdir()
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    half = staging / f".model-18f0-{dead.pid}.joblib.x1y2.tmp"
+    writing = staging / f".model-18f1-{os.getpid()}.joblib.a1b2.tmp"
+    old = staging / "model-18f2-1.joblib"
+    fresh = staging / "model-18f3-1.joblib"
+    for path in (half, writing, old, fresh):
+        path.write_bytes(b"x")
+    os.utime(old, (time.time() - 2 * 86_400,) * 2)
+    titanic.configure(C="0.5")  # a commit
+    assert sorted(p.name for p in staging.iterdir()) == sorted([writing.name, fresh.name])
+    assert titanic.predict(GUIDE_PASSENGER) == [0]

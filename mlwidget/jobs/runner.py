@@ -137,12 +137,16 @@ class Runner:
             payload = prepare() if prepare is not None else None
             self._check(job, deadline)
             result = self._execute(job, work, payload, deadline) if work is not None else None
-            self._check(job, deadline)
-            job.report("save")
-            if not job.begin_commit():
-                job.finish_cancelled()
-                return
-            answer = commit(result, payload)
+            try:
+                self._check(job, deadline)
+                job.report("save")
+                if not job.begin_commit():
+                    raise Stop
+                answer = commit(result, payload)
+            finally:  # before the job's end is told: what it wrote and did not commit goes
+                discard = getattr(result, "discard", None)
+                if callable(discard):
+                    discard()
         except Stop:
             self._stopped(job)
         except KeyboardInterrupt:

@@ -12,6 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from ..errors import MLWidgetError, reason
@@ -24,7 +25,7 @@ def fit(payload: dict[str, Any], report: Callable[..., None]) -> Any:
     from .. import limits, training
 
     limits.configure(**payload["limits"])
-    return training.fit(
+    fitted = training.fit(
         payload["options"],
         payload["table"],
         payload["allowed_classes"],
@@ -32,6 +33,18 @@ def fit(payload: dict[str, Any], report: Callable[..., None]) -> Any:
         progress=report,
         known_hash=payload.get("data_hash"),
     )
+    if not payload.get("stage"):
+        return fitted
+    # A worker process on the server's machine writes the model file beside the store, to be
+    # moved in at the commit: the pipeline (a 100-tree forest: over 100 MB) is not pickled
+    # over the socket, unpickled by the server and pickled again to disk.
+    import dataclasses
+
+    from ..store import atomic_write, dump_model
+
+    staged = Path(payload["stage"]) / f"model-{time.time_ns():x}-{os.getpid()}.joblib"
+    atomic_write(staged, lambda tmp: dump_model(fitted.pipeline, tmp))
+    return dataclasses.replace(fitted, pipeline=None, staged=str(staged))
 
 
 NICE = 10  # how much lower a worker process's CPU priority is than its server's
