@@ -375,7 +375,7 @@ def scenario3(server: Server, store: Path) -> None:
     out = {}
     for name, cls, params, runs in [
         ("retrain-lr", "LogisticRegression", {}, 3),
-        ("retrain-rf", "RandomForestClassifier", {"n_estimators": 100, "random_state": 0}, 2),
+        ("retrain-rf", "RandomForestClassifier", {"n_estimators": 100, "random_state": 0}, 3),
         ("retrain-lr-nocv", "LogisticRegression", {"cv_folds": 0}, 3),
     ]:
         rest = []
