@@ -66,19 +66,16 @@ def jsonable_params(
     return out
 
 
-def export_copy(pipeline: Any, path: str, written: Path | None = None) -> None:
-    """Write the fitted pipeline to the Gramex ``model.path`` (server config or Python only):
-    a copy of its model file ``written`` when the pipeline is not in this process."""
+def export_copy(written: Path, path: str) -> None:
+    """Copy the model file ``written`` in the store to the Gramex ``model.path`` (server config
+    or Python only): the same bytes, not the pipeline pickled a second time."""
     import shutil
 
-    from .store import atomic_write, dump_model
+    from .store import atomic_write
 
     target = Path(path)
     try:
-        if pipeline is None and written is not None:
-            atomic_write(target, lambda tmp: shutil.copyfile(written, tmp))
-        else:
-            atomic_write(target, lambda tmp: dump_model(pipeline, tmp))
+        atomic_write(target, lambda tmp: shutil.copyfile(written, tmp))
     except OSError as exc:
         raise BadRequest(
             f"Could not write the model file at model.path ({target.name!r}): {exc.strerror}."

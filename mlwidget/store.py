@@ -108,6 +108,11 @@ def dump_model(obj: Any, path: str) -> None:
         pickle.dump(obj, handle, protocol=5)
 
 
+def _fresh_name(kind: str, suffix: str) -> str:
+    """A new data/model file name in a model's folder (``model-<time>.joblib``)."""
+    return f"{kind}-{time.time_ns():x}{suffix}"
+
+
 def _abandoned(path: Path) -> bool:
     """Whether a staged file will never be committed. A job removes its own staged file when
     it is not committed; what is left is half a file from a worker killed while writing it
@@ -214,7 +219,7 @@ class Store:
     def new_file(self, name: str, kind: str, suffix: str, writer: Callable[[str], None]) -> str:
         """Write a new data/model file atomically under a fresh name; returns its file name."""
         folder = self.dir(name)
-        filename = f"{kind}-{time.time_ns():x}{suffix}"
+        filename = _fresh_name(kind, suffix)
         atomic_write(folder / filename, writer)
         return filename
 
@@ -230,7 +235,7 @@ class Store:
         source = Path(staged)
         if source.parent != folder / STAGING:
             raise ValueError(f"{source.name!r} is not a staged file of model {name!r}")
-        filename = f"{kind}-{time.time_ns():x}{suffix}"
+        filename = _fresh_name(kind, suffix)
         os.replace(source, folder / filename)
         _fsync_dir(folder)
         return filename

@@ -148,8 +148,6 @@ def store_fit(
         filename = model._write_model(result.pipeline)
     answer = state_.record_fit(state, table, result, filename, metric_name)
     if state["options"].get("path"):
-        state_.export_copy(
-            result.pipeline, state["options"]["path"], model.store.dir(model.name) / filename
-        )
+        state_.export_copy(model.store.dir(model.name) / filename, state["options"]["path"])
     model._commit(state, result.pipeline)
     return answer
