@@ -134,7 +134,7 @@ def _fit(
     warns += cv_warns
     if progress is not None:
         progress("score", None)
-    score, scored_by, scored_rows = training_score(pipeline, X, y, kind, features, Xt)
+    score, scored_by, scored_rows = training_score(pipeline, X, y, kind, Xt)
     asked = None
     if metric:  # the score asked for, on the training rows: an error commits nothing
         from sklearn.metrics import get_scorer
@@ -174,37 +174,28 @@ def training_score(
     X: pd.DataFrame,
     y: Any,
     kind: str,
-    features: list[dict[str, Any]],
-    Xt: Any = None,
+    Xt: Any,
 ) -> tuple[float | None, str | None, int]:
     """The fitted pipeline's score on its training rows (accuracy, r2, or an unsupervised
     model's own score), the metric's name and how many rows were scored: all of them up to
     ``SCORE_ROWS``, else a fixed random sample of that many (the training score of a large table
     is a diagnostic, ``cv_score`` the honest one; scoring every row of a 100k-row forest took
-    longer than a sixth of its fit). ``Xt``, the rows as the fit transformed them, spares
-    transforming them again: the estimator predicts them directly (the same predictions as the
-    pipeline's); without it, classifiers and regressors go through the compiled fast path."""
+    longer than a sixth of its fit). ``Xt``, the rows as the fit transformed them (what
+    ``fit_pipeline`` returns), spares transforming them again: the estimator predicts them
+    directly, the same predictions as the pipeline's."""
     from sklearn.metrics import accuracy_score, r2_score
-
-    from .fastpath import compile_model
 
     if len(X) > SCORE_ROWS:
         rows = np.sort(np.random.default_rng(0).choice(len(X), SCORE_ROWS, replace=False))
         X, y = X.iloc[rows], (y.iloc[rows] if y is not None else None)
-        Xt = Xt[rows] if Xt is not None else None
+        Xt = Xt[rows]
     try:
         if y is None:
             if not hasattr(pipeline, "score"):
                 return None, None, 0
             return float(pipeline.score(X)), "score", len(X)
         metric, scorer = ("accuracy", accuracy_score) if kind == "classifier" else ("r2", r2_score)
-        if Xt is not None:
-            predicted = pipeline.steps[-1][1].predict(Xt)
-        else:
-            fast = compile_model(pipeline, features, kind)
-            predicted = fast.predict_frame(X) if fast is not None else None
-        if predicted is None:
-            return float(pipeline.score(X, y)), metric, len(X)
+        predicted = pipeline.steps[-1][1].predict(Xt)
         return float(scorer(y, predicted)), metric, len(X)
     except Exception:  # a model that cannot score itself still trains
         return None, None, 0
