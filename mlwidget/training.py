@@ -181,22 +181,22 @@ def training_score(
     ``SCORE_ROWS``, else a fixed random sample of that many (the training score of a large table
     is a diagnostic, ``cv_score`` the honest one; scoring every row of a 100k-row forest took
     longer than a sixth of its fit). ``Xt``, the rows as the fit transformed them (what
-    ``fit_pipeline`` returns), spares transforming them again: the estimator predicts them
-    directly, the same predictions as the pipeline's."""
+    ``fit_pipeline`` returns), spares transforming them again: the estimator predicts (or
+    scores) them directly, the same answers as the pipeline's."""
     from sklearn.metrics import accuracy_score, r2_score
 
     if len(X) > SCORE_ROWS:
         rows = np.sort(np.random.default_rng(0).choice(len(X), SCORE_ROWS, replace=False))
         X, y = X.iloc[rows], (y.iloc[rows] if y is not None else None)
         Xt = Xt[rows]
+    estimator = pipeline.steps[-1][1]
     try:
-        if y is None:
-            if not hasattr(pipeline, "score"):
+        if y is None:  # what Pipeline.score(X) gives, without transforming X again
+            if not hasattr(estimator, "score"):
                 return None, None, 0
-            return float(pipeline.score(X)), "score", len(X)
+            return float(estimator.score(Xt)), "score", len(X)
         metric, scorer = ("accuracy", accuracy_score) if kind == "classifier" else ("r2", r2_score)
-        predicted = pipeline.steps[-1][1].predict(Xt)
-        return float(scorer(y, predicted)), metric, len(X)
+        return float(scorer(y, estimator.predict(Xt))), metric, len(X)
     except Exception:  # a model that cannot score itself still trains
         return None, None, 0
 
