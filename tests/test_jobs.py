@@ -177,3 +177,41 @@ def test_score_and_prediction_jobs_answer_as_the_calls(
         model.start_job("predict", frame.head(0))
     with pytest.raises(BadRequest, match="job action"):
         model.start_job("explain", frame)
+
+
+def test_a_worker_killed_by_many_threads_at_once_closes_its_socket_once() -> None:
+    """A cancel (the request's thread) and the job's driver both stop a worker. Each closed
+    its socket, and the second close of one descriptor failed with EBADF: the page showed
+    "The job failed (OSError: [Errno 9] Bad file descriptor)" instead of "was cancelled"
+    (found by CI, about one cancel in 30 here with a short switch interval)."""
+    import sys
+    import threading
+
+    from mlwidget.jobs.pool import Worker
+
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads change hands often, as on a busy server
+    try:
+        for _ in range(100):
+            w = Worker(None)
+            start = threading.Barrier(4)
+            errors: list[BaseException] = []
+
+            def stop_it(
+                w: Worker = w, start: threading.Barrier = start, errors: list = errors
+            ) -> None:
+                start.wait()
+                try:
+                    w.kill()
+                except BaseException as exc:
+                    errors.append(exc)
+
+            threads = [threading.Thread(target=stop_it) for _ in range(4)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            assert not errors, errors
+            assert not w.alive() and w.conn.closed
+    finally:
+        sys.setswitchinterval(switch)

@@ -35,6 +35,8 @@ class Worker:
         theirs.close()
         self.conn = Connection(ours.detach())
         self.pid = self.process.pid
+        self._closing = threading.Lock()
+        self._closed = False
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -43,12 +45,24 @@ class Worker:
     def exitcode(self) -> int | None:
         return self.process.poll()
 
-    def kill(self) -> None:
+    def stop(self) -> None:
+        """SIGKILL the process, from any thread. The socket stays open: the thread reading it
+        sees the end of the stream, and closes it (``kill``)."""
         if self.process.poll() is None:
             with contextlib.suppress(OSError):
                 self.process.kill()
+
+    def kill(self) -> None:
+        """Stop the process and close the socket, once, however many threads call it (two
+        closes of one descriptor fail with EBADF, or close a file another thread has just
+        opened under the same number)."""
+        self.stop()
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.process.wait(5)
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
         self.conn.close()
 
 
@@ -100,10 +114,15 @@ class Pool:
     def close(self) -> None:
         with self._lock:
             self._closed = True
-            workers = self._idle + list(self._busy)
+            idle, busy = self._idle, list(self._busy)
             self._idle, self._busy = [], set()
-        for w in workers:
+        for w in idle:
             w.kill()
+        for w in busy:  # the job's driver is reading its socket: it closes it when it sees
+            w.stop()  # the end of the stream (and discards the worker)
+        for w in busy:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                w.process.wait(5)
 
     def pids(self) -> list[int]:
         with self._lock:

@@ -204,7 +204,8 @@ class Runner:
         assert self._pool is not None
         w = self._pool.acquire()
         held = [w]  # cancel kills the worker while this job holds it, at once (no other way
-        job.on_cancel(lambda: held and held[0].kill())  # interrupts a fit in C code)
+        job.on_cancel(lambda: held and held[0].stop())  # interrupts a fit in C code); this
+        # thread sees the end of its socket and closes it
         try:
             w.conn.send((work, payload))
             while True:
