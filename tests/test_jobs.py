@@ -215,3 +215,119 @@ def test_a_worker_killed_by_many_threads_at_once_closes_its_socket_once() -> Non
             assert not w.alive() and w.conn.closed
     finally:
         sys.setswitchinterval(switch)
+
+
+def _endless(payload: dict, report) -> None:
+    """A job's work that never ends (a fit in C code that reports nothing more)."""
+    report("fit", 0.0)
+    while True:
+        time.sleep(0.01)
+
+
+def _interrupt_main_when(check) -> None:
+    """Ctrl-C in the main thread (a kernel's interrupt) once ``check()`` holds."""
+    import _thread
+    import threading
+
+    def interrupt() -> None:
+        wait_until(check)
+        _thread.interrupt_main()
+
+    threading.Thread(target=interrupt, daemon=True).start()
+
+
+def test_ctrl_c_during_a_call_kills_its_worker_process() -> None:
+    """``model.retrain()`` interrupted in a kernel: the job ends cancelled and its worker
+    process goes with it (it was left fitting, holding its CPU and memory, until the kernel
+    exited)."""
+    from mlwidget.jobs import Job
+
+    runner = Runner("process", max_workers=1)
+    job = Job("retrain", "ctrl-c", ("test", "ctrl-c"), writer=False)
+    fitting: list[psutil.Process] = []
+
+    def fits() -> bool:
+        if job.stage == "fit":
+            fitting.extend(job_workers(runner))  # the one worker: the job's
+        return bool(fitting)
+
+    try:
+        _interrupt_main_when(fits)
+        with pytest.raises(KeyboardInterrupt):
+            runner.start(job, lambda: {}, _endless, lambda r, _: r, inline=True)
+            time.sleep(30)  # (the interrupt lands here if the call returned)
+        assert job.status == "cancelled"
+        (worker,) = fitting
+
+        def gone() -> bool:
+            try:
+                return worker.status() == psutil.STATUS_ZOMBIE
+            except psutil.NoSuchProcess:
+                return True
+
+        wait_until(gone, within=5)
+    finally:
+        runner.shutdown()
+
+
+def test_ctrl_c_while_a_call_waits_for_its_turn_cancels_it() -> None:
+    """With every worker busy, ``model.retrain()`` waits; Ctrl-C then cancels that call (it
+    was recorded as failed with an empty message, and the interrupt was lost)."""
+    from mlwidget.jobs import Job
+    from mlwidget.jobs.job import board
+
+    runner = Runner("process", max_workers=1)
+    busy = Job("retrain", "busy", ("test", "busy"), writer=False)
+    waiting = Job("retrain", "waiting", ("test", "waiting"), writer=False)
+    try:
+        runner.start(busy, lambda: {}, _endless, lambda r, _: r)
+        wait_until(lambda: busy.stage == "fit")
+        _interrupt_main_when(lambda: board.get(waiting.id) is waiting)  # in start(), waiting
+        with pytest.raises(KeyboardInterrupt):
+            runner.start(waiting, lambda: {}, _endless, lambda r, _: r, inline=True)
+            time.sleep(30)
+        assert waiting.status == "cancelled" and "cancelled" in waiting.error
+        assert busy.status == "running"
+    finally:
+        runner.shutdown()
+
+
+def test_a_waiter_giving_up_does_not_break_the_job() -> None:
+    """A caller that stops waiting (an asyncio timeout around the job's future, a request
+    closed mid-wait) leaves the job running; it finishes and reports as usual (the future
+    was cancelled with it, and ``GET ?_job`` answered 500 from then on)."""
+    import asyncio
+
+    from mlwidget.jobs import Job
+
+    runner = Runner("thread")
+    job = Job("score", "waiter", ("test", "waiter"), writer=False)
+
+    def slow(payload: dict, report) -> dict:
+        time.sleep(0.5)
+        return {"score": 1.0}
+
+    async def impatient() -> None:
+        with pytest.raises((asyncio.TimeoutError, TimeoutError)):
+            await asyncio.wait_for(asyncio.wrap_future(job.future), 0.05)
+
+    try:
+        runner.start(job, lambda: {}, slow, lambda r, _: r)
+        asyncio.run(impatient())
+        assert job.result(10) == {"score": 1.0}
+        assert job.to_dict()["status"] == "done" and job.to_dict()["result"] == {"score": 1.0}
+    finally:
+        runner.shutdown()
+
+
+def test_a_cancel_whose_executor_fails_to_stop_still_cancels(caplog) -> None:
+    """A cancel hook that fails (a Dask scheduler gone) is logged; the cancel still holds and
+    the job ends cancelled (DELETE ?_job answered 500, and a shutdown stopped there)."""
+    from mlwidget.jobs import Job
+
+    job = Job("retrain", "hook", ("test", "hook"), writer=False)
+    job.start()
+    job.on_cancel(lambda: 1 / 0)
+    assert job.cancel()
+    assert job.stop.is_set() and not job.begin_commit()
+    assert "cancel hook failed: ZeroDivisionError" in caplog.text

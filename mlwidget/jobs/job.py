@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import collections
 import datetime as _dt
+import logging
 import threading
 import time
 import uuid
@@ -38,6 +39,8 @@ SPANS = {
 }
 FINISHED = ("done", "failed", "cancelled")
 KEEP = 20  # finished jobs remembered per model
+
+log = logging.getLogger("mlwidget.jobs")
 
 
 class JobCancelled(Conflict):
@@ -92,6 +95,9 @@ class Job:
         self.started: float | None = None
         self.finished: float | None = None
         self.future: Future = Future()
+        # running from the start: a waiter's timeout or cancel (asyncio.wait_for on a wrapped
+        # future) must not cancel the job's own future, or the job could never finish
+        self.future.set_running_or_notify_cancel()
         self.stop = threading.Event()  # set by cancel() and on timeout
         self.stop_reason: str | None = None
         self.committing = False  # from then on the job cannot be cancelled
@@ -158,14 +164,14 @@ class Job:
         """Stop the job: a queued job never starts, a running one is stopped (its worker
         process killed, or at its next progress report in the thread executor) and nothing is
         stored. False if it had already finished."""
-        with self._lock:
+        with self._lock:  # stop is set under the lock: a commit either began before, or never
             if self.done or self.committing:
                 return False
             self.stop_reason = self.stop_reason or "cancelled"
+            self.stop.set()
             hooks = list(self._cancel_hooks)
-        self.stop.set()
         for hook in hooks:
-            hook()
+            _call(hook)
         if self.status == "queued":
             self.finish_cancelled()
         return True
@@ -176,7 +182,14 @@ class Job:
             self._cancel_hooks.append(hook)
             stopped = self.stop.is_set()
         if stopped:
-            hook()
+            _call(hook)
+
+    def time_out(self) -> None:
+        """Stop the job because it ran past its deadline (unless it was cancelled first)."""
+        with self._lock:
+            if not self.stop.is_set():
+                self.stop_reason = "timeout"
+                self.stop.set()
 
     # ------------------------------------------------------------------ for executors
 
@@ -247,6 +260,14 @@ class Job:
         self.error_status = error.status if isinstance(error, MLWidgetError) else 409
         self.future.set_exception(error)
         board.finished(self)
+
+
+def _call(hook: Any) -> None:
+    """A cancel hook's failure (a Dask scheduler gone) is logged; the cancel still holds."""
+    try:
+        hook()
+    except Exception as exc:
+        log.warning("mlwidget: a job's cancel hook failed: %s: %s", type(exc).__name__, exc)
 
 
 class Board:

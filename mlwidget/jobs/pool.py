@@ -4,6 +4,7 @@ and ``Pool`` (idle workers reused job after job; a killed one replaced at once).
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import socket
 import subprocess
@@ -13,6 +14,7 @@ from multiprocessing.connection import Connection
 
 from .job import JobCancelled
 
+log = logging.getLogger("mlwidget.jobs")
 _WORKER_MAIN = "import sys; from mlwidget.jobs.worker import run_main; run_main(sys.argv[1:])"
 
 
@@ -103,8 +105,12 @@ class Pool:
         w.kill()
         with self._lock:
             self._busy.discard(w)
-            if not self._closed and not self._idle:
+            if self._closed or self._idle:
+                return
+            try:
                 self._idle.append(Worker(self.memory_limit))
+            except OSError as exc:  # out of processes or files: the next job starts one
+                log.warning("mlwidget: could not start a spare worker process: %s", exc)
 
     def warm(self) -> None:
         with self._lock:

@@ -126,6 +126,9 @@ class Runner:
                 if job.stop.is_set():
                     job.finish_cancelled()
                     return
+        except KeyboardInterrupt:  # Ctrl-C while a call waits for its turn
+            job.finish_cancelled()
+            raise
         except BaseException as exc:
             job.fail(exc)
             return
@@ -150,7 +153,16 @@ class Runner:
         except Stop:
             self._stopped(job)
         except KeyboardInterrupt:
-            job.finish_cancelled()
+            if job.committing:  # the commit may have happened: say so, not "nothing stored"
+                job.fail(
+                    MLWidgetError(
+                        f"Job {job.id} ({job.action} of {job.model!r}) was interrupted while "
+                        "its result was being stored: the model holds either its previous or "
+                        "its new fit (model.info() says which)."
+                    )
+                )
+            else:
+                job.finish_cancelled()
             raise
         except BaseException as exc:  # every failure is the job's, never the server's
             if not isinstance(exc, MLWidgetError):
@@ -179,7 +191,7 @@ class Runner:
         if job.stop.is_set():
             raise Stop
         if deadline is not None and time.time() > deadline:
-            job.stop_reason = "timeout"
+            job.time_out()
             raise Stop
 
     # ------------------------------------------------------------------ executors
@@ -203,9 +215,17 @@ class Runner:
     ) -> Any:
         assert self._pool is not None
         w = self._pool.acquire()
-        held = [w]  # cancel kills the worker while this job holds it, at once (no other way
-        job.on_cancel(lambda: held and held[0].stop())  # interrupts a fit in C code); this
-        # thread sees the end of its socket and closes it
+        # A cancel kills the worker while this job holds it, at once (no other way interrupts
+        # a fit in C code); this thread then sees the end of its socket, and closes it. Once
+        # the worker is back in the pool (another job's), a cancel leaves it alone.
+        held, holding = [w], threading.Lock()
+
+        def stop_worker() -> None:
+            with holding:
+                if held:
+                    held[0].stop()
+
+        job.on_cancel(stop_worker)
         try:
             w.conn.send((work, payload))
             while True:
@@ -218,7 +238,8 @@ class Runner:
                 if message[0] == "progress":
                     job.report(message[1], message[2])
                     continue
-                held.clear()
+                with holding:
+                    held.clear()
                 self._pool.release(w)  # done or failed, the worker is fine for the next job
                 if message[0] == "done":
                     return message[1]
@@ -227,8 +248,9 @@ class Runner:
             self._pool.discard(w)
             self._check(job, deadline)  # killed on purpose: cancelled or timed out
             raise self._died(job, w) from None
-        except Stop:
-            self._pool.discard(w)
+        except BaseException:  # stopped, Ctrl-C, a message that would not unpickle: while
+            if held:  # this job holds the worker, it goes (and its fit with it)
+                self._pool.discard(w)
             raise
 
     def _died(self, job: Job, w: Worker) -> WorkerDied:
@@ -347,6 +369,9 @@ class Runner:
             answers = client.gather(futures)
         except Stop:
             client.cancel(futures)
+            raise
+        except Exception:  # a cancel while gathering cancels the futures: not a failure
+            self._check(job, deadline)
             raise
         finally:
             shared.release()

@@ -466,7 +466,7 @@ class ModelHandler(PageMixin, BaseHandler):
         if "_job" in args:
             m = await self.resolve(name)
             job = m.job(last(args, "_job") or "")
-            if not job.cancel():
+            if not await self.registry.run(job.cancel):  # a Dask cancel waits on the cluster
                 raise Conflict(
                     f"Job {job.id} is {job.status}: only a queued or running job can be "
                     "cancelled (a job that is storing its result finishes)."
