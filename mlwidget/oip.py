@@ -289,23 +289,48 @@ def request_columns(
             f"Expected an input for each feature; missing {', '.join(map(repr, missing))}. "
             f"The model's inputs: {', '.join(map(repr, features))} (GET v2/models/<name>)."
         )
-    return {f: _column(columns[f], f in numeric) for f in features}
+    return {f: _column(f, columns[f], f in numeric) for f in features}
 
 
 _NONE = type(None)
 
 
-def _column(values: list[Any], numeric: bool) -> np.ndarray:
+def _column(name: str, values: list[Any], numeric: bool) -> np.ndarray:
     """One feature's values as a typed array, built at once: numbers (and text that reads as
     numbers, for a numeric feature: "3" -> 3.0) as float64, anything else as objects, which the
     model's casting reads value by value (a word in a number column is a 400 naming it). Typed
-    columns spare pandas its per-value inference, the bulk of building a 10,000-row frame."""
+    columns spare pandas its per-value inference, the bulk of building a 10,000-row frame.
+    An integer beyond float64's range (JSON allows 400 digits) is a 400 naming the feature."""
     if numeric or (values and not isinstance(values[0], str)):
         try:
             return _floats(values)
         except (ValueError, TypeError):
             pass
+        except OverflowError:
+            if numeric:
+                raise BadRequest(_too_large(name, values)) from None
     return np.array(values, dtype=object)
+
+
+def _too_large(name: str, values: list[Any]) -> str:
+    """Why a numeric feature's values are not numbers: its first integer past float64."""
+    for at, value in enumerate(values):
+        try:
+            float(value)
+        except OverflowError:
+            try:
+                text = str(value)
+                shown = f"{text[:14]}... ({len(text.lstrip('-')):,} digits)"
+            except ValueError:  # past Python's own limit of digits: JSON never gets here
+                shown = "an integer of thousands of digits"
+            return (
+                f"Expected a number for {name!r}, got {shown} in row "
+                f"{at + 1}: past the largest number a model reads (FP64, about 1.8e308). Send "
+                "a smaller number, or null for a missing value."
+            )
+        except (ValueError, TypeError):
+            continue
+    return f"Expected numbers for {name!r}: its values are past the range of FP64."
 
 
 def _floats(values: list[Any]) -> np.ndarray:

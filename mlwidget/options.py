@@ -7,6 +7,7 @@ flat dictionary. Keys that are not option names are estimator hyper-parameters.
 
 from __future__ import annotations
 
+import numbers
 import os
 import re
 from collections.abc import Mapping
@@ -233,14 +234,57 @@ def _as_count(name: str, value: Any, least: int, meaning: str) -> int | None:
     """A whole number option (``keep_versions``, ``cv_folds``) of at least ``least``."""
     if value is None or value == "":
         return None
-    text = str(value).strip()
-    number = int(text) if text.isdigit() else -1
-    if isinstance(value, bool) or number < least or (name == "cv_folds" and number == 1):
-        least_text = "0 or at least 2" if name == "cv_folds" else f"at least {least}"
+    number = parse_count(name, value, least=least, meaning=meaning)
+    if name == "cv_folds" and number == 1:
         raise BadRequest(
-            f"Expected {name} to be a whole number, {least_text} ({meaning}), got {value!r}."
+            "Expected cv_folds to be 0 (no cross-validation) or at least 2 folds, got 1."
         )
     return number
+
+
+MAX_COUNT = 10**6  # the largest count a request or a call may give (parse_count's default)
+
+
+def parse_count(
+    name: str, value: Any, *, least: int = 0, most: int = MAX_COUNT, meaning: str = ""
+) -> int:
+    """A whole number that arrived as text (a query, a form, YAML) or from Python, read one way
+    everywhere: an int (not a bool), or plain ASCII digits 0-9 with spaces around them; from
+    ``least`` to ``most``. Anything else is a :class:`BadRequest` naming ``name``: a sign, a
+    fraction, superscripts and other Unicode digits (``str.isdigit()`` is true for "²" but
+    ``int()`` refuses it), or thousands of digits (never given to ``int()``)."""
+    if isinstance(value, list | tuple) and len(value) == 1:
+        value = value[0]  # a query key given once
+    number: int | None = None
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        number = int(value)  # numpy's integers too
+    elif isinstance(value, str):
+        text = value.strip()
+        digits = text.lstrip("0") or "0"
+        if text and text.isascii() and text.isdigit():
+            # a number of more digits than ``most`` is over it: no need to read it
+            number = int(digits) if len(digits) <= len(str(most)) else most + 1
+    if number is None or not least <= number <= most:
+        why = f" ({meaning})" if meaning else ""
+        raise BadRequest(
+            f"Expected {name} to be a whole number from {least:,} to {most:,}{why}, got "
+            f"{_quote(value)}. Send plain digits 0-9, such as {name}={max(least, 3)}."
+        )
+    return number
+
+
+def _quote(value: Any, limit: int = 40) -> str:
+    """What arrived, in a message: at most ``limit`` characters of it (an int of thousands of
+    digits cannot even be turned into text)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"a number of about {int(value.bit_length() * 0.30103):,} digits"
+    try:
+        text = repr(value)
+    except ValueError:  # a list holding such a number
+        return f"a {type(value).__name__}"
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text):,} characters)"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -276,3 +276,134 @@ def test_python_never_makes_a_model_named_v2(tmp_path):
         assert "Choose another name, such as 'model-v2'" in message, message
     assert not (tmp_path / "v2").exists()
     assert MLModel("model-v2", store=tmp_path, **{"class": "LogisticRegression"}).name
+
+
+# Third attack run (issue 25)
+
+TAG = "<!--<script>"
+
+
+async def test_v2_an_integer_past_float64_is_a_400_naming_the_input(jp_fetch):
+    """V2 infer answered 500 for a 400-digit integer in an FP64 input (np.asarray raised
+    OverflowError), where the MLHandler API answered 400 for the same value."""
+    assert (await call(jp_fetch, "mlhandler", NAME, params={"_model": ""})).code == 200
+    huge = 10**400
+
+    def infer(row: dict, datatypes: dict | None = None):
+        inputs = [
+            {
+                "name": key,
+                "datatype": (datatypes or {}).get(key, "BYTES" if isinstance(v, str) else "FP64"),
+                "shape": [1],
+                "data": [v],
+            }
+            for key, v in row.items()
+        ]
+        return call(jp_fetch, "mlhandler", "v2", "models", NAME, "infer", method="POST",
+                    body=json.dumps({"inputs": inputs}), headers=JSON)  # fmt: skip
+
+    for value in (huge, -huge):
+        reply = await infer(dict(GUIDE_PASSENGER, Age=value))
+        assert_clean_error(reply, 400, "'Age'", "401 digits", "row 1", "FP64")
+    # an INT64 input out of range (Pclass: categories that are numbers) is the same 400
+    reply = await infer(dict(GUIDE_PASSENGER, Pclass=huge), {"Pclass": "INT64"})
+    assert_clean_error(reply, 400, "'Pclass'", "401 digits")
+    # one 2-D input whose columns are named: the column is named
+    row = dict(GUIDE_PASSENGER, Fare=huge)
+    body = {"inputs": [{"name": "rows", "datatype": "BYTES", "shape": [1, len(row)],
+                        "data": [list(row.values())], "parameters": {"columns": list(row)}}]}  # fmt: skip
+    reply = await call(jp_fetch, "mlhandler", "v2", "models", NAME, "infer", method="POST",
+                       body=json.dumps(body), headers=JSON)  # fmt: skip
+    assert_clean_error(reply, 400, "'Fare'", "401 digits")
+    # many rows (the worker's path, not the compiled predictor's): the row is named
+    rows = [GUIDE_PASSENGER] * 300
+    inputs = [
+        {"name": key, "datatype": "BYTES" if isinstance(v, str) else "FP64", "shape": [300],
+         "data": [r[key] for r in rows[:-1]] + [huge if key == "Age" else v]}
+        for key, v in GUIDE_PASSENGER.items()
+    ]  # fmt: skip
+    reply = await call(jp_fetch, "mlhandler", "v2", "models", NAME, "infer", method="POST",
+                       body=json.dumps({"inputs": inputs}), headers=JSON)  # fmt: skip
+    assert_clean_error(reply, 400, "'Age'", "row 300")
+    # a huge number where a category belongs is a category the model has not seen: answered
+    reply = await infer(dict(GUIDE_PASSENGER, Sex=huge), {"Sex": "INT64"})
+    assert reply.code == 200, reply.text
+    # as the MLHandler API does for the same value
+    body = json.dumps([dict(GUIDE_PASSENGER, Age=huge)])
+    reply = await call(jp_fetch, "mlhandler", NAME, method="POST", body=body, headers=JSON)
+    assert_clean_error(reply, 400, "'Age'")
+
+
+@pytest.mark.parametrize("option", ["keep_versions", "cv_folds"])
+@pytest.mark.parametrize(
+    "value", ["²", "⁵", "1" * 5000, "٣", "-3", "2.0", "1000001"],
+    ids=["superscript-2", "superscript-5", "5000-digits", "arabic-indic-3", "negative",
+         "fraction", "over-a-million"],
+)  # fmt: skip
+async def test_counts_in_other_digits_or_huge_are_a_400_naming_the_option(
+    jp_fetch, store_dir, option, value
+):
+    """PUT ?_model&keep_versions=%C2%B2 (or ⁵, or 5,000 digits) answered 500: "²".isdigit()
+    is true, then int("²") raised."""
+    assert (await call(jp_fetch, "mlhandler", NAME, params={"_model": ""})).code == 200
+    before = stored(store_dir)
+    reply = await call(jp_fetch, "mlhandler", NAME, method="PUT",
+                       params={"_model": "", option: value})  # fmt: skip
+    data = assert_clean_error(reply, 400, option, "whole number", "1,000,000", "digits 0-9")
+    assert len(data["error"]) < 400  # 5,000 digits are quoted in part
+    reply = await put(jp_fetch, NAME, {option: value})  # a JSON body: the same
+    assert_clean_error(reply, 400, option, "whole number")
+    assert stored(store_dir) == before
+    reply = await call(jp_fetch, "mlhandler", NAME, method="PUT",
+                       params={"_model": "", option: " 3 "})  # fmt: skip
+    assert reply.code == 200, reply.text
+    assert reply.json()["options"][option] == 3
+
+
+def test_counts_from_python_raise_bad_request(tmp_path):
+    """MLModel.configure(keep_versions="²") raised a plain ValueError (int()'s), not an
+    MLWidgetError; a 5,000-digit int was taken as the number of versions to keep."""
+    from mlwidget.options import parse_count
+
+    model = MLModel("counts", store=tmp_path, **{"class": "LogisticRegression"})
+    for value in ("²", "⁵", "1" * 5000, 10**5000, 10**6 + 1, True, 2.0):
+        with pytest.raises(BadRequest, match="keep_versions") as err:
+            model.configure(keep_versions=value)
+        assert err.value.status == 400 and len(str(err.value)) < 400
+    with pytest.raises(BadRequest, match="cv_folds"):
+        model.configure(cv_folds=1)
+    model.configure(keep_versions="4", cv_folds=0)
+    assert (model.options["keep_versions"], model.options["cv_folds"]) == (4, 0)
+    assert parse_count("n", "0007") == 7
+    with pytest.raises(BadRequest, match="n to be a whole number from 0 to 5"):
+        parse_count("n", "7", most=5)
+
+
+async def test_a_category_that_opens_an_html_comment_keeps_the_page_working(jp_fetch, store_dir):
+    """A training value <!--<script> left the model page's parameter editor empty and its
+    forms dead: tornado's json_encode escaped </ but not <!-- or <script in the inline JSON,
+    so </script> no longer ended the page's script."""
+    import re
+
+    values = [TAG, "a", TAG, "b", "</script>", "a & <b>"]
+    frame = pd.DataFrame({"x": [1, 2, 3, 4, 5, 6], "c": values, "y": [0, 1] * 3})
+    options = {"class": "LogisticRegression", "target_col": "y"}
+    MLModel("tagged", data=frame, store=store_dir, **options)
+    reply = await call(jp_fetch, "mlhandler", "tagged")
+    assert reply.code == 200 and reply.headers["Content-Type"].startswith("text/html")
+    match = re.search(r"^let INFO = (.*);$", reply.text, re.MULTILINE)
+    assert match, reply.text[-2000:]
+    raw = match.group(1)
+    for text in ("<!--", "<script", "</", "<", ">", "&"):
+        assert text not in raw, text
+    info = json.loads(raw)  # the same value the script reads
+    categories = next(f for f in info["schema"] if f["name"] == "c")["categories"]
+    assert sorted(categories) == sorted(set(values))
+    model = await call(jp_fetch, "mlhandler", "tagged", params={"_model": ""})
+    assert info["schema"] == model.json()["schema"]
+    # the listing page's inline JSON is written the same way
+    reply = await call(jp_fetch, "mlhandler", "", headers={"Accept": "text/html"})
+    assert reply.code == 200
+    lines = re.findall(r"^const [A-Z_]+ = (.*);$", reply.text, re.MULTILINE)
+    assert len(lines) == 4 and "tagged" in json.loads(lines[1])
+    assert not any("<" in line for line in lines)

@@ -184,3 +184,53 @@ def test_bulk_results_download_opens_formulas_as_text(server: tuple[str, str], t
     names = [r["Name"] for r in table]
     assert names == ['\'=HYPERLINK("http://evil.example","x")', "'@SUM(1)", "plain", "'-x", "+1"]
     assert table[0]["Fare"] == "-3.5"
+
+
+def test_a_category_that_opens_an_html_comment_keeps_the_page_working(
+    server: tuple[str, str],
+) -> None:
+    """A training value <!--<script> left the parameter editor empty and the page's forms
+    dead: the inline JSON kept <!-- and <script, and </script> no longer ended the script."""
+    import requests
+    from playwright.sync_api import expect, sync_playwright
+
+    url, token = server
+    auth = {"Authorization": f"token {token}"}
+    api = f"{url}/mlhandler/tagged"
+    reply = requests.put(
+        api,
+        params={"_model": "", "class": "LogisticRegression", "target_col": "y"},
+        headers=auth,
+        timeout=60,
+    )
+    assert reply.status_code == 200, reply.text
+    body = "x,c,y\n1,<!--<script>,0\n2,a,1\n3,<!--<script>,0\n4,b,1\n5,</script>,0\n6,a,1\n"
+    reply = requests.post(
+        api,
+        params={"_action": "retrain"},
+        data=body.encode(),
+        headers={**auth, "Content-Type": "text/csv"},
+        timeout=120,
+    )
+    assert reply.status_code == 200, reply.text
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(30_000)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(f"{api}?token={token}")
+            expect(page.locator("h1")).to_have_text("tagged")
+            expect(page.locator('#params input[name="C"]')).to_have_value("1")
+            expect(page.locator("#opt-target_col")).to_have_value("y")
+            options = page.locator('#single-form select[name="c"] option').all_text_contents()
+            assert "<!--<script>" in options and "</script>" in options
+            # the forms work: one row predicted
+            page.locator('#single-form select[name="c"]').select_option("<!--<script>")
+            page.locator('#single-form [name="x"]').fill("1")
+            page.click("#single-submit")
+            expect(page.locator("#single-result .prediction")).to_have_text("0")
+            assert not errors, errors
+        finally:
+            browser.close()

@@ -6,10 +6,10 @@ CSS and scripts are inline: they work offline)."""
 
 from __future__ import annotations
 
+import json
 import os
 from typing import TYPE_CHECKING, Any
 
-import tornado.escape
 import tornado.template
 from jupyter_server.utils import url_escape, url_path_join
 
@@ -28,6 +28,25 @@ CSP = (
     "style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; "
     "form-action 'self'; base-uri 'none'"
 )
+
+
+# Characters that may not appear as themselves in JSON written inside an inline <script>.
+_SCRIPT_ESCAPES = {
+    ord("<"): "\\u003c",
+    ord(">"): "\\u003e",
+    ord("&"): "\\u0026",
+    0x2028: "\\u2028",
+    0x2029: "\\u2029",
+}
+
+
+def script_json(value: Any) -> str:
+    """``value`` as JSON to write inside an inline ``<script>``: ``<``, ``>``, ``&``, U+2028
+    and U+2029 as ``\\u`` escapes (they occur only inside strings, where JSON and JavaScript
+    read the escape as the character). A category ``<!--<script>`` then cannot put the HTML
+    parser into the state where ``</script>`` no longer ends the script (tornado's
+    ``json_encode`` escapes only ``</``), and the script reads back the same value."""
+    return json.dumps(value).translate(_SCRIPT_ESCAPES)
 
 
 def send_page(handler: Any, html: bytes) -> None:
@@ -104,7 +123,7 @@ class PageMixin:
             list_url=url_path_join(self.base_url, "mlhandler/"),
             v2_url=url_path_join(self.base_url, "mlhandler/v2/models", m.name),
             metrics=list(METRICS.get(kind or "", ())),
-            json_encode=tornado.escape.json_encode,
+            script_json=script_json,
             jsonable=jsonable,
             **ctx,
         )
@@ -207,6 +226,6 @@ class ListingMixin:
             models=await self.model_rows(names),
             estimators={kind: list_estimators(kind) for kind in KINDS},
             default_classes=DEFAULT_CLASSES,
-            json_encode=tornado.escape.json_encode,
+            script_json=script_json,
         )
         send_page(self, html)
