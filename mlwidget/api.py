@@ -14,10 +14,22 @@ WRITE_ACTIONS = ("retrain", "train", "append", "rollback")  # need `write` (the 
 # What the widgets' Upload tab offers (the same actions, those a file upload makes sense for).
 UPLOAD_ACTIONS = ("predict", "retrain", "append", "score")
 # GET ?<key> (besides feature values), and DELETE items
-GET_KEYS = ("_model", "_download", "_cache", "_params", "_openapi", "_job", "_jobs", "_versions")
+GET_KEYS = (
+    "_model",
+    "_download",
+    "_cache",
+    "_params",
+    "_openapi",
+    "_job",
+    "_result",
+    "_jobs",
+    "_versions",
+)
 # POST ?_wait=false: start a job and answer 202 at once (retrain, score, predict, predict_proba)
 JOB_ACTIONS = ("retrain", "train", "score", "predict", "predict_proba")
 DELETE_ITEMS = ("model", "cache")
+# PUT ?<flag>: `_model` (Gramex's spelling, optional); `_create` creates only (409 if it exists)
+PUT_KEYS = ("_model", "_create")
 # POST {base_url}mlhandler/?_action=... on the listing (needs `write`; stores nothing)
 LIST_ACTIONS = ("preview",)
 # POST ?_action=predict&_format=table&_proba=true: one P(<class>) column per class

@@ -64,6 +64,12 @@ class Busy(Conflict):
     Raised before anything is changed, so the same call can simply be tried again."""
 
 
+class Gone(MLWidgetError):
+    """What was asked for existed and was removed (a job's result past its retention) (410)."""
+
+    status = 410
+
+
 class PayloadTooLarge(MLWidgetError):
     """The request body is over the configured limit (413)."""
 
@@ -83,6 +89,7 @@ __all__ = [
     "NotFound",
     "Conflict",
     "Busy",
+    "Gone",
     "PayloadTooLarge",
     "UnsupportedFormat",
 ]

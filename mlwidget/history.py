@@ -1,8 +1,10 @@
-"""``MLModel``'s versions: list them, roll back to one, read one's model file (a mixin; see
-versions.py for what a version holds)."""
+"""``MLModel``'s versions: list them, roll back to one, read or download one's model file (a
+mixin; see versions.py for what a version holds)."""
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Any
 
 from . import jobs as jobs_
@@ -47,6 +49,29 @@ class VersionsMixin:
             "score": public["score"],
             "cv_score": public["cv_score"],
         }
+
+    def model_bytes(self, version: Any = None) -> bytes:
+        """The fitted model file's content (joblib), read consistently; of ``version`` if given."""
+        if version is not None:
+            return self.version_bytes(version)
+
+        def content(snap: Any) -> bytes:
+            data = snap.model_bytes()
+            if data is None:
+                self._require_pipeline(snap)
+            return data
+
+        return self._read(content)
+
+    def download(self, dest: str | os.PathLike[str] | None = None, version: Any = None) -> Path:
+        """Copy the fitted model file (joblib; of ``version`` if given) to ``dest`` (default
+        ``./<name>.joblib``)."""
+        content = self.model_bytes(version)
+        target = Path(dest) if dest is not None else Path.cwd() / f"{self.name}.joblib"
+        if target.is_dir():
+            target = target / f"{self.name}.joblib"
+        target.write_bytes(content)
+        return target
 
     def version_bytes(self, version: Any) -> bytes:
         """The model file (joblib) of a kept version."""

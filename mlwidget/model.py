@@ -45,7 +45,10 @@ class MLModel(VersionsMixin):
     none by that name, training it once when given data and a class or a target column (no
     class: the default for the target's kind, said in ``info()["notes"]``); if the model
     exists it is opened and the stored state wins (change it with :meth:`configure`, or pass
-    ``overwrite=True`` to start over). Options may also come Gramex-style:
+    ``overwrite=True`` to start over; ``create=True`` only creates: a model of that name is a
+    Conflict, and nothing is changed). A new name that differs from an existing model's only by
+    case or a trailing dot (``Titanic`` beside ``titanic``) is a Conflict naming that model.
+    Options may also come Gramex-style:
     ``model={"class": ..., "target_col": ..., "params": {...}}``. Keys that are not option names
     are estimator hyper-parameters.
     """
@@ -64,6 +67,7 @@ class MLModel(VersionsMixin):
         model: Mapping[str, Any] | None = None,
         store: str | os.PathLike[str] | Store | None = None,
         overwrite: bool = False,
+        create: bool = False,
         allowed_classes: Iterable[str] = (),
         base_dir: str | os.PathLike[str] | None = None,
         executor: str | None = None,
@@ -84,9 +88,16 @@ class MLModel(VersionsMixin):
             raw["model"] = dict(model)
         if data is not None:
             raw["data"] = data
+        if create and overwrite:
+            raise BadRequest(
+                "Expected create=True (only create a new model) or overwrite=True (replace "
+                "one), got both. Pass one of them."
+            )
         if overwrite or not self.store.exists(self.name):
-            self._create(raw, base_dir, overwrite)
+            self._create(raw, base_dir, overwrite, create)
             self._snapshot()
+        elif create:
+            self.store.check_new(self.name)  # the Conflict naming it
         else:
             self._snapshot()
             if raw:
@@ -122,10 +133,16 @@ class MLModel(VersionsMixin):
     # -----------------------------------------------------------------------------------------
     # state
 
-    def _create(self, raw: dict[str, Any], base_dir: Any, overwrite: bool) -> None:
+    def _create(self, raw: dict[str, Any], base_dir: Any, overwrite: bool, create: bool) -> None:
+        # before anything is read or written (even the lock's folder): a name that differs
+        # from an existing model's only by case or a trailing dot is refused
+        if not (overwrite and self.store.exists(self.name)):
+            self.store.check_new(self.name, exact=create)
         merged, table, imported, warns, notes = state_.initial(raw, base_dir, self.allowed_classes)
         with self.store.lock(self.name, self.lock_timeout):
             if self.store.exists(self.name) and not overwrite:
+                if create:  # another process created it first
+                    self.store.check_new(self.name)
                 return  # another process created it first: open theirs
             previous = self.store.read_state(self.name)[0] if overwrite else None
             state = {"version": (previous or {}).get("version", 0), "created_at": state_.now()}
@@ -336,29 +353,6 @@ class MLModel(VersionsMixin):
             return describe.params_info(info, predicting.final_step(snap.pipeline()))
 
         return self._read(answer)
-
-    def model_bytes(self, version: Any = None) -> bytes:
-        """The fitted model file's content (joblib), read consistently; of ``version`` if given."""
-        if version is not None:
-            return self.version_bytes(version)
-
-        def content(snap: Snapshot) -> bytes:
-            data = snap.model_bytes()
-            if data is None:
-                self._require_pipeline(snap)
-            return data
-
-        return self._read(content)
-
-    def download(self, dest: str | os.PathLike[str] | None = None, version: Any = None) -> Path:
-        """Copy the fitted model file (joblib; of ``version`` if given) to ``dest`` (default
-        ``./<name>.joblib``)."""
-        content = self.model_bytes(version)
-        target = Path(dest) if dest is not None else Path.cwd() / f"{self.name}.joblib"
-        if target.is_dir():
-            target = target / f"{self.name}.joblib"
-        target.write_bytes(content)
-        return target
 
     def widget(self) -> Any:
         """The interactive ipywidgets UI over this model."""

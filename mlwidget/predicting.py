@@ -7,6 +7,8 @@ compiled few-row predictor (fastpath/), or None when the fast path is off or dec
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -14,7 +16,7 @@ import pandas as pd
 
 from . import estimators as est
 from . import schema
-from .errors import BadRequest, MLWidgetError, NotFound, reason
+from .errors import BadRequest, MLWidgetError, NotFound, PayloadTooLarge, reason
 from .fastpath import jsonable
 from .snapshot import Snapshot
 from .tables import read_table
@@ -64,35 +66,139 @@ def features_frame(snap: Snapshot, table: Any) -> pd.DataFrame:
     return schema.cast(frame[names].reset_index(drop=True), features)
 
 
-def predict(snap: Snapshot, name: str, data: Any, fast: Any) -> list[Any]:
-    """One prediction per input row, in input order."""
+def predict(snap: Snapshot, name: str, data: Any, fast: Any, beside: int = 0) -> list[Any]:
+    """One prediction per input row, in input order. The answer is held to ``tables.MAX_CELLS``
+    before it is built (``beside``: columns a table answer carries next to it, e.g. the input's)."""
     pipeline = require_pipeline(snap, name)
-    out = fast.predict(data) if fast is not None else None
+    out = fast.predict(data) if fast is not None else None  # classifiers, regressors: 1 a row
     if out is not None:
         return out
     frame = features_frame(snap, data)
     if frame.empty:
         return []
     kind = snap.fitted.get("kind")
-    out = fast.predict_frame(frame) if fast is not None else None  # bulk: no ColumnTransformer
-    if out is not None:
+    transforms = hasattr(pipeline, "transform") and (
+        not hasattr(pipeline, "predict") or kind == "transformer"
+    )
+    if not transforms:
+        check_answer(len(frame), 1 + beside, "predictions")
+    with out_of_memory_is_413(len(frame), "the predictions"):
+        out = fast.predict_frame(frame) if fast is not None else None  # bulk: no ColumnTransformer
+        if out is not None:
+            return jsonable(out)
+        try:
+            if transforms:
+                out = transform(pipeline, frame, beside)
+            else:
+                out = pipeline.predict(frame)
+        except MLWidgetError:
+            raise
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise BadRequest(
+                f"{type(final_step(pipeline)).__name__} could not predict these rows: "
+                f"{reason(exc)}. It may not be a predicting estimator: choose a classifier, "
+                "regressor, clusterer or transformer."
+            ) from None
         return jsonable(out)
+
+
+# Attributes a fitted transformer declares its output width by: PolynomialFeatures,
+# SplineTransformer, PCA/NMF/..., and scikit-learn's ClassNamePrefixFeaturesOutMixin (PCA,
+# KernelPCA, RBFSampler, Nystroem, RandomTreesEmbedding, ...).
+WIDTH_ATTRIBUTES = ("n_output_features_", "n_features_out_", "n_components_", "_n_features_out")
+
+
+def declared_width(estimator: Any) -> int | None:
+    """How many columns ``estimator.transform`` gives a row, when the fitted estimator says so
+    without building anything (PolynomialFeatures(degree=50) says 12,736,262,814,039,336);
+    None when it cannot tell. ``get_feature_names_out`` is not asked: it builds one string a
+    column, which costs more than transforming one row (see ``transform``)."""
+    from sklearn.base import OneToOneFeatureMixin
+
+    for attribute in WIDTH_ATTRIBUTES:
+        try:
+            value = getattr(estimator, attribute, None)
+        except Exception:  # a property of a half-fitted estimator
+            continue
+        if isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 0:
+            return int(value)
+    if isinstance(estimator, OneToOneFeatureMixin):  # scalers and the like: one out per one in
+        value = getattr(estimator, "n_features_in_", None)
+        if isinstance(value, int | np.integer) and not isinstance(value, bool):
+            return int(value)
+    return None
+
+
+def transform(pipeline: Any, frame: pd.DataFrame, beside: int = 0) -> Any:
+    """``pipeline.transform(frame)``, held to ``tables.MAX_CELLS`` before it is built: by the
+    width the final estimator declares, else by the width of its output for the first row (a
+    chunk of one row: every row of a fitted transformer's output has the same width), and only
+    then for all the rows."""
+    rows, estimator = len(frame), final_step(pipeline)
+    what = f"the output of {type(estimator).__name__}"
+    width = declared_width(estimator)
+    if width is not None:
+        check_answer(rows, width + beside, what, estimator)
+        return pipeline.transform(frame)
+    first = pipeline.transform(frame.iloc[:1])
+    shape = getattr(first, "shape", (1,))
+    check_answer(rows, (shape[1] if len(shape) > 1 else 1) + beside, what, estimator)
+    return first if rows == 1 else pipeline.transform(frame)
+
+
+def check_answer(rows: int, columns: int, what: str, estimator: Any = None) -> None:
+    """A 413 before building an answer of ``rows`` x ``columns`` cells over the ceiling
+    (``tables.MAX_CELLS``, the server setting ``max_table_cells``), saying what to do: fewer
+    rows, or, when one row is over it already, an estimator that gives fewer columns."""
+    from . import tables
+
+    limit = tables.MAX_CELLS
+    if rows * columns <= limit:
+        return
+    if columns > limit:
+        named = f"{type(estimator).__name__} " if estimator is not None else ""
+        advice = (
+            f"Even one row is over it: configure {named}to give fewer columns (a lower degree, "
+            "fewer components), retrain, and predict again."
+        )
+    else:
+        advice = (
+            f"Send at most {limit // columns:,} rows at a time, or ask the server's "
+            "administrator to raise MLWidgetApp.max_table_cells."
+        )
+    raise PayloadTooLarge(
+        f"Expected an answer of at most {limit:,} cells (rows x columns; the server setting "
+        f"max_table_cells), got {what} for {rows:,} rows: {rows:,} rows x {columns:,} columns "
+        f"({rows * columns:,} cells). {advice}"
+    )
+
+
+@contextlib.contextmanager
+def out_of_memory_is_413(rows: int, what: str) -> Iterator[None]:
+    """A MemoryError while building an answer becomes a 413 naming max_table_cells (the
+    ceiling that should have caught it), never a 500."""
     try:
-        if not hasattr(pipeline, "predict") and hasattr(pipeline, "transform"):
-            out = pipeline.transform(frame)
-        elif kind == "transformer" and hasattr(pipeline, "transform"):
-            out = pipeline.transform(frame)
-        else:
-            out = pipeline.predict(frame)
-    except MLWidgetError:
-        raise
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise BadRequest(
-            f"{type(final_step(pipeline)).__name__} could not predict these rows: {reason(exc)}. "
-            "It may not be a predicting estimator: choose a classifier, regressor, "
-            "clusterer or transformer."
+        yield
+    except MemoryError:
+        from . import tables
+
+        raise PayloadTooLarge(
+            f"Expected an answer this server can build, but {what} for {rows:,} rows ran out of "
+            f"memory (the ceiling is {tables.MAX_CELLS:,} cells, rows x columns: the server "
+            "setting max_table_cells). Send fewer rows at a time, or configure an estimator "
+            "that gives fewer columns and retrain."
         ) from None
-    return jsonable(out)
+
+
+def _rows_of(data: Any) -> int | None:
+    """How many rows ``data`` holds, when that is cheap to tell (a table, records, one record
+    or ``{column: [values]}``); None otherwise."""
+    if isinstance(data, pd.DataFrame | list):
+        return len(data)
+    if isinstance(data, dict):
+        lengths = [len(v) for v in data.values() if isinstance(v, list | tuple)]
+        return max(lengths) if lengths else 1
+    return None
 
 
 def predict_proba(snap: Snapshot, name: str, data: Any, fast: Any) -> list[dict[Any, float]]:
@@ -103,8 +209,9 @@ def predict_proba(snap: Snapshot, name: str, data: Any, fast: Any) -> list[dict[
             f"{type(final_step(pipeline)).__name__} does not give probabilities. Use "
             "predict, or a classifier with predict_proba (SGDClassifier needs loss=log_loss)."
         )
-    if isinstance(data, pd.DataFrame):
-        check_cells(len(data), len(_classes(pipeline)), "class probabilities")
+    rows = _rows_of(data)
+    if rows is not None:
+        check_cells(rows, len(_classes(pipeline)), "class probabilities")
     out = fast.predict_proba(data) if fast is not None else None
     if out is not None:
         return out
@@ -112,15 +219,18 @@ def predict_proba(snap: Snapshot, name: str, data: Any, fast: Any) -> list[dict[
     if frame.empty:
         return []
     check_cells(len(frame), len(_classes(pipeline)), "class probabilities")
-    try:
-        proba = fast.predict_frame(frame, proba=True) if fast is not None else None
-        if proba is None:
-            proba = pipeline.predict_proba(frame)
-    except (ValueError, TypeError, AttributeError) as exc:
-        raise BadRequest(f"The model could not give probabilities: {reason(exc)}") from None
-    labels = getattr(final_step(pipeline), "classes_", None)  # a mixture has components
-    classes = est.to_jsonable(np.asarray(labels if labels is not None else range(proba.shape[1])))
-    return [dict(zip(classes, map(float, row), strict=True)) for row in proba]
+    with out_of_memory_is_413(len(frame), "the class probabilities"):
+        try:
+            proba = fast.predict_frame(frame, proba=True) if fast is not None else None
+            if proba is None:
+                proba = pipeline.predict_proba(frame)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise BadRequest(f"The model could not give probabilities: {reason(exc)}") from None
+        labels = getattr(final_step(pipeline), "classes_", None)  # a mixture has components
+        classes = est.to_jsonable(
+            np.asarray(labels if labels is not None else range(proba.shape[1]))
+        )
+        return [dict(zip(classes, map(float, row), strict=True)) for row in proba]
 
 
 def _classes(pipeline: Any) -> list[Any]:
@@ -140,7 +250,7 @@ def check_cells(rows: int, columns: int, what: str) -> None:
 def predict_table(snap: Snapshot, name: str, frame: pd.DataFrame, fast: Any) -> pd.DataFrame:
     """The input rows with the predictions in the target column (text features echoed as the
     model reads them, see ``MLModel.predict_table``)."""
-    preds = predict(snap, name, frame, fast)
+    preds = predict(snap, name, frame, fast, beside=len(frame.columns))
     column = snap.options.get("target_col") or snap.fitted.get("target_col")
     out = typed_echo(snap, frame)
     if preds and isinstance(preds[0], list):
@@ -227,7 +337,7 @@ def predict_results(
     extra = 2 + (len(_classes(require_pipeline(snap, name))) if proba else 0)
     what = "the results table" + (" with class probabilities" if proba else "")
     check_cells(len(frame), len(frame.columns) + extra, what)
-    preds = predict(snap, name, frame, fast)
+    preds = predict(snap, name, frame, fast, beside=len(frame.columns) + extra - 1)
     fitted = snap.fitted
     kind = fitted.get("kind")
     target = fitted.get("target_col") or snap.options.get("target_col")

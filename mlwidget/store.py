@@ -116,14 +116,18 @@ def _fresh_name(kind: str, suffix: str) -> str:
 def _abandoned(path: Path) -> bool:
     """Whether a staged file will never be committed. A job removes its own staged file when
     it is not committed; what is left is half a file from a worker killed while writing it
-    (its process id is in the name: ``.model-<time>-<pid>.joblib.<random>.tmp``), or a file of
-    a server killed before its commit, a day later."""
+    (its process id is in the name: ``.model-<time>-<pid>.joblib.<random>.tmp``), a job's
+    answer whose server is gone (``result-<job>-<pid>.json``), or a file of a server killed
+    before its commit, a day later."""
     try:
         if time.time() - path.stat().st_mtime > STAGING_AGE:
             return True
     except OSError:
         return False
-    writer = re.search(r"-(\d+)\.joblib\..*\.tmp$", path.name)
+    # half a model file (its writer's pid), or a job's answer (its server's pid: jobs/results.py)
+    writer = re.search(r"-(\d+)\.joblib\..*\.tmp$", path.name) or re.match(
+        r"result-[0-9a-f]+-(\d+)\.json(\.tmp)?$", path.name
+    )
     if writer is None:
         return False
     try:
@@ -162,6 +166,34 @@ class Store:
         if not self.root.is_dir():
             return []
         return sorted(p.name for p in self.root.iterdir() if (p / STATE).is_file())
+
+    def lookalike(self, name: str) -> str | None:
+        """The existing model whose name differs from ``name`` only by case or trailing dots
+        (``Titanic`` and ``titanic.`` beside ``titanic``: one name to a person, and one folder
+        on a case-insensitive file system or on Windows, which drops trailing dots); else None."""
+        key = name.rstrip(".").casefold()
+        return next(
+            (n for n in self.names() if n != name and n.rstrip(".").casefold() == key), None
+        )
+
+    def check_new(self, name: str, exact: bool = True) -> str:
+        """``name`` if a new model may take it, else a Conflict naming the existing model:
+        a model of that very name (unless ``exact`` is False: the caller opens it), or one
+        whose name differs only by case or trailing dots. Nothing is written either way."""
+        check_name(name)
+        if exact and self.exists(name):
+            raise Conflict(
+                f"A model named {name!r} exists already, so nothing was created or changed. "
+                f"Choose another name, or open {name!r} to change it."
+            )
+        other = self.lookalike(name)
+        if other is not None:
+            raise Conflict(
+                f"A model named {other!r} exists already, and {name!r} differs from it only by "
+                "case or a trailing dot, so nothing was created. Choose a name that differs by "
+                f"more, or open {other!r}."
+            )
+        return name
 
     # --- state ---------------------------------------------------------------------------
 

@@ -19,7 +19,7 @@ from . import jobs as jobs_
 from . import limits, training
 from . import state as state_
 from .errors import BadRequest, Conflict, NotFound
-from .jobs import worker
+from .jobs import results, worker
 from .snapshot import Snapshot
 
 COMMIT_WAIT = 60.0  # seconds a finished fit waits for the model's lock to store itself
@@ -99,11 +99,18 @@ def retrain_job(
 
 def predict_job(model: Any, action: str, frame: Any, metric: str | None) -> jobs_.Job:
     """Start ``action`` (score, predict, predict_proba, predict_table) of ``frame`` by the
-    serving model. The worker gets the fitted pipeline and its schema, not the store."""
+    serving model. The worker gets the fitted pipeline and its schema, not the store; a
+    prediction's answer is written to a file in the model's staging folder (jobs/results.py)."""
     if action not in JOB_ACTIONS[1:]:
         raise BadRequest(f"Expected a job action of {', '.join(JOB_ACTIONS)}, got {action!r}.")
     if frame is None or len(frame) == 0:
         raise BadRequest(f"_action={action} needs rows: got none.")
+    label = "predict" if action == "predict_table" else action
+    job = jobs_.Job(label, model.name, model._job_key, writer=False)
+    path = None
+    if action != "score":
+        path = results.result_path(model.store.staging(model.name), job.id)
+        job.on_failure(lambda: results.remove_partial(path))  # a worker killed mid-write
 
     def prepare() -> dict[str, Any]:
         def take(snap: Snapshot) -> dict[str, Any]:
@@ -115,11 +122,20 @@ def predict_job(model: Any, action: str, frame: Any, metric: str | None) -> jobs
                 "pipeline": require_pipeline(snap, model.name),
             }
 
-        return {**model._read(take), "action": action, "frame": frame, "metric": metric}
+        return {
+            **model._read(take),
+            "action": action,
+            "frame": frame,
+            "metric": metric,
+            "result_path": path,
+        }
 
-    label = "predict" if action == "predict_table" else action
-    job = jobs_.Job(label, model.name, model._job_key, writer=False)
-    return model.runner.start(job, prepare, worker.predict, lambda result, payload: result)
+    def keep(answer: Any, payload: dict[str, Any]) -> Any:
+        if path is not None and isinstance(answer, list):  # gathered from a Dask cluster
+            return results.write(path, worker.RESULT_KINDS[action], answer)
+        return answer
+
+    return model.runner.start(job, prepare, worker.predict, keep)
 
 
 def wait(job: jobs_.Job) -> Any:

@@ -4,6 +4,7 @@ that need a server out of process."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -247,3 +248,13 @@ def jupyter_server(tmp: Path, store: Path) -> Iterator[tuple[str, str]]:
         ready="/mlhandler/",
     ) as (url, token):
         yield url, token
+
+
+async def wait_until_async(check: Any, within: float = 60.0, what: str = "the condition") -> None:
+    """Wait for ``check()`` to hold, polling on the event loop (a bound, not a measurement)."""
+    import time
+
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, f"{what} did not happen within {within:g} s"
+        await asyncio.sleep(0.05)

@@ -166,7 +166,9 @@ class TestServer:
                     break
                 await asyncio.sleep(0.2)
         assert state["status"] == "done", state
-        assert state["result"] == expected and len(expected) == 200_000
+        assert state["result"]["rows"] == 200_000
+        answer = await call(jp_fetch, "mlhandler", "titanic", params={"_job": job, "_result": ""})
+        assert answer.json() == expected and len(expected) == 200_000
         parts = [t for t in stream.data if "-part-" in str(t["key"])]
         assert len(parts) == 4  # 50,000 rows each
         assert len({t["worker"] for t in parts}) == 2

@@ -178,6 +178,29 @@ def test_new_models_from_iris_and_weight_without_code(server, tmp_path: Path) ->
             expect(page.locator("#new-result .error")).to_contain_text("letters, digits")
             assert not (store / "my model!").exists()
 
+            # a model made after the page loaded (by someone else): the page's list lacks it,
+            # and "App" differs from "app" only by case. The flow's PUT ?_create is refused
+            # in words and "app" stays exactly as it was.
+            auth = {"Authorization": f"token {token}"}
+            made = requests.put(
+                f"{url}/mlhandler/app", params={"_model": "", "class": "SVC"}, headers=auth
+            )
+            assert made.status_code == 200, made.text
+            before = sorted((p.name, p.read_bytes()) for p in (store / "app").iterdir())
+            page.fill("#new-name", "App")
+            page.click("#new-create")
+            expect(page.locator("#new-result .error")).to_contain_text(
+                "A model named 'app' exists already, and 'App' differs from it only by case"
+            )
+            expect(page.locator("#new-result")).not_to_contain_text("created but not trained")
+            page.fill("#new-name", "app")
+            page.click("#new-create")
+            expect(page.locator("#new-result .error")).to_contain_text(
+                "A model named 'app' exists already, so nothing was created or changed"
+            )
+            assert sorted((p.name, p.read_bytes()) for p in (store / "app").iterdir()) == before
+            assert not (store / "App").exists()
+
             # weight: a number with many values -> a regressor
             _create(page, url, WEIGHT, "weight", "regressor", "RandomForestRegressor", "weight")
             header = _bulk(page, WEIGHT)
@@ -197,7 +220,7 @@ def test_new_models_from_iris_and_weight_without_code(server, tmp_path: Path) ->
         info = requests.get(f"{url}/mlhandler/{name}", params={"_model": ""}, headers=auth).json()
         assert info["target_col"] == target and info["fitted"]["model"] == cls, info
     listed = requests.get(f"{url}/mlhandler/", headers=auth).json()
-    assert sorted(m["name"] for m in listed["models"]) == ["iris", "weight"]
+    assert sorted(m["name"] for m in listed["models"]) == ["app", "iris", "weight"]
     assert json.dumps(listed)  # still the JSON answer
 
 

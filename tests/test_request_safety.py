@@ -175,3 +175,44 @@ async def test_attribute_paths_name_only_public_attributes(jp_fetch, store_dir, 
     )  # fmt: skip
     assert_clean_error(reply, 403, "importance_getter", "public attribute")
     assert stored(store_dir) == before
+
+
+async def test_an_aborted_upload_closes_its_temp_file_at_once(
+    jp_fetch, jp_serverapp, jp_http_port, jp_base_url
+):
+    """30 aborted 12 MB uploads left up to 15 deleted temp files open (189 MB) until the
+    garbage collector found their handlers (issue 25): the body is closed with the connection."""
+    import asyncio
+    import contextlib
+    import gc
+    import os
+    import tempfile
+
+    from rest_helpers import wait_until_async
+
+    def spooled() -> int:  # the request bodies on disk (past SPOOL_BYTES), open in the server
+        links = []
+        for fd in os.listdir("/proc/self/fd"):
+            with contextlib.suppress(OSError):
+                links.append(os.readlink(f"/proc/self/fd/{fd}"))
+        return sum(link.startswith(tempfile.gettempdir()) for link in links)
+
+    before = spooled()
+    token = jp_serverapp.identity_provider.token
+    gc.disable()  # (a collection would close them too, whenever it ran)
+    try:
+        for _ in range(3):
+            _, writer = await asyncio.open_connection("127.0.0.1", jp_http_port)
+            writer.write(
+                f"POST {jp_base_url}mlhandler/{NAME}?_action=predict HTTP/1.1\r\n"
+                f"Host: 127.0.0.1\r\nAuthorization: token {token}\r\n"
+                f"Content-Type: text/csv\r\nContent-Length: {12 * 2**20}\r\n\r\n".encode()
+            )
+            writer.write(b"Age\n" + b"1\n" * (5 * 2**20))  # 10 MB of the 12: spooled to disk
+            await writer.drain()
+            await wait_until_async(lambda: spooled() > before, what="the body spooled to disk")
+            writer.close()  # the client gives up
+            await wait_until_async(lambda: spooled() == before, what="its temp file closed")
+    finally:
+        gc.enable()
+    assert (await call(jp_fetch, "mlhandler", NAME, params={"_model": ""})).code == 200

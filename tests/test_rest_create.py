@@ -223,3 +223,79 @@ async def test_a_retrain_with_a_target_and_no_class_picks_the_default(jp_fetch, 
     assert_clean_error(reply, 400, "no model class", "target_col")
     info = (await call(jp_fetch, "mlhandler", "none", params={"_model": ""})).json()
     assert info["fitted"] is None
+
+
+def store_files(store_dir: Path) -> dict[str, bytes]:
+    """Every file of the store (lock files aside) with its bytes: equal before and after a
+    refused request."""
+    return {
+        str(p.relative_to(store_dir)): p.read_bytes()
+        for p in sorted(store_dir.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+async def put(jp_fetch, name: str, body: str | None = None, **params: str):
+    return await call(jp_fetch, "mlhandler", name, method="PUT", body=body,
+                      params={"_model": "", **params})  # fmt: skip
+
+
+async def test_put_create_only_creates(jp_fetch, store_dir):
+    """The listing's New model checked names in the browser, then PUT: a model made since the
+    page loaded (or by someone else) was reconfigured and its rows replaced. ``PUT ?_create``
+    is a 409 naming the model when it exists, and leaves it exactly as it was."""
+    info = (await call(jp_fetch, "mlhandler", "titanic", params={"_model": ""})).json()
+    assert info["model"] == "LogisticRegression"  # the configured model is made
+    before = store_files(store_dir)
+    for body, params in (
+        (None, {"class": "RandomForestClassifier", "target_col": "species"}),
+        ('{"class": "SVC", "exclude": ["Name"]}', {}),
+        ('{"class": "NoSuchClass"}', {}),  # the 409 comes first
+    ):
+        reply = await put(jp_fetch, "titanic", body, _create="", **params)
+        data = assert_clean_error(reply, 409, "A model named 'titanic' exists already")
+        assert "nothing was created or changed" in data["error"]
+    assert store_files(store_dir) == before
+    info = (await call(jp_fetch, "mlhandler", "titanic", params={"_model": ""})).json()
+    assert info["model"] == "LogisticRegression" and info["stale"] is False
+
+    # a new name: created, with the changes; a second create-only PUT is the 409
+    reply = await put(jp_fetch, "irises", _create="", **{"class": "SVC", "target_col": "species"})
+    assert reply.code == 200, reply.text
+    assert reply.json()["model"] == "SVC" and reply.json()["target_col"] == "species"
+    made = store_files(store_dir)
+    reply = await put(jp_fetch, "irises", _create="", **{"class": "LogisticRegression"})
+    assert_clean_error(reply, 409, "'irises' exists already")
+    assert store_files(store_dir) == made
+    # invalid changes to a new name: 400, nothing made
+    reply = await put(jp_fetch, "other", '{"class": "NoSuchClass"}', _create="")
+    assert_clean_error(reply, 400, "NoSuchClass")
+    assert store_files(store_dir) == made and "other" not in [
+        m["name"] for m in await listing(jp_fetch)
+    ]
+    # without _create, a PUT still changes an existing model (Gramex's behaviour)
+    reply = await put(jp_fetch, "irises", **{"class": "LogisticRegression"})
+    assert reply.code == 200 and reply.json()["model"] == "LogisticRegression"
+
+
+@pytest.mark.parametrize("name", ["Titanic", "titanic.", "TITANIC", "tiTanic."])
+async def test_names_differing_only_by_case_or_a_trailing_dot_are_409(jp_fetch, store_dir, name):
+    await call(jp_fetch, "mlhandler", "titanic", params={"_model": ""})  # made at startup
+    before = store_files(store_dir)
+    for params in ({}, {"_create": ""}):
+        reply = await put(jp_fetch, name, **params, **{"class": "SVC"})
+        data = assert_clean_error(reply, 409, "A model named 'titanic' exists already")
+        assert f"{name!r} differs from it only by case or a trailing dot" in data["error"]
+    assert store_files(store_dir) == before
+    assert sorted(p.name for p in store_dir.iterdir()) == ["titanic"]
+    assert [m["name"] for m in await listing(jp_fetch)] == ["titanic"]
+
+
+async def test_the_api_document_describes_create_only(jp_fetch):
+    from mlwidget import api
+
+    document = (await call(jp_fetch, "mlhandler", "titanic", params={"_openapi": ""})).json()
+    put_op = document["paths"]["/mlhandler/titanic"]["put"]
+    names = {p.get("name") for p in put_op["parameters"]}
+    assert set(api.PUT_KEYS) <= names
+    assert "`_create`" in put_op["description"] and "409" in put_op["description"]

@@ -227,3 +227,74 @@ def test_a_staged_file_left_by_a_dead_writer_is_collected_at_the_next_commit(tit
     titanic.configure(C="0.5")  # a commit
     assert sorted(p.name for p in staging.iterdir()) == sorted([writing.name, fresh.name])
     assert titanic.predict(GUIDE_PASSENGER) == [0]
+
+
+# ----------------------------------------------------------------- creating, and only creating
+
+
+def stored_files(store_dir: Path) -> dict[str, bytes]:
+    """Every file of the store (lock files aside) with its bytes."""
+    return {
+        str(p.relative_to(store_dir)): p.read_bytes()
+        for p in sorted(store_dir.rglob("*"))
+        if p.is_file() and p.name != ".lock"
+    }
+
+
+def test_create_only_refuses_an_existing_model_and_changes_nothing(titanic, store_dir):
+    from mlwidget import Conflict
+
+    before = stored_files(store_dir)
+    with pytest.raises(Conflict) as err:
+        MLModel("titanic", data=titanic.data().head(5), store=store_dir, class_="SVC", create=True)
+    assert err.value.status == 409
+    assert "A model named 'titanic' exists already" in str(err.value)
+    assert "nothing was created or changed" in str(err.value)
+    assert stored_files(store_dir) == before
+    assert titanic.info()["model"] == "LogisticRegression" and len(titanic.data()) == 891
+    with pytest.raises(BadRequest, match="create=True .* or overwrite=True"):
+        MLModel("other", store=store_dir, create=True, overwrite=True)
+    fresh = MLModel("other", store=store_dir, class_="SVC", create=True)
+    assert fresh.info()["model"] == "SVC" and Store(store_dir).names() == ["other", "titanic"]
+
+
+@pytest.mark.parametrize("name", ["Titanic", "titanic.", "TITANIC", "TiTaNiC."])
+def test_names_differing_only_by_case_or_a_trailing_dot_are_refused(titanic, store_dir, name):
+    """``Titanic`` beside ``titanic`` is two models to the store but one to a person (and one
+    folder on a case-insensitive file system): creating it is a 409 naming ``titanic``, with or
+    without create=True or overwrite=True, and nothing is written, not even a folder."""
+    from mlwidget import Conflict
+
+    before = stored_files(store_dir)
+    for flags in ({}, {"create": True}, {"overwrite": True}):
+        with pytest.raises(Conflict) as err:
+            MLModel(name, data=titanic.data().head(20), store=store_dir, **GUIDE_OPTIONS, **flags)
+        message = str(err.value)
+        assert "A model named 'titanic' exists already" in message, message
+        assert f"{name!r} differs from it only by case or a trailing dot" in message
+    assert sorted(p.name for p in store_dir.iterdir()) == ["titanic"]
+    assert stored_files(store_dir) == before
+    assert MLModel("titanic", store=store_dir).info()["rows"] == 891  # the name itself opens
+    assert MLModel("titanic-2", store=store_dir).name == "titanic-2"  # more than case: a new one
+
+
+def test_the_dashboards_new_model_refuses_existing_names_through_the_core(titanic, store_dir):
+    """The dashboard's New model checked names against the list it had read, then opened
+    whatever model had that name and retrained it on the file (replacing its rows; a failed
+    training then deleted it). It now creates with create=True: the core's 409, nothing
+    changed."""
+    from mlwidget import Conflict
+    from mlwidget.widgets.picker import NewModelForm, model_name_for
+
+    before = stored_files(store_dir)
+    form = NewModelForm(store=store_dir)
+    form.table = pd.DataFrame({"x": range(20), "y": [0, 1] * 10})
+    for name in ("titanic", "Titanic", "titanic."):
+        form.name.value = name
+        assert form.create() is False
+        assert form.status.kind == "error" and "'titanic' exists already" in form.status.text
+    # a model of that name made after the check (by another kernel, the server): refused too
+    with pytest.raises(Conflict, match="'titanic' exists already"):
+        form._create("titanic", {"class": "LogisticRegression", "target_col": "y"}, form.table)
+    assert stored_files(store_dir) == before
+    assert model_name_for("Titanic.csv", ["titanic"]) == "Titanic-2"

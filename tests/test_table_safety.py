@@ -3,6 +3,7 @@ downloads, and cells holding lists or objects."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import re
@@ -326,3 +327,163 @@ def test_error_messages_carry_no_server_paths(tmp_path, fmt, max_cells):
             read_table(source)
         assert "secret-folder" not in str(err.value) and str(tmp_path) not in str(err.value)
         assert not re.search(r"Traceback|File \"", str(err.value))
+
+
+# ------------------------------------------------------- answers a model builds (predictions)
+
+FEATURES = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
+
+
+@pytest.fixture
+def jp_server_config(store_dir, titanic_csv) -> dict:
+    from rest_helpers import titanic_server_config
+
+    return titanic_server_config(store_dir, titanic_csv, executor="thread")
+
+
+async def polynomial(jp_fetch, degree: int) -> None:
+    """The attack's steps: PUT the titanic model's class to PolynomialFeatures(degree), then
+    retrain it with the data."""
+    from rest_helpers import TITANIC, call
+
+    reply = await call(
+        jp_fetch, "mlhandler", "titanic", method="PUT", params={"_model": ""},
+        body=json.dumps({"class": "PolynomialFeatures", "degree": degree}),
+    )  # fmt: skip
+    assert reply.code == 200, reply.text
+    reply = await call(
+        jp_fetch, "mlhandler", "titanic", method="POST", params={"_action": "retrain"},
+        body=TITANIC.read_bytes(), headers={"Content-Type": "text/csv"},
+    )  # fmt: skip
+    assert reply.code == 200, reply.text
+
+
+async def predict_every_way(jp_fetch, rows: pd.DataFrame) -> dict:
+    """The replies of a POST predict, a GET (the first row) and a V2 infer of ``rows``."""
+    from rest_helpers import call
+
+    post = await call(
+        jp_fetch, "mlhandler", "titanic", method="POST", params={"_action": "predict"},
+        body=rows.to_csv(index=False), headers={"Content-Type": "text/csv"},
+    )  # fmt: skip
+    first = {k: "" if v != v else str(v) for k, v in rows.iloc[0].items()}
+    get = await call(jp_fetch, "mlhandler", "titanic", params=first)
+    grid = [[None if v != v else v for v in row] for row in rows.astype(object).values.tolist()]
+    infer = {
+        "inputs": [
+            {
+                "name": "rows",
+                "datatype": "BYTES",
+                "shape": [len(rows), len(FEATURES)],
+                "data": grid,
+                "parameters": {"columns": FEATURES},
+            }
+        ]
+    }
+    v2 = await call(
+        jp_fetch, "mlhandler", "v2", "models", "titanic", "infer", method="POST",
+        body=json.dumps(infer),
+    )  # fmt: skip
+    return {"POST": post, "GET": get, "V2": v2}
+
+
+async def test_a_transformers_output_is_held_to_max_table_cells(jp_fetch, store_dir):
+    """PolynomialFeatures(degree=50) on Titanic's 18 columns gives 12,736,262,814,039,336
+    columns a row: a predict of 10 rows was a 500 (MemoryError, asking for 905 PiB), on GET,
+    POST and V2 alike. Now each is a 413 naming max_table_cells, before anything is built."""
+    from rest_helpers import assert_clean_error, call, stored
+
+    await polynomial(jp_fetch, 50)
+    info = (await call(jp_fetch, "mlhandler", "titanic", params={"_model": ""})).json()
+    assert info["predict_path"] == "pipeline"  # the fast path declines transformers
+    assert "only classifiers and regressors" in info["predict_path_reason"]
+    rows = pd.read_csv(ROOT / "notebooks" / "titanic.csv")[FEATURES].head(10)
+    before = stored(store_dir)
+    for face, reply in (await predict_every_way(jp_fetch, rows)).items():
+        data = assert_clean_error(reply, 413, "max_table_cells", "12,736,262,814,039,336 columns")
+        assert "PolynomialFeatures" in data["error"] and "fewer columns" in data["error"], face
+    # as a job (_wait=false): the job fails with the same words
+    reply = await call(
+        jp_fetch, "mlhandler", "titanic", method="POST",
+        params={"_action": "predict", "_wait": "false"},
+        body=rows.to_csv(index=False), headers={"Content-Type": "text/csv"},
+    )  # fmt: skip
+    assert reply.code == 202, reply.text
+    for _ in range(300):
+        job = await call(jp_fetch, "mlhandler", "titanic", params={"_job": reply.json()["job"]})
+        if job.json()["status"] not in ("queued", "running"):
+            break
+        await asyncio.sleep(0.1)
+    assert job.json()["status"] == "failed", job.text
+    assert "max_table_cells" in job.json()["error"] and "12,736,262,814,039,336" in job.text
+    assert stored(store_dir) == before
+
+
+async def test_a_transformer_under_the_ceiling_still_predicts(jp_fetch, monkeypatch):
+    """degree=2 gives 190 columns a row: 10 rows predict on every face; with the ceiling
+    lowered under 10 x 190 cells they are a 413 saying how many rows fit."""
+    await polynomial(jp_fetch, 2)
+    rows = pd.read_csv(ROOT / "notebooks" / "titanic.csv")[FEATURES].head(10)
+    replies = await predict_every_way(jp_fetch, rows)
+    assert all(reply.code == 200 for reply in replies.values()), replies
+    post = replies["POST"].json()
+    assert len(post) == 10 and {len(row) for row in post} == {190}
+    assert replies["GET"].json() == post[:1]
+    v2 = replies["V2"].json()["outputs"][0]
+    assert v2["shape"][0] == 10 and v2["data"] == post
+
+    from rest_helpers import assert_clean_error
+
+    monkeypatch.setattr(tables, "MAX_CELLS", 1000)  # 5 rows x 190 columns fit, 10 do not
+    replies = await predict_every_way(jp_fetch, rows)
+    for face in ("POST", "V2"):
+        assert_clean_error(replies[face], 413, "max_table_cells", "10 rows x 190 columns",
+                           "at most 5 rows")  # fmt: skip
+    assert replies["GET"].code == 200  # one row: 190 cells
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    ["PolynomialFeatures", "SplineTransformer", "PCA", "RBFSampler", "Nystroem",
+     "StandardScaler", "KBinsDiscretizer", "RandomTreesEmbedding"],
+)  # fmt: skip
+def test_every_transformers_answer_is_held_to_the_ceiling(estimator, tmp_path, max_cells):
+    """Whether the width is declared (n_output_features_, n_components_, ...) or learned from
+    one row (KBinsDiscretizer says nothing), the ceiling is the answer's real size."""
+    from mlwidget import predicting
+
+    rows = [{"a": i % 7, "b": float(i) ** 0.5, "c": i % 3} for i in range(60)]
+    model = MLModel("t", data=rows, class_=estimator, store=tmp_path, executor="thread")
+    width = len(model.predict(rows[:1])[0])
+    declared = predicting.declared_width(model.estimator)
+    assert declared in (None, width)
+    if estimator in ("PolynomialFeatures", "PCA", "RBFSampler", "StandardScaler"):
+        assert declared == width
+    max_cells(10 * width)
+    assert len(model.predict(rows[:10])) == 10
+    with pytest.raises(PayloadTooLarge, match=rf"11 rows x {width:,} columns") as err:
+        model.predict(rows[:11])
+    assert "max_table_cells" in str(err.value) and "at most 10 rows" in str(err.value)
+
+
+def test_running_out_of_memory_while_predicting_is_413(tmp_path, monkeypatch):
+    """Whatever the ceiling lets through, a MemoryError while building an answer is a 413
+    naming max_table_cells, never a bare MemoryError (a 500 over REST)."""
+    from sklearn.pipeline import Pipeline
+
+    rows = [{"a": i % 7, "b": float(i), "y": i % 2} for i in range(40)]
+    model = MLModel(
+        "m", data=rows, class_="LogisticRegression", target_col="y", store=tmp_path,
+        executor="thread",
+    )  # fmt: skip
+    model.fast_path = False
+
+    def exhausted(self, *args, **kwargs):
+        raise MemoryError("Unable to allocate 905. PiB")
+
+    monkeypatch.setattr(Pipeline, "predict", exhausted)
+    monkeypatch.setattr(Pipeline, "predict_proba", exhausted)
+    for call in (model.predict, model.predict_proba):
+        with pytest.raises(PayloadTooLarge, match="ran out of memory") as err:
+            call(rows)
+        assert "max_table_cells" in str(err.value) and "40 rows" in str(err.value)

@@ -23,7 +23,9 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from ..errors import Conflict, MLWidgetError
+from ..errors import Conflict, Forbidden, Gone, MLWidgetError
+from . import results as results_
+from .results import StoredResult
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 # The share of a whole job each stage spans, for ``overall`` (a fit's cross-validation refits
@@ -38,7 +40,7 @@ SPANS = {
     "save": (0.97, 1.0),
 }
 FINISHED = ("done", "failed", "cancelled")
-KEEP = 20  # finished jobs remembered per model
+KEEP = 20  # finished jobs remembered per model (their result files go with them)
 
 log = logging.getLogger("mlwidget.jobs")
 
@@ -101,8 +103,15 @@ class Job:
         self.stop = threading.Event()  # set by cancel() and on timeout
         self.stop_reason: str | None = None
         self.committing = False  # from then on the job cannot be cancelled
+        self.waited = 0.0  # seconds spent waiting for a worker process to start: not timed
+        # who started it (a user name, when a server knows it): its result is theirs to read
+        self.caller: str | None = None
+        self.answer_format: str | None = None  # the _format its answer was asked in, if any
+        self.stored: StoredResult | None = None  # an answer kept on disk (see results.py)
+        self.removed: str | None = None  # why the stored answer is gone, once it is
         self._lock = threading.Lock()
         self._cancel_hooks: list[Any] = []
+        self._failure_hooks: list[Any] = []
 
     def __repr__(self) -> str:
         done = f" {self.progress:.0%}" if self.progress is not None else ""
@@ -120,8 +129,9 @@ class Job:
             return None
         return round((self.finished or time.time()) - self.started, 3)
 
-    def to_dict(self, url: str | None = None) -> dict[str, Any]:
-        """The ``?_job`` answer."""
+    def to_dict(self, url: str | None = None, result: bool = True) -> dict[str, Any]:
+        """The ``?_job`` answer; ``result=False`` (``?_jobs``) leaves results out. A result kept
+        on disk shows as its summary, with the URL that streams it (``&_result``)."""
         with self._lock:
             out: dict[str, Any] = {
                 "job": self.id,
@@ -138,10 +148,14 @@ class Job:
             }
             if url is not None:
                 out["url"] = url
-            if self.status == "done":
-                result = self.future.result()
-                if isinstance(result, dict | list):  # answers; not a Python-only object
-                    out["result"] = result
+            if self.status == "done" and result and self.stored is not None:
+                out["result"] = self.stored.summary(None if url is None else f"{url}&_result")
+                if self.removed:
+                    out["result"]["removed"] = self.removed
+            elif self.status == "done" and result:
+                answer = self.future.result()
+                if isinstance(answer, dict | list):  # answers; not a Python-only object
+                    out["result"] = answer
             if self.error is not None:
                 out["error"] = self.error
             return out
@@ -149,14 +163,53 @@ class Job:
     def result(self, timeout: float | None = None) -> Any:
         """The job's result, waiting up to ``timeout`` seconds (None: until it ends). Raises the
         job's error (an ``MLWidgetError``, as the same call without a job would), or
-        ``TimeoutError`` if it is still running after ``timeout``."""
+        ``TimeoutError`` if it is still running after ``timeout``. An answer kept on disk is
+        read back (``Gone`` once it was removed)."""
         try:
-            return self.future.result(timeout)
+            answer = self.future.result(timeout)
         except FutureTimeout:
             raise TimeoutError(
                 f"Job {self.id} ({self.action} of {self.model!r}) is still {self.status} after "
                 f"{timeout} s."
             ) from None
+        if isinstance(answer, StoredResult):
+            return self.stored_result().load()
+        return answer
+
+    def stored_result(self, caller: str | None = None) -> StoredResult:
+        """The answer kept on disk, for ``caller`` (None: this process's own code). Forbidden
+        to another caller than the one who started the job; Gone once removed."""
+        if self.status != "done" or self.stored is None:
+            from ..errors import NotFound
+
+            state = f"is {self.status}" if self.status != "done" else "has no stored rows"
+            raise NotFound(
+                f"Job {self.id} ({self.action} of {self.model!r}) {state}: only a finished "
+                "prediction job has rows to fetch (GET ?_job=ID shows the job)."
+            )
+        if caller is not None and self.caller is not None and caller != self.caller:
+            raise Forbidden(
+                f"Job {self.id}'s result belongs to the caller who started it "
+                f"({self.caller!r}); ask them, or run the job yourself."
+            )
+        if self.removed or not self.stored.exists():
+            raise Gone(
+                f"Job {self.id}'s result was removed ({self.removed or 'its file is gone'}). "
+                "Run the job again."
+            )
+        return self.stored
+
+    def forget(self, why: str) -> int:
+        """Remove the answer kept on disk (the job stays listed); the bytes freed."""
+        with self._lock:
+            stored = None if self.removed else self.stored
+            if stored is not None:
+                self.removed = why
+        if stored is None:
+            return 0
+        stored.remove()
+        results_.kept.discard(stored.path)
+        return stored.bytes
 
     # ------------------------------------------------------------------ control
 
@@ -182,6 +235,15 @@ class Job:
             self._cancel_hooks.append(hook)
             stopped = self.stop.is_set()
         if stopped:
+            _call(hook)
+
+    def on_failure(self, hook: Any) -> None:
+        """Call ``hook()`` if the job ends failed or cancelled (to remove what it half wrote)."""
+        with self._lock:
+            self._failure_hooks.append(hook)
+
+    def _failed(self) -> None:
+        for hook in self._failure_hooks:
             _call(hook)
 
     def time_out(self) -> None:
@@ -227,7 +289,12 @@ class Job:
     def finish(self, result: Any) -> None:
         with self._lock:
             if self.done:
+                if isinstance(result, StoredResult):
+                    result.remove()
                 return
+            if isinstance(result, StoredResult):
+                self.stored = result
+                results_.kept.add(result.path)
             self.status, self.stage, self.finished = "done", "done", time.time()
             self.progress = self.overall = 1.0
         self.future.set_result(result)
@@ -243,6 +310,7 @@ class Job:
             self.status, self.finished = "failed", time.time()
             self.error = str(exc)
             self.error_status = getattr(exc, "status", 500)
+        self._failed()
         self.future.set_exception(exc)
         board.finished(self)
 
@@ -258,12 +326,13 @@ class Job:
         )
         self.error = str(error)
         self.error_status = error.status if isinstance(error, MLWidgetError) else 409
+        self._failed()
         self.future.set_exception(error)
         board.finished(self)
 
 
 def _call(hook: Any) -> None:
-    """A cancel hook's failure (a Dask scheduler gone) is logged; the cancel still holds."""
+    """A hook's failure (a Dask scheduler gone, at a cancel) is logged; the job goes on."""
     try:
         hook()
     except Exception as exc:
@@ -287,11 +356,8 @@ class Board:
                 if running is not None and not running.done:
                     raise busy(running)
                 self._writers[job.key] = job
-            recent = self._by_model.setdefault(job.key, collections.deque())
-            recent.appendleft(job)
+            self._by_model.setdefault(job.key, collections.deque()).appendleft(job)
             self._jobs[job.id] = job
-            while len(recent) > KEEP and recent[-1].done:
-                self._jobs.pop(recent.pop().id, None)
 
     def check_free(self, key: tuple[str, str]) -> None:
         """409 (naming the job) if a writer job is running on this model."""
@@ -301,9 +367,32 @@ class Board:
             raise busy(running)
 
     def finished(self, job: Job) -> None:
+        """A job ended: the model's writer is free; the oldest finished jobs past ``KEEP`` a
+        model are forgotten, and the oldest stored results past ``KEEP_BYTES`` removed."""
         with self._lock:
             if self._writers.get(job.key) is job:
                 del self._writers[job.key]
+            recent = self._by_model.get(job.key, collections.deque())
+            ended = [j for j in recent if j.done]  # newest first
+            dropped = ended[KEEP:]
+            for old in dropped:
+                recent.remove(old)
+                self._jobs.pop(old.id, None)
+            stored = sorted(
+                (j for j in self._jobs.values() if j.stored is not None and not j.removed),
+                key=lambda j: j.finished or 0.0,
+                reverse=True,
+            )
+        for old in dropped:
+            old.forget("the job was forgotten")
+        total = 0
+        for kept in stored:  # newest first: the oldest go past the budget
+            total += kept.stored.bytes if kept.stored is not None else 0
+            if total > results_.KEEP_BYTES and kept is not job:
+                kept.forget(
+                    f"results past {results_.KEEP_BYTES:,} bytes on this server are removed, "
+                    "oldest first"
+                )
 
     def get(self, job_id: str) -> Job | None:
         with self._lock:

@@ -37,6 +37,8 @@ class Worker:
         theirs.close()
         self.conn = Connection(ours.detach())
         self.pid = self.process.pid
+        self.ready = False  # it says so once it has imported what jobs need
+        self.memory_limit = memory_limit
         self._closing = threading.Lock()
         self._closed = False
 

@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -32,6 +33,7 @@ from ..errors import MLWidgetError, reason
 from . import worker as worker_mod
 from .job import Job, JobCancelled, JobTimeout, Stop, TooManyJobs, WorkerDied, board
 from .pool import Pool, Worker
+from .results import StoredResult
 
 EXECUTORS = ("process", "thread", "dask")
 ENV_EXECUTOR = "MLWIDGET_EXECUTOR"
@@ -146,6 +148,10 @@ class Runner:
                 if not job.begin_commit():
                     raise Stop
                 answer = commit(result, payload)
+            except BaseException:  # an answer written to disk for a job that did not end well
+                if isinstance(result, StoredResult):
+                    result.remove()
+                raise
             finally:  # before the job's end is told: what it wrote and did not commit goes
                 discard = getattr(result, "discard", None)
                 if callable(discard):
@@ -190,7 +196,7 @@ class Runner:
     def _check(self, job: Job, deadline: float | None) -> None:
         if job.stop.is_set():
             raise Stop
-        if deadline is not None and time.time() > deadline:
+        if deadline is not None and time.time() > deadline + job.waited:
             job.time_out()
             raise Stop
 
@@ -227,6 +233,15 @@ class Runner:
 
         job.on_cancel(stop_worker)
         try:
+            if not w.ready:  # a fresh process importing scikit-learn: not the job's time
+                began = time.time()
+                while not w.conn.poll(POLL):
+                    if job.stop.is_set():
+                        raise Stop
+                    if not w.alive():
+                        raise EOFError
+                w.ready = w.conn.recv() == ("ready",)
+                job.waited += time.time() - began
             w.conn.send((work, payload))
             while True:
                 self._check(job, deadline)
@@ -245,6 +260,8 @@ class Runner:
                     return message[1]
                 raise message[1]
         except (OSError, EOFError):
+            with contextlib.suppress(subprocess.TimeoutExpired):  # its own end, not our kill
+                w.process.wait(1)
             self._pool.discard(w)
             self._check(job, deadline)  # killed on purpose: cancelled or timed out
             raise self._died(job, w) from None
@@ -253,11 +270,14 @@ class Runner:
                 self._pool.discard(w)
             raise
 
-    def _died(self, job: Job, w: Worker) -> WorkerDied:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            w.process.wait(1)
+    def _died(self, job: Job, w: Worker) -> MLWidgetError:
         code = w.exitcode
         how = f"killed by signal {-code}" if code is not None and code < 0 else f"exit code {code}"
+        # job_memory stopped it where a MemoryError could not be caught (receiving the job's
+        # data, sending its answer), or C code that could not allocate aborted
+        aborted = code is not None and -code in (signal.SIGABRT, signal.SIGSEGV, signal.SIGBUS)
+        if code == worker_mod.MEMORY_EXIT or (aborted and w.memory_limit):
+            return worker_mod.out_of_memory(f" (its process ended: {how})")
         return WorkerDied(
             f"The worker process running job {job.id} ({job.action} of {job.model!r}) died "
             f"({how}), perhaps out of memory; nothing was stored. Try again, with less data or "

@@ -48,48 +48,71 @@ def fit(payload: dict[str, Any], report: Callable[..., None]) -> Any:
 
 
 NICE = 10  # how much lower a worker process's CPU priority is than its server's
+MEMORY_EXIT = 75  # a worker's exit code when job_memory stopped it outside its work
 CHUNK_ROWS = 20_000  # rows a prediction job predicts between progress reports
 
 
 def predict(payload: dict[str, Any], report: Callable[..., None]) -> Any:
     """Predictions or a score of ``payload["frame"]`` by ``payload["pipeline"]`` (the serving
     model, with its ``state``), in chunks of rows with progress. The same answers as
-    ``MLModel.predict`` / ``predict_proba`` / ``score``; ``predict_table`` gives records."""
-    import pandas as pd
-
+    ``MLModel.predict`` / ``predict_proba`` / ``score``; ``predict_table`` gives records.
+    With a ``result_path``, the answer is written there chunk by chunk and a
+    ``results.StoredResult`` returned: the rows never travel back whole."""
     from .. import predicting
-    from ..jsonable import to_jsonable
     from ..snapshot import Snapshot
+    from .results import ResultWriter
 
     name, action, frame = payload["name"], payload["action"], payload["frame"]
     snap = Snapshot.detached(name, payload["state"], payload["pipeline"])
     if action == "score":
         report("score", None)
         return predicting.score(snap, name, frame, payload["metric"])
+    path = payload.get("result_path")
     parts: list[Any] = []
     total = len(frame)
     report("predict", 0.0)
-    for start in range(0, total, CHUNK_ROWS):
-        chunk = frame.iloc[start : start + CHUNK_ROWS].reset_index(drop=True)
-        if action == "predict_proba":
-            parts.extend(predicting.predict_proba(snap, name, chunk, None))
-        elif action == "predict_table":
-            parts.append(predicting.predict_table(snap, name, chunk, None))
-        else:
-            parts.extend(predicting.predict(snap, name, chunk, None))
-        report("predict", min(1.0, (start + CHUNK_ROWS) / total))
+    with contextlib.ExitStack() as stack:
+        writer = None
+        if path:
+            writer = stack.enter_context(ResultWriter(path, RESULT_KINDS[action]))
+        for start in range(0, total, CHUNK_ROWS):
+            chunk = frame.iloc[start : start + CHUNK_ROWS].reset_index(drop=True)
+            answers = _predict_chunk(snap, name, action, chunk)
+            if writer is not None:
+                writer.add(answers)
+            else:
+                parts.extend(answers)
+            report("predict", min(1.0, (start + CHUNK_ROWS) / total))
+        return writer.close() if writer is not None else parts
+
+
+RESULT_KINDS = {
+    "predict": "predictions",
+    "predict_proba": "probabilities",
+    "predict_table": "records",
+}
+
+
+def _predict_chunk(snap: Any, name: str, action: str, chunk: Any) -> list[Any]:
+    from .. import predicting
+    from ..jsonable import to_jsonable
+
+    if action == "predict_proba":
+        return predicting.predict_proba(snap, name, chunk, None)
     if action == "predict_table":
-        table = pd.concat(parts, ignore_index=True) if parts else frame.iloc[:0]
+        table = predicting.predict_table(snap, name, chunk, None)
         return to_jsonable(table.to_dict(orient="records"))
-    return parts
+    return predicting.predict(snap, name, chunk, None)
 
 
 PART_ROWS = 50_000  # rows in one partition of a bulk prediction on Dask
 
 
 def predict_part(model: dict[str, Any], part: Any) -> Any:
-    """One partition of a bulk prediction on a Dask worker (see ``Runner._dask_partitions``)."""
-    return predict({**model, "frame": part.reset_index(drop=True)}, lambda *_: None)
+    """One partition of a bulk prediction on a Dask worker (see ``Runner._dask_partitions``):
+    its answers come back (a Dask worker may not share the server's disk)."""
+    part_payload = {**model, "frame": part.reset_index(drop=True), "result_path": None}
+    return predict(part_payload, lambda *_: None)
 
 
 def portable(exc: BaseException) -> MLWidgetError:
@@ -97,13 +120,18 @@ def portable(exc: BaseException) -> MLWidgetError:
     if isinstance(exc, MLWidgetError):
         return exc
     if isinstance(exc, MemoryError):
-        from ..errors import PayloadTooLarge
-
-        return PayloadTooLarge(
-            "The job needed more memory than its worker may use (MLWidgetApp.job_memory). "
-            "Use less data or smaller parameters. Nothing was stored."
-        )
+        return out_of_memory()
     return MLWidgetError(f"The job failed ({type(exc).__name__}: {reason(exc)}).", status=422)
+
+
+def out_of_memory(where: str = "") -> MLWidgetError:
+    """The 413 of a job that needed more memory than ``job_memory`` lets its worker use."""
+    from ..errors import PayloadTooLarge
+
+    return PayloadTooLarge(
+        f"The job needed more memory than its worker may use{where} (MLWidgetApp.job_memory). "
+        "Use less data or smaller parameters, or raise job_memory. Nothing was stored."
+    )
 
 
 # ------------------------------------------------------------------------- worker process
@@ -161,11 +189,17 @@ def main(conn: Any, memory_limit: int | None, parent: int) -> None:
     from ..estimators import usable_cpus
 
     pools = _Threadpools()
+    try:
+        conn.send(("ready",))
+    except (EOFError, OSError):
+        return
     while True:
         try:
             work, payload = conn.recv()
         except (EOFError, OSError):
             return
+        except MemoryError:  # the job's data is larger than job_memory lets this process hold
+            os._exit(MEMORY_EXIT)  # (the rest of it is still in the socket: this worker ends)
 
         def report(stage: str, fraction: float | None = None) -> None:
             conn.send(("progress", stage, fraction))
@@ -182,6 +216,8 @@ def main(conn: Any, memory_limit: int | None, parent: int) -> None:
             conn.send(message)
         except (EOFError, OSError):
             return
+        except MemoryError:
+            os._exit(MEMORY_EXIT)
         except Exception as exc:  # the result does not pickle
             conn.send(
                 ("error", MLWidgetError(f"The job's result could not be sent back: {reason(exc)}"))

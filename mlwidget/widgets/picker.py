@@ -17,7 +17,7 @@ from typing import Any
 import ipywidgets as widgets
 
 from ..errors import BadRequest, PayloadTooLarge
-from ..store import RESERVED, check_name
+from ..store import RESERVED, Store
 from ._common import (
     Runner,
     Status,
@@ -36,13 +36,14 @@ NO_MODELS = "(no models yet)"
 
 
 def model_name_for(filename: str, taken: list[str]) -> str:
-    """A model name from a file name (letters, digits, -, _, .), not one of ``taken``."""
+    """A model name from a file name (letters, digits, -, _, .), not one of ``taken`` nor one
+    that differs from one of them only by case (``Titanic.csv`` beside ``titanic``)."""
     stem = os.path.splitext(os.path.basename(filename or ""))[0]
     base = re.sub(r"[^A-Za-z0-9_.-]+", "-", stem).strip("-.")[:100] or "model"
     if base in RESERVED:
         base = f"model-{base}"
-    name, n = base, 2
-    while name in taken:
+    name, n, folded = base, 2, {t.rstrip(".").casefold() for t in taken}
+    while name.casefold() in folded:
         name, n = f"{base}-{n}", n + 1
     return name
 
@@ -229,19 +230,16 @@ class NewModelForm(widgets.VBox):
     def create(self) -> bool:
         """Create the model and train it on the file as a job (Cancel stops it; a model
         whose training failed or was cancelled is not kept). False if nothing started."""
-        from ..model import list_models
-
         if self.table is None:
             self.status.error("Choose a file first: csv, json, xlsx or parquet.")
             return False
         name = self.name.value.strip()
         try:
-            check_name(name)  # refuses names the server cannot serve at (v2) too
-            if name in list_models(self.store):
-                raise BadRequest(
-                    f"A model named {name!r} exists already. Choose another name, or pick "
-                    f"{name!r} in the model list to open it."
-                )
+            # the core's refusals: names the server cannot serve at (v2), a model of that name,
+            # or one whose name differs only by case or a trailing dot (MLModel(create=True)
+            # says the same if one appears before the model is made)
+            store = self.store if isinstance(self.store, Store) else Store(self.store)
+            store.check_new(name)
         except Exception as err:
             self.status.error(err)
             return False
@@ -261,7 +259,7 @@ class NewModelForm(widgets.VBox):
         table as a job this form follows. A failure removes the half-made model."""
         from ..model import MLModel
 
-        model = MLModel(name, store=self.store, model=options)
+        model = MLModel(name, store=self.store, model=options, create=True)
         try:
             job = model.retrain(table, target_col=options["target_col"], wait=False)
             result = self.runner.follow(job)

@@ -8,7 +8,6 @@ processes by default, observable with ``?_job``, cancelled with ``DELETE ?_job``
 
 from __future__ import annotations
 
-import asyncio
 import json
 from http.client import responses
 from typing import IO, TYPE_CHECKING, Any
@@ -22,7 +21,7 @@ from jupyter_server.base.handlers import APIHandler, JupyterHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_escape, url_path_join
 
-from mlwidget import BadRequest, Conflict, MLWidgetError, NotFound, PayloadTooLarge
+from mlwidget import BadRequest, MLWidgetError, NotFound, PayloadTooLarge
 from mlwidget.api import (
     ACTIONS,
     CACHE_FORMATS,
@@ -34,6 +33,7 @@ from mlwidget.api import (
 
 from . import bodies, streaming
 from .bodies import _clip, dumps, last, parse_body, put_changes, wants_wait
+from .jobs_api import JobsMixin
 from .pages import ListingMixin, PageMixin
 
 if TYPE_CHECKING:
@@ -55,6 +55,7 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
         self._spool: IO[bytes] | None = None  # a streamed body: in memory, on disk past SPOOL_BYTES
         self._received = 0
         self._too_large = False
+        self._body_taken = False
 
     async def prepare(self) -> None:
         await super().prepare()  # identifies the user and checks XSRF
@@ -114,12 +115,11 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
         else:
             super().log_exception(typ, value, tb)
 
-    async def send_json(self, obj: Any) -> None:
-        if isinstance(obj, list) and len(obj) > 1000:  # large predictions: off the event loop
-            text = await self.registry.run(dumps, obj)
-        else:
-            text = dumps(obj)
-        self.finish(text)
+    async def send_json(self, obj: Any, quick: bool = False) -> None:
+        """``obj`` as JSON, made on a worker thread: a model's info with 2M parameter values
+        or a large answer must not hold the event loop. ``quick``: a few values known to be
+        small (a fast-path prediction), made here."""
+        self.finish(dumps(obj) if quick else await self.registry.run(dumps, obj))
 
     def send_file(self, data: bytes, mime: str, filename: str) -> None:
         self.set_header("Content-Disposition", f'attachment; filename="{filename}"')
@@ -153,7 +153,20 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
 
     def body(self) -> bytes:
         self.check_body_size()
-        return streaming.read_all(self._spool)
+        return streaming.read_all(self.spool())
+
+    def spool(self) -> IO[bytes] | None:
+        """The request's body as received (None: empty); from now on it is the handler's to
+        close when it finishes, not the connection's when it closes."""
+        self._body_taken = True
+        return self._spool
+
+    def on_connection_close(self) -> None:
+        """The client went away: a body still arriving (an aborted upload) is closed now, its
+        temporary file with it, not whenever the garbage collector finds the handler."""
+        super().on_connection_close()
+        if not self._body_taken:
+            self.on_finish()
 
     def check_body_size(self) -> None:
         if self._too_large:
@@ -234,7 +247,7 @@ class ModelListHandler(ListingMixin, BaseHandler):
 
 
 @tornado.web.stream_request_body
-class ModelHandler(PageMixin, BaseHandler):
+class ModelHandler(JobsMixin, PageMixin, BaseHandler):
     """``{base_url}mlhandler/{name}`` (and a YAML model's own pattern): the MLHandler API."""
 
     def initialize(  # type: ignore[override]
@@ -299,11 +312,8 @@ class ModelHandler(PageMixin, BaseHandler):
         m = await self.resolve(name)
         run = self.registry.run
         fmt = last(args, "_format")
-        if "_job" in args:
-            job = m.job(last(args, "_job") or "")
-            await self.send_json(job.to_dict(self.job_url(m, job)))
-        elif "_jobs" in args:
-            await self.send_json([job.to_dict(self.job_url(m, job)) for job in m.jobs()])
+        if "_job" in args or "_jobs" in args:
+            await self.send_jobs(m, args)
         elif "_openapi" in args and fmt == "html":
             await self.render_api_page(m)  # the same document for humans (pages.py)
         elif "_openapi" in args:
@@ -337,9 +347,10 @@ class ModelHandler(PageMixin, BaseHandler):
                 # A loaded, compiled model answers a few rows from memory in microseconds, on
                 # the loop; anything else (loading, compiling, many rows, errors) on a worker.
                 out = m.predict_query(args, fast_only=True)
-                if out is None:
-                    out = await run(m.predict_query, args)
-                await self.send_json(out)
+                if out is not None:
+                    await self.send_json(out, quick=True)
+                else:
+                    await self.send_json(await run(m.predict_query, args))
             else:
                 from mlwidget.tables import from_query
 
@@ -410,6 +421,7 @@ class ModelHandler(PageMixin, BaseHandler):
         if action in ("retrain", "train"):
             target = last(args, "target_col") or last(args, "_target_col") or None
             job = await run(m.start_retrain, df, target_col=target, metric=metric)
+            job.caller = self.caller()
             await self.answer_job(m, job, wait)
         elif not wait and action in ("predict", "predict_proba", "score"):
             fmt = last(args, "_format")
@@ -419,8 +431,12 @@ class ModelHandler(PageMixin, BaseHandler):
                     "result is the rows with their predictions: use _format=records with it."
                 )
             if action == "predict" and fmt not in (None, "", "json"):
-                action = "predict_table"  # the job's result is JSON: the rows with predictions
-            await self.answer_job(m, await run(m.start_job, action, df, metric), wait)
+                if fmt not in CACHE_FORMATS:
+                    raise BadRequest(f"Unknown _format {fmt!r}. Use {', '.join(CACHE_FORMATS)}.")
+                action = "predict_table"  # the rows with predictions, fetched as _format says
+            job = await run(m.start_job, action, df, metric)
+            job.caller, job.answer_format = self.caller(), fmt
+            await self.answer_job(m, job, wait)
         elif action == "predict":
             await self.send_predictions(m, df, last(args, "_format"))
         elif action == "predict_proba":
@@ -430,27 +446,17 @@ class ModelHandler(PageMixin, BaseHandler):
         else:
             await self.send_json(await run(m.append, df))
 
-    async def answer_job(self, m: MLModel, job: Any, wait: bool) -> None:
-        """``wait``: the job's answer when it ends (Gramex's behaviour; the event loop keeps
-        serving meanwhile); else 202 with the job and its URL in ``Location``."""
-        if wait:
-            await self.send_json(await asyncio.wrap_future(job.future))
-            return
-        url = self.job_url(m, job)
-        self.set_status(202)
-        self.set_header("Location", url)
-        await self.send_json(job.to_dict(url))
-
-    def job_url(self, m: MLModel, job: Any) -> str:
-        return f"{self.api_url(m.name)}?_job={job.id}"
-
     # ------------------------------------------------------------------ PUT
 
     @tornado.web.authenticated
     async def put(self, name: str | None = None, *_: str) -> None:
         # parsed on a worker: a large JSON body must not hold the event loop
-        changes = await self.registry.run(put_changes, self.body(), self.query_args())
+        args = self.query_args()
+        changes = await self.registry.run(put_changes, self.body(), args)
         name = self.model_name or name or ""
+        if "_create" in args:  # create only: 409 naming the model if it exists, nothing changed
+            await self.send_json(await self.registry.create_model(name, changes, only=True))
+            return
         try:
             m = await self.resolve(name)
         except NotFound:
@@ -464,14 +470,7 @@ class ModelHandler(PageMixin, BaseHandler):
     async def delete(self, name: str | None = None, *_: str) -> None:
         args = self.query_args()
         if "_job" in args:
-            m = await self.resolve(name)
-            job = m.job(last(args, "_job") or "")
-            if not await self.registry.run(job.cancel):  # a Dask cancel waits on the cluster
-                raise Conflict(
-                    f"Job {job.id} is {job.status}: only a queued or running job can be "
-                    "cancelled (a job that is storing its result finishes)."
-                )
-            await self.send_json(job.to_dict(self.job_url(m, job)))
+            await self.cancel_job(await self.resolve(name), args)
             return
         items = []
         for key, values in args.items():

@@ -155,12 +155,19 @@ class Registry:
             raise
         return self._cache.setdefault(name, model)
 
-    async def create_model(self, name: str, changes: dict) -> dict:
-        """Create the model ``name`` configured with ``changes`` (a PUT to a new name).
-        If the changes are invalid, nothing is left in the store. Returns its info."""
+    async def create_model(self, name: str, changes: dict, only: bool = False) -> dict:
+        """Create the model ``name`` configured with ``changes`` (a PUT to a new name; with
+        ``only``, a ``PUT ?_create``: a model of that name is a Conflict naming it). A name that
+        differs from an existing model's only by case or a trailing dot is a Conflict too. If
+        anything is refused, the store is as it was. Returns its info."""
         check_name(name)
+        pending = self._pending.get(name)
+        if pending is not None:  # a configured model still being created counts as existing
+            with contextlib.suppress(Exception):
+                await asyncio.wrap_future(pending)
 
         def create() -> dict:
+            Store(self.store_dir).check_new(name, exact=only)  # 409 before the 400s below
             # Check the changes on a scratch copy first: a refused PUT leaves nothing behind
             # and never removes a model another request created meanwhile.
             with tempfile.TemporaryDirectory(prefix="mlwidget-check-") as scratch:
@@ -168,7 +175,9 @@ class Registry:
                     changes
                 )
             model = self._adopt(
-                MLModel(name, store=self.store_dir, allowed_classes=self.allowed_classes)
+                MLModel(
+                    name, store=self.store_dir, allowed_classes=self.allowed_classes, create=only
+                )
             )
             info = model.configure(changes)
             self._cache.setdefault(name, model)

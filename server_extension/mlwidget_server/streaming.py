@@ -67,14 +67,15 @@ async def answer_large(handler: Any, m: MLModel, wait: bool, args: dict[str, lis
     say whether it was: on a Dask executor as a job of partitions over the cluster (the answer
     awaited, as a plain POST waits for a retrain), else chunk by chunk in this process."""
     ctype = handler.request.headers.get("Content-Type", "")
-    if not wait or not streams(handler._spool, ctype, args):
+    spool = handler.spool()
+    if not wait or not streams(spool, ctype, args):
         return False
     run = handler.registry.run
     if getattr(handler.registry.runner, "executor", None) == "dask":
         frame = await run(parse_body, handler.body(), ctype, args)
         await handler.answer_job(m, await run(m.start_job, "predict", frame, None), True)
     else:
-        await write_json_pieces(handler, await run(json_pieces, m, handler._spool))
+        await write_json_pieces(handler, await run(json_pieces, m, spool))
     return True
 
 
