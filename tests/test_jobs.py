@@ -4,6 +4,8 @@ their Cancel button stops the job."""
 
 from __future__ import annotations
 
+import collections
+import threading
 import time
 from pathlib import Path
 
@@ -14,7 +16,8 @@ from conftest import GUIDE_OPTIONS
 from rest_helpers import stored
 
 from mlwidget import BadRequest, Conflict, MLModel
-from mlwidget.jobs import JobCancelled, Runner
+from mlwidget.jobs import Job, JobCancelled, Runner
+from mlwidget.jobs.job import Pause
 from mlwidget.widgets import build_app
 
 ENDLESS = {"class": "SGDClassifier", "max_iter": 2_000_000_000, "tol": None}
@@ -30,26 +33,46 @@ def job_workers(runner: Runner) -> list[psutil.Process]:
 
 
 def wait_until(check, within: float = 30.0) -> None:
+    """Wait for ``check()`` to hold (a bound, not a measurement)."""
     deadline = time.monotonic() + within
     while not check():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.05)
 
 
-def test_a_job_in_a_worker_process_gives_the_same_model_as_a_thread(titanic: MLModel) -> None:
+Report = tuple[str, "float | None", "float | None", float]
+
+
+@pytest.fixture
+def reports(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Report]]:
+    """Every progress report each job of this process receives, in order, by job id: the
+    stage, the fraction reported, and the job's ``progress`` and ``overall`` right after it
+    (what anyone reading the job then saw). Every one of them, not the few a poller catches."""
+    seen: dict[str, list[Report]] = collections.defaultdict(list)
+    real = Job.report
+
+    def report(self: Job, stage: str, progress: float | None = None) -> None:
+        real(self, stage, progress)
+        seen[self.id].append((stage, progress, self.progress, self.overall))
+
+    monkeypatch.setattr(Job, "report", report)
+    return seen
+
+
+def test_a_job_in_a_worker_process_gives_the_same_model_as_a_thread(
+    titanic: MLModel, reports: dict[str, list[Report]]
+) -> None:
     assert titanic.runner.executor == "process"  # the default, in a kernel too
     titanic.configure(class_="RandomForestClassifier", n_estimators=60, random_state=1)
     job = titanic.retrain(wait=False)
-    seen = []
-    while not job.done:
-        seen.append((job.stage, job.progress, job.overall))
-        time.sleep(0.01)
-    result = job.result()
-    assert job.status == "done" and job.progress == 1 and job.elapsed > 0
-    fractions = [p for stage, p, _ in seen if stage == "fit" and p is not None]
+    result = job.result(120)
+    assert job.status == "done" and job.progress == 1
+    assert job.elapsed is not None and job.finished >= job.started >= job.created
+    seen = reports[job.id]  # each report the job got from its worker, as the job then stood
+    fractions = [p for stage, _, p, _ in seen if stage == "fit" and p is not None]
     assert fractions == sorted(fractions) and any(0 < p < 1 for p in fractions), seen
-    overall = [o for _, _, o in seen]
-    assert overall == sorted(overall) and {"fit", "cv"} <= {s for s, _, _ in seen}, seen
+    overall = [o for *_, o in seen]
+    assert overall == sorted(overall) and {"fit", "cv"} <= {s for s, *_ in seen}, seen
     in_process = titanic.predict_proba(titanic.data())
     threaded = MLModel.open("titanic", store=titanic.store, executor="thread")
     assert threaded.retrain()["score"] == result["score"]
@@ -71,7 +94,7 @@ def test_cancel_kills_the_worker_and_stores_nothing(titanic: MLModel, store_dir:
     with pytest.raises(JobCancelled, match="nothing was stored"):
         job.result(timeout=10)
     assert job.status == "cancelled"
-    wait_until(lambda: all(not p.is_running() for p in workers), within=5)
+    wait_until(lambda: all(not p.is_running() for p in workers))
     assert stored(store_dir) == before
     assert not job.cancel()  # finished: nothing to cancel
 
@@ -90,15 +113,24 @@ def test_a_worker_writes_the_model_file_and_a_refused_commit_leaves_none(
     assert titanic.path.parent == store_dir / "titanic" and titanic.path.is_file()
     assert MLModel.open("titanic", store=store_dir).predict(titanic.data().head(3))
 
-    slow = {"class": "SGDClassifier", "max_iter": 100_000, "tol": None, "random_state": 0}
-    titanic.configure(slow, cv_folds=0)
-    job = titanic.retrain(wait=False)
-    wait_until(lambda: job.stage == "fit")
-    with titanic.store.lock("titanic"):  # another process's commit, at the store's level
-        state, _ = titanic.store.read_state("titanic")
-        state["options"]["params"] = {**state["options"]["params"], "alpha": 0.01}
-        titanic.store.commit("titanic", state)
-    after = stored(store_dir)
+    titanic.configure({"class": "SGDClassifier", "random_state": 0}, cv_folds=0)
+    with Pause("fit") as pause:  # the job waits at its first report from the fit
+        job = titanic.retrain(wait=False)
+        wait_until(pause.reached.is_set, within=60)
+        assert pause.job is job
+        with titanic.store.lock("titanic"):  # another process's commit, at the store's level
+            state, _ = titanic.store.read_state("titanic")
+            state["options"]["params"] = {**state["options"]["params"], "alpha": 0.01}
+            titanic.store.commit("titanic", state)
+        # the store as the other process left it (the worker may be staging its model file
+        # in .jobs/ meanwhile: that one must be gone at the end, checked below)
+        folder = store_dir / "titanic"
+        after = {
+            str(f.relative_to(folder)): f.read_bytes()
+            for f in sorted(folder.rglob("*"))
+            if ".jobs" not in f.relative_to(folder).parts and f.is_file() and f.name != ".lock"
+        }
+        assert pause.holding and job.status == "running"  # the commit came while it fitted
     with pytest.raises(Conflict, match="changed by another process"):
         job.result(timeout=60)
     assert not list(staging.iterdir())  # the staged model file went with the refused fit
@@ -137,12 +169,28 @@ def test_widgets_show_progress_and_cancel(titanic: MLModel, store_dir: Path) -> 
     app.editor.refresh()
     values: list[int] = []
     app.editor.progress.observe(lambda change: values.append(change["new"]), "value")
-    app.editor.retrain_button.click()
-    assert app.editor.cancel_button.layout.display == ""  # shown while the job runs
+    # the job waits at its report of half its boosting stages while the widgets are looked at
+    with Pause("fit", when=lambda p: p is not None and 0.5 <= p < 1) as pause:
+        app.editor.retrain_button.click()
+        assert app.editor.cancel_button.layout.display == ""  # shown while the job runs
+        wait_until(pause.reached.is_set, within=120)
+        job = pause.job
+        assert job is not None and job.status == "running" and job.progress == 0.5
+        shown = int(job.overall * 100)
+        assert 0 < shown < 100, job.overall
+        # real progress, not a jump to the end: the bar and the status line show the job mid-fit
+        wait_until(
+            lambda: (
+                app.editor.progress.value == shown
+                and "fit · 50%" in app.editor.status.text
+                and app.editor.status.kind == "busy"
+            )
+        )
+        assert pause.holding and app.editor.cancel_button.layout.display == ""
     app.wait(120)
     assert app.editor.status.kind == "ok", app.editor.status.text
     assert values == sorted(values), values  # never backwards
-    assert any(0 < v < 100 for v in values), values  # real progress, not a jump to the end
+    assert shown in values and values[-1] == 100, values
     assert app.editor.cancel_button.layout.display == "none"
 
     titanic.configure(ENDLESS)
@@ -265,7 +313,7 @@ def test_ctrl_c_during_a_call_kills_its_worker_process() -> None:
             except psutil.NoSuchProcess:
                 return True
 
-        wait_until(gone, within=5)
+        wait_until(gone)
     finally:
         runner.shutdown()
 
@@ -302,9 +350,10 @@ def test_a_waiter_giving_up_does_not_break_the_job() -> None:
 
     runner = Runner("thread")
     job = Job("score", "waiter", ("test", "waiter"), writer=False)
+    go_on = threading.Event()  # the job's work ends only once the waiter has given up
 
     def slow(payload: dict, report) -> dict:
-        time.sleep(0.5)
+        go_on.wait(30)
         return {"score": 1.0}
 
     async def impatient() -> None:
@@ -314,6 +363,8 @@ def test_a_waiter_giving_up_does_not_break_the_job() -> None:
     try:
         runner.start(job, lambda: {}, slow, lambda r, _: r)
         asyncio.run(impatient())
+        assert not job.done and not job.future.cancelled()  # the job runs on
+        go_on.set()
         assert job.result(10) == {"score": 1.0}
         assert job.to_dict()["status"] == "done" and job.to_dict()["result"] == {"score": 1.0}
     finally:

@@ -9,6 +9,7 @@ SIGKILL fails its job, never the server.
 from __future__ import annotations
 
 import asyncio
+import collections
 import io
 import os
 import signal
@@ -22,6 +23,8 @@ from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
 from rest_helpers import assert_clean_error, call, stored, wait_until_async
 
 from mlwidget import MLModel
+from mlwidget.jobs import Job
+from mlwidget.jobs.job import Pause
 
 PASSENGER = {k: str(v) for k, v in GUIDE_PASSENGER.items()}
 ENDLESS = {"class": "SGDClassifier", "max_iter": "2000000000", "tol": "null"}
@@ -203,7 +206,23 @@ async def test_a_worker_killed_mid_fit_fails_its_job_and_the_next_job_runs(
     assert done["result"]["rows"] == 674 and done["progress"] == 1
 
 
-async def test_jobs_report_real_progress_and_results(jp_fetch, models, titanic_csv):
+@pytest.fixture
+def reports(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[tuple]]:
+    """Every progress report each job of this process (the server runs in it) receives, in
+    order, by job id: the stage, and the job's ``progress`` and ``overall`` right after it
+    (what ``?_job`` then answered). Every one, not the few a poller happens to catch."""
+    seen: dict[str, list[tuple]] = collections.defaultdict(list)
+    real = Job.report
+
+    def report(self: Job, stage: str, progress: float | None = None) -> None:
+        real(self, stage, progress)
+        seen[self.id].append((stage, self.progress, self.overall))
+
+    monkeypatch.setattr(Job, "report", report)
+    return seen
+
+
+async def test_jobs_report_real_progress_and_results(jp_fetch, models, titanic_csv, reports):
     reply = await call(
         jp_fetch,
         "mlhandler",
@@ -212,24 +231,26 @@ async def test_jobs_report_real_progress_and_results(jp_fetch, models, titanic_c
         params={
             "_model": "",
             "class": "RandomForestClassifier",
-            "n_estimators": "400",
+            "n_estimators": "50",
             "random_state": "0",
         },
     )
     assert reply.code == 200, reply.text
-    job = await start(jp_fetch, "titanic")
-    seen, overall = [], []
-    while True:
-        state = await job_state(jp_fetch, "titanic", job["job"])
-        seen.append((state["stage"], state["progress"]))
-        overall.append(state["overall"])
-        if state["status"] not in ("queued", "running"):
-            break
-        await asyncio.sleep(0.02)
+    # the job waits at its first report of some trees grown, and ?_job is asked then
+    with Pause("fit", when=lambda p: p is not None and 0 < p < 1) as pause:
+        job = await start(jp_fetch, "titanic")
+        await wait_until_async(pause.reached.is_set, what="the job growing its first trees")
+        held = await job_state(jp_fetch, "titanic", job["job"])
+        assert pause.holding  # answered while the job was provably mid-fit
+    assert held["status"] == "running" and held["stage"] == "fit", held
+    assert 0 < held["progress"] < 1 and 0 < held["overall"] < 1, held  # trees done, as they grow
+    state = await wait_for(jp_fetch, "titanic", job["job"], "done", "failed", "cancelled")
     assert state["status"] == "done", state
-    fractions = [p for stage, p in seen if stage == "fit" and p is not None]
+    seen = reports[job["job"]]  # every report the job got, as ?_job then showed it
+    fractions = [p for stage, p, _ in seen if stage == "fit" and p is not None]
     assert fractions == sorted(fractions)  # never backwards
-    assert any(0 < p < 1 for p in fractions), seen  # trees done, as they grow
+    assert held["progress"] in [round(p, 4) for p in fractions] and fractions[-1] == 1, seen
+    overall = [o for *_, o in seen] + [state["overall"]]
     assert overall == sorted(overall) and overall[-1] == 1  # the whole job, never backwards
     assert state["result"]["score"] > 0.9 and state["progress"] == 1
     assert state["finished"] >= state["started"] >= state["created"]

@@ -18,6 +18,7 @@ import pytest
 from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER, NOTEBOOKS
 
 from mlwidget import BadRequest, MLModel, list_models
+from mlwidget.jobs.job import Pause
 from mlwidget.widgets import (
     Dashboard,
     EditorForm,
@@ -676,20 +677,24 @@ def test_new_model_training_can_be_cancelled_and_keeps_nothing(
     import numpy as np
 
     rng = np.random.default_rng(0)
-    big = pd.DataFrame(rng.normal(size=(40_000, 12)), columns=[f"x{i}" for i in range(12)])
+    big = pd.DataFrame(rng.normal(size=(2_000, 12)), columns=[f"x{i}" for i in range(12)])
     big["amount"] = big.sum(axis=1) + rng.normal(size=len(big))
     board = Dashboard(store=store_dir)
     form = board.new_form
     form.upload.value = file_value(big.to_csv(index=False).encode(), "big.csv")
     assert form.target.value == "amount" and form.cls.value == "RandomForestRegressor"
-    form.create_button.click()
-    deadline = time.monotonic() + 60
-    while not (board.new_form.runner.job and board.new_form.runner.job.status == "running"):
-        assert time.monotonic() < deadline, form.status.text
-        time.sleep(0.05)
-    assert form.cancel_button.layout.display == ""  # Cancel shows while the job runs
-    assert form.create_button.disabled
-    form.cancel_button.click()
+    # the training job waits at its first report from the fit until it has been cancelled
+    with Pause("fit") as pause:
+        form.create_button.click()
+        deadline = time.monotonic() + 120  # a bound, not a measurement
+        while not (pause.reached.is_set() and form.runner.job is pause.job):
+            assert time.monotonic() < deadline, form.status.text
+            time.sleep(0.05)
+        assert pause.job.status == "running"
+        assert form.cancel_button.layout.display == ""  # Cancel shows while the job runs
+        assert form.create_button.disabled
+        form.cancel_button.click()
+        assert pause.holding  # the cancel came while the job was fitting
     board.wait()
     assert form.status.kind == "error", form.status.text
     assert "cancel" in form.status.text.lower()
