@@ -1,36 +1,170 @@
-"""Ceilings on what one request (or one call) can make a process spend.
+"""Ceilings on what one request (or one call, or one job) can make a process spend: one
+``Limits`` object.
 
-The server sets them from ``MLWidgetApp`` traitlets when it starts (``configure``); a kernel or
-script uses these defaults or calls ``configure`` itself. Each is checked before the memory is
-spent, and going past one is a clear error (413), never a crash.
+The server builds it from ``MLWidgetApp`` traitlets when it starts (``configure``); a kernel or
+script uses the defaults or calls ``configure`` itself. ``current()`` is the ``Limits`` in force
+here: the process default, or the one a job carries while its work runs (``using``). A job's
+payload carries the ``Limits`` it was started under, so a worker process (reused across jobs)
+or a Dask worker applies the caller's ceilings, not its own defaults. Each ceiling is checked
+before the memory is spent, and going past one is a clear error (413), never a crash.
 """
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
+import dataclasses
+import math
+import sys
+import threading
+import types
+from collections.abc import Iterator, Mapping
+from numbers import Integral, Real
 from typing import Any
 
-# One-hot columns per categorical column: rarer values are grouped into one "infrequent"
-# category (with a warning in the model info), so a column of 20,000 distinct values costs 100
-# columns, not 20,000.
-MAX_CATEGORIES = 100
-# Rows x encoded columns of the matrix a fit works on (float64: 8 bytes a cell; 1.6 GB).
-MAX_MATRIX_CELLS = 200_000_000
-
-# Cross-validation of a fit (the cv_score beside the training score): skipped, with a warning,
-# for more rows than this, or when the folds' fits would take longer than CV_SECONDS (judged by
-# the fit's own time).
-CV_FOLDS = 5
-CV_MAX_ROWS = 100_000
-CV_SECONDS = 20
-
-NAMES = ("MAX_CATEGORIES", "MAX_MATRIX_CELLS", "CV_FOLDS", "CV_MAX_ROWS", "CV_SECONDS")
+from .errors import BadRequest
 
 
-def configure(**values: Any) -> None:
-    """Set ceilings by name (``configure(MAX_CATEGORIES=50)``); unknown names are an error."""
-    for name, value in values.items():
-        if name not in NAMES:
-            raise ValueError(f"Unknown limit {name!r}; expected one of {', '.join(NAMES)}.")
-        if not isinstance(value, int) or value < 1:
-            raise ValueError(f"Expected limit {name} to be a positive integer, got {value!r}.")
-        globals()[name] = value
+@dataclasses.dataclass(frozen=True, init=False)
+class Limits:
+    """Every ceiling, by the name of its ``MLWidgetApp`` setting (the cv ones have none yet).
+    ``Limits(max_table_cells=10_000)``: the defaults, with that one changed; an unknown name
+    or a bad value is a ``BadRequest`` naming the setting."""
+
+    # Rows x columns of a table read from a body, upload or file, and of any answer a model
+    # builds (predictions, probabilities, a transformer's output).
+    max_table_cells: int = 50_000_000
+    # One-hot columns per categorical column: rarer values are grouped into one "infrequent"
+    # category (with a warning in the model info), so a column of 20,000 distinct values costs
+    # 100 columns, not 20,000.
+    max_categories: int = 100
+    # Rows x encoded columns of the matrix a fit works on (float64: 8 bytes a cell; 1.6 GB).
+    max_matrix_cells: int = 200_000_000
+    # Bytes of a request body or upload (the server's handlers check it as it arrives).
+    max_body_size: int = 256 * 1024 * 1024
+    # Cross-validation of a fit (the cv_score beside the training score): cv_folds folds (0:
+    # none), skipped with a warning for more rows than cv_max_rows, or when the folds' fits
+    # would take longer than cv_seconds (judged by the fit's own time).
+    cv_folds: int = 5
+    cv_max_rows: int = 100_000
+    cv_seconds: float = 20
+
+    def __init__(self, **values: Any) -> None:
+        values = {_field(name): value for name, value in values.items()}
+        for field in dataclasses.fields(self):
+            value = values.get(field.name, field.default)
+            object.__setattr__(self, field.name, _valid(field.name, value))
+
+    def replace(self, **changes: Any) -> Limits:
+        """A copy with ``changes`` (field names, or the old upper-case names)."""
+        return Limits(**{**self.as_dict(), **{_field(k): v for k, v in changes.items()}})
+
+    def as_dict(self) -> dict[str, Any]:
+        return {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+
+
+FIELDS = tuple(field.name for field in dataclasses.fields(Limits))
+# The names these ceilings had as module globals (limits.MAX_CATEGORIES, tables.MAX_CELLS).
+OLD_NAMES = {
+    "MAX_CATEGORIES": "max_categories",
+    "MAX_MATRIX_CELLS": "max_matrix_cells",
+    "CV_FOLDS": "cv_folds",
+    "CV_MAX_ROWS": "cv_max_rows",
+    "CV_SECONDS": "cv_seconds",
+    "MAX_CELLS": "max_table_cells",
+}
+NAMES = tuple(name for name in OLD_NAMES if name != "MAX_CELLS")  # this module's old globals
+
+
+def _field(name: str) -> str:
+    field = OLD_NAMES.get(name, name)
+    if field not in FIELDS:
+        raise BadRequest(f"Unknown limit {name!r}; expected one of {', '.join(FIELDS)}.")
+    return field
+
+
+def _valid(name: str, value: Any) -> Any:
+    """``value`` if it is a valid ``name``, else a BadRequest naming the setting."""
+    setting = f"{name} (MLWidgetApp.{name})" if not name.startswith("cv_") else name
+    number = isinstance(value, Real) and not isinstance(value, bool)  # True is an Integral
+    integer = number and isinstance(value, Integral)
+    if name == "cv_seconds":
+        if number and math.isfinite(value) and value > 0:
+            return value
+        raise BadRequest(f"Expected {setting} to be a positive number of seconds, got {value!r}.")
+    if name == "cv_folds":
+        if integer and (value == 0 or value >= 2):
+            return int(value)
+        raise BadRequest(
+            f"Expected {setting} to be 0 (no cross-validation) or an integer of at least 2, "
+            f"got {value!r}."
+        )
+    if integer and value >= 1:
+        return int(value)
+    raise BadRequest(f"Expected {setting} to be a positive integer, got {value!r}.")
+
+
+_default = Limits()
+_lock = threading.Lock()
+# The Limits a job's work runs under (``using``): per thread and per asyncio task, so a job on
+# a thread of the server (executor="thread", a Dask worker's thread) changes nothing else.
+_active: contextvars.ContextVar[Limits | None] = contextvars.ContextVar("mlwidget_limits")
+
+
+def current() -> Limits:
+    """The ceilings in force here: the job's while its work runs, else the process default."""
+    return _active.get(None) or _default
+
+
+def configure(limits: Limits | Mapping[str, Any] | None = None, /, **changes: Any) -> Limits:
+    """Replace this process's default ceilings: by a whole ``Limits``, or by ``changes`` to the
+    present default (``configure(max_categories=50)``; ``MAX_CATEGORIES=50`` still works).
+    Everything is checked before anything changes. Returns the new default."""
+    global _default
+    with _lock:
+        base = _default if limits is None else as_limits(limits)
+        _default = base.replace(**changes) if changes else base
+        return _default
+
+
+def as_limits(value: Limits | Mapping[str, Any] | None) -> Limits:
+    """``value`` as a ``Limits``: a mapping is changes to ``current()`` (as an older payload
+    carried them); None is ``current()``."""
+    if isinstance(value, Limits):
+        return value
+    return current().replace(**dict(value or {}))
+
+
+@contextlib.contextmanager
+def using(limits: Limits | Mapping[str, Any] | None) -> Iterator[Limits]:
+    """Run the ``with`` body under ``limits`` (a job's work: a worker serves many jobs, so the
+    ceilings before it are back afterwards, even when it fails)."""
+    chosen = as_limits(limits)
+    token = _active.set(chosen)
+    try:
+        yield chosen
+    finally:
+        _active.reset(token)
+
+
+def alias(module_name: str, **names: str) -> None:
+    """Keep a module's old ceiling globals (``tables.MAX_CELLS``, ``limits.MAX_CATEGORIES``)
+    for code not yet moved to ``current()``, as properties of the module: reading one gives
+    the ceiling in force, setting one (``monkeypatch.setattr``) sets the process default
+    (``configure``). New code reads ``current()``."""
+
+    def ceiling(field: str) -> property:
+        def get(module: types.ModuleType) -> Any:
+            return getattr(current(), field)
+
+        def set_(module: types.ModuleType, value: Any) -> None:
+            configure(**{field: value})
+
+        return property(get, set_, doc=f"limits.current().{field} (old name)")
+
+    module = sys.modules[module_name]
+    properties = {name: ceiling(field) for name, field in names.items()}
+    module.__class__ = type("ModuleWithLimits", (type(module),), properties)
+
+
+alias(__name__, **{name: OLD_NAMES[name] for name in NAMES})

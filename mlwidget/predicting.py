@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import estimators as est
-from . import schema
+from . import limits, schema
 from .errors import BadRequest, MLWidgetError, NotFound, PayloadTooLarge, reason
 from .fastpath import jsonable
 from .snapshot import Snapshot
@@ -67,7 +67,7 @@ def features_frame(snap: Snapshot, table: Any) -> pd.DataFrame:
 
 
 def predict(snap: Snapshot, name: str, data: Any, fast: Any, beside: int = 0) -> list[Any]:
-    """One prediction per input row, in input order. The answer is held to ``tables.MAX_CELLS``
+    """One prediction per input row, in input order. The answer is held to ``max_table_cells``
     before it is built (``beside``: columns a table answer carries next to it, e.g. the input's)."""
     pipeline = require_pipeline(snap, name)
     out = fast.predict(data) if fast is not None else None  # classifiers, regressors: 1 a row
@@ -130,7 +130,7 @@ def declared_width(estimator: Any) -> int | None:
 
 
 def transform(pipeline: Any, frame: pd.DataFrame, beside: int = 0) -> Any:
-    """``pipeline.transform(frame)``, held to ``tables.MAX_CELLS`` before it is built: by the
+    """``pipeline.transform(frame)``, held to ``max_table_cells`` before it is built: by the
     width the final estimator declares, else by the width of its output for the first row (a
     chunk of one row: every row of a fitted transformer's output has the same width), and only
     then for all the rows."""
@@ -148,11 +148,10 @@ def transform(pipeline: Any, frame: pd.DataFrame, beside: int = 0) -> Any:
 
 def check_answer(rows: int, columns: int, what: str, estimator: Any = None) -> None:
     """A 413 before building an answer of ``rows`` x ``columns`` cells over the ceiling
-    (``tables.MAX_CELLS``, the server setting ``max_table_cells``), saying what to do: fewer
-    rows, or, when one row is over it already, an estimator that gives fewer columns."""
-    from . import tables
-
-    limit = tables.MAX_CELLS
+    (``max_table_cells`` of ``limits.current()``: the server setting, or a job's), saying what
+    to do: fewer rows, or, when one row is over it already, an estimator that gives fewer
+    columns."""
+    limit = limits.current().max_table_cells
     if rows * columns <= limit:
         return
     if columns > limit:
@@ -180,11 +179,10 @@ def out_of_memory_is_413(rows: int, what: str) -> Iterator[None]:
     try:
         yield
     except MemoryError:
-        from . import tables
-
+        limit = limits.current().max_table_cells
         raise PayloadTooLarge(
             f"Expected an answer this server can build, but {what} for {rows:,} rows ran out of "
-            f"memory (the ceiling is {tables.MAX_CELLS:,} cells, rows x columns: the server "
+            f"memory (the ceiling is {limit:,} cells, rows x columns: the server "
             "setting max_table_cells). Send fewer rows at a time, or configure an estimator "
             "that gives fewer columns and retrain."
         ) from None
@@ -240,11 +238,13 @@ def _classes(pipeline: Any) -> list[Any]:
 
 def check_cells(rows: int, columns: int, what: str) -> None:
     """A 413 before building an answer of ``rows`` x ``columns`` cells over the ceiling
-    (``tables.MAX_CELLS``): a classifier of 10,000 classes makes 10,000 probabilities a row."""
-    from . import table_limits, tables
+    (``max_table_cells`` of ``limits.current()``): a classifier of 10,000 classes makes
+    10,000 probabilities a row."""
+    from . import table_limits
 
-    if rows * columns > tables.MAX_CELLS:
-        raise table_limits.too_many_cells(rows, columns, tables.MAX_CELLS, what)
+    limit = limits.current().max_table_cells
+    if rows * columns > limit:
+        raise table_limits.too_many_cells(rows, columns, limit, what)
 
 
 def predict_table(snap: Snapshot, name: str, frame: pd.DataFrame, fast: Any) -> pd.DataFrame:

@@ -2,8 +2,9 @@
 (compressed columns), plus the one-value-per-cell rule every table obeys.
 
 Each check reads only sizes, metadata or a stream of the XML, so refusing a table costs memory
-linear in the body, never in what the body claims to hold. ``max_cells`` comes from
-``tables.MAX_CELLS`` (the server sets it from ``MLWidgetApp.max_table_cells``).
+linear in the body, never in what the body claims to hold. ``max_cells`` is the table-cell
+ceiling of the ``Limits`` in force (``limits.current().max_table_cells``, the server's
+``MLWidgetApp.max_table_cells``) unless a caller passes one.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from xml.parsers import expat
 
 import pandas as pd
 
+from . import limits
 from .errors import BadRequest, PayloadTooLarge
 
 # An XLSX may unpack to this many times its size, plus XLSX_MIN_UNPACKED (real workbooks unpack
@@ -51,8 +53,13 @@ def _size(n: float) -> str:
     return f"{n:,.1f} {unit}" if unit != "bytes" and n < 10 else f"{n:,.0f} {unit}"
 
 
-def check_frame(frame: pd.DataFrame, max_cells: int, fmt: str) -> pd.DataFrame:
+def _cap(max_cells: int | None) -> int:
+    return limits.current().max_table_cells if max_cells is None else max_cells
+
+
+def check_frame(frame: pd.DataFrame, max_cells: int | None, fmt: str) -> pd.DataFrame:
     rows, columns = frame.shape
+    max_cells = _cap(max_cells)
     if rows * columns > max_cells:
         raise too_many_cells(rows, columns, max_cells, f"a {fmt.upper()} table")
     return frame
@@ -61,12 +68,13 @@ def check_frame(frame: pd.DataFrame, max_cells: int, fmt: str) -> pd.DataFrame:
 # ------------------------------------------------------------------------------------- XLSX
 
 
-def read_xlsx(content: bytes, max_cells: int, sheet_name: int | str = 0) -> pd.DataFrame:
+def read_xlsx(content: bytes, max_cells: int | None, sheet_name: int | str = 0) -> pd.DataFrame:
     """One sheet of an XLSX file as pandas reads it, after checking, without materialising
     anything, that the file unpacks to a bounded size and that the sheet's real extent (from
     the cells present, not its ``<dimension>`` header) fits in ``max_cells``."""
     import openpyxl
 
+    max_cells = _cap(max_cells)
     with zipfile.ZipFile(io.BytesIO(content)) as archive:
         unpacked = sum(info.file_size for info in archive.infolist())
     budget = XLSX_MIN_UNPACKED + XLSX_MAX_EXPANSION * len(content)
@@ -109,12 +117,15 @@ def _sheet(book: Any, sheet_name: int | str) -> Any:
     )
 
 
-def sheet_extent(source: Any, max_cells: int, what: str = "an XLSX sheet") -> tuple[int, int]:
+def sheet_extent(
+    source: Any, max_cells: int | None, what: str = "an XLSX sheet"
+) -> tuple[int, int]:
     """(rows, columns) that openpyxl, and so pandas, will walk through for a worksheet's XML:
     the last row and the last column of any ``<row>`` or ``<c>`` present, numbered as openpyxl
     numbers them (``r`` attributes, else one after the previous). The ``<dimension>`` header is
     not trusted. Streams the XML, and is a 413 as soon as the extent, or the number of
     elements, passes ``max_cells``."""
+    max_cells = _cap(max_cells)
     row = col = rows = cols = seen = 0
     columns: dict[str, int] = {}
 
@@ -208,13 +219,14 @@ def _column(letters: str) -> int:
 # ---------------------------------------------------------------------------------- Parquet
 
 
-def read_parquet(content: bytes, max_cells: int) -> pd.DataFrame:
+def read_parquet(content: bytes, max_cells: int | None) -> pd.DataFrame:
     """A Parquet table, after checking from its metadata that it fits in ``max_cells``, that
     no column holds lists, structs or maps, and that its pages unpack, and its text columns
     decode, to a bounded size (a text repeated through a dictionary decodes to its length
     times the rows; its dictionary-encoded form is read to measure that)."""
     import pyarrow.parquet as pq
 
+    max_cells = _cap(max_cells)
     meta = pq.ParquetFile(io.BytesIO(content))
     rows, columns = meta.metadata.num_rows, meta.metadata.num_columns
     if rows * columns > max_cells:

@@ -3,7 +3,8 @@
 Formats are csv, json (records, columns or one record), xlsx and parquet. The format comes from
 an explicit ``fmt``, then the Content-Type, then the file name, and finally the bytes themselves.
 A body in no known format is a 415; a known format that does not parse is a 400; a table over
-``MAX_CELLS`` (rows x columns) is a 413, checked before an XLSX or Parquet file is unpacked.
+``limits.current().max_table_cells`` (rows x columns) is a 413, checked before an XLSX or
+Parquet file is unpacked.
 Every table holds one value per cell (lists or objects are a 400).
 """
 
@@ -21,23 +22,21 @@ from typing import Any
 import pandas as pd
 
 from . import api
+from . import limits as ceilings
 from . import table_limits as limits
 from .errors import BadRequest, MLWidgetError, UnsupportedFormat
 from .sources import is_database, is_source, read_sql
 
-# The most cells (rows x columns) a table read from bytes or a file may have. The server sets
-# it from MLWidgetApp.max_table_cells through set_limits().
-MAX_CELLS = 50_000_000
+# tables.MAX_CELLS reads ceilings.current().max_table_cells, for code not moved to it yet
+ceilings.alias(__name__, MAX_CELLS="max_table_cells")
 
 
 def set_limits(max_cells: int | None = None) -> dict[str, int]:
-    """Set the table ceilings (None leaves one as it is). Returns the ceilings now in force."""
-    global MAX_CELLS
+    """Set the process default table ceiling (``limits.configure(max_table_cells=...)``; None
+    leaves it). Returns the ceiling in force."""
     if max_cells is not None:
-        if isinstance(max_cells, bool) or not isinstance(max_cells, int) or max_cells < 1:
-            raise BadRequest(f"Expected max_cells to be a positive integer, got {max_cells!r}.")
-        MAX_CELLS = max_cells
-    return {"max_cells": MAX_CELLS}
+        ceilings.configure(max_table_cells=max_cells)
+    return {"max_cells": ceilings.current().max_table_cells}
 
 
 FORMATS = api.FORMATS
@@ -254,14 +253,15 @@ def _json_records_columnar(content: bytes) -> pd.DataFrame | None:
 
 
 def _parse(content: bytes, fmt: str, sheet_name: int | str = 0) -> pd.DataFrame:
+    cap = ceilings.current().max_table_cells
     try:
         if fmt == "csv":
             frame = pd.read_csv(io.BytesIO(content), sep=csv_delimiter(content))
-            return limits.check_frame(frame, MAX_CELLS, fmt)
+            return limits.check_frame(frame, cap, fmt)
         if fmt == "json":
             columnar = _json_records_columnar(content)
             if columnar is not None:
-                return limits.check_frame(columnar, MAX_CELLS, fmt)
+                return limits.check_frame(columnar, cap, fmt)
             try:
                 obj = json.loads(content)
             except (ValueError, UnicodeDecodeError) as exc:
@@ -269,11 +269,11 @@ def _parse(content: bytes, fmt: str, sheet_name: int | str = 0) -> pd.DataFrame:
                     f"Expected valid JSON, got a body that does not parse ({exc}). "
                     "Send JSON records, columns or one record."
                 ) from None
-            return limits.check_frame(_from_json_obj(obj), MAX_CELLS, fmt)
+            return limits.check_frame(_from_json_obj(obj), cap, fmt)
         if fmt == "xlsx":
-            return limits.read_xlsx(content, MAX_CELLS, sheet_name)
+            return limits.read_xlsx(content, cap, sheet_name)
         if fmt == "parquet":
-            return limits.read_parquet(content, MAX_CELLS)
+            return limits.read_parquet(content, cap)
     except MLWidgetError:
         raise
     except pd.errors.EmptyDataError:

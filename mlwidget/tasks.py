@@ -31,11 +31,6 @@ def basis(state: Mapping[str, Any]) -> tuple[Any, str]:
     return state.get("data"), json.dumps(state.get("options"), sort_keys=True, default=str)
 
 
-def _limits() -> dict[str, Any]:
-    """This process's ceilings, for a worker that has its own copies."""
-    return {name: getattr(limits, name) for name in limits.NAMES}
-
-
 def retrain_job(
     model: Any, table: Any, target_col: str | None, metric: str | None, inline: bool
 ) -> jobs_.Job:
@@ -60,6 +55,9 @@ def retrain_job(
             "target_col and a class suited to it is chosen."
         )
     before = basis(snap.state)
+    # the ceilings in force where the job starts: its work (a worker process, a Dask worker,
+    # a thread) runs under them, not under the defaults of wherever it runs
+    ceilings = limits.current()
 
     def prepare() -> dict[str, Any]:
         frame, known = table, None
@@ -77,7 +75,7 @@ def retrain_job(
             else None,
             "allowed_classes": model.allowed_classes,
             "metric": metric,
-            "limits": _limits(),
+            "limits": ceilings,
         }
 
     def commit(fitted: training.Fitted, payload: dict[str, Any]) -> dict[str, Any]:
@@ -106,6 +104,7 @@ def predict_job(model: Any, action: str, frame: Any, metric: str | None) -> jobs
     if frame is None or len(frame) == 0:
         raise BadRequest(f"_action={action} needs rows: got none.")
     label = "predict" if action == "predict_table" else action
+    ceilings = limits.current()  # as for a retrain: the job's work runs under these
     job = jobs_.Job(label, model.name, model._job_key, writer=False)
     path = None
     if action != "score":
@@ -128,6 +127,8 @@ def predict_job(model: Any, action: str, frame: Any, metric: str | None) -> jobs
             "frame": frame,
             "metric": metric,
             "result_path": path,
+            "rows": len(frame),  # the whole answer's rows (a Dask partition has some of them)
+            "limits": ceilings,
         }
 
     def keep(answer: Any, payload: dict[str, Any]) -> Any:

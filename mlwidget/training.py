@@ -20,8 +20,9 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from . import crossval, limits, schema, versions
+from . import crossval, schema, versions
 from . import estimators as est
+from . import limits as limits_
 from . import options as opt
 from .errors import BadRequest, MLWidgetError, PayloadTooLarge, reason
 from .progress import Report, fit_pipeline
@@ -57,18 +58,29 @@ def fit(
     metric: str | None = None,
     progress: Report | None = None,
     known_hash: str | None = None,
+    limits: limits_.Limits | None = None,
 ) -> Fitted:
     """Fit the estimator ``options`` describe (class, params, target_col, column options) on
     ``table``; ``metric`` (a scikit-learn scorer name) is scored on the training rows.
 
     ``progress(stage, fraction)`` hears the stages ("fit", then "score") and, for forests and
     gradient boosting, the fraction of the fit done (see progress.py); it may raise to stop.
-    ``known_hash`` is ``table``'s ``data_hash`` when the caller has it (the stored data's)."""
+    ``known_hash`` is ``table``'s ``data_hash`` when the caller has it (the stored data's).
+    ``limits``: the ceilings (max_categories, max_matrix_cells, the cv ones) to fit under;
+    None: ``limits.current()``."""
     # The estimator's parameters were validated when it was made (make_estimator) and the
     # pipeline around it is ours: scikit-learn need not validate them again at every fit, fold
     # and score (about a tenth of a small model's fit).
     with sklearn.config_context(skip_parameter_validation=True):
-        return _fit(options, table, tuple(allowed_classes), metric, progress, known_hash)
+        return _fit(
+            options,
+            table,
+            tuple(allowed_classes),
+            metric,
+            progress,
+            known_hash,
+            limits_.as_limits(limits),
+        )
 
 
 def _fit(
@@ -78,6 +90,7 @@ def _fit(
     metric: str | None,
     progress: Report | None,
     known_hash: str | None,
+    limits: limits_.Limits,
 ) -> Fitted:
     cls = est.resolve_class(options["class"], allowed_classes)
     kind = est.estimator_kind(cls)
@@ -88,10 +101,10 @@ def _fit(
     warns += est.bound_threads(estimator)
     cats = [f["name"] for f in features if f["kind"] == "category"]
     nums = [f["name"] for f in features if f["kind"] == "number"]
-    grouped, width_warns = _encoding_width(X, cats, nums)
+    grouped, width_warns = _encoding_width(X, cats, nums, limits)
     warns += width_warns
     pipeline = est.build_pipeline(
-        estimator, cats, nums, max_categories=limits.MAX_CATEGORIES if grouped else None
+        estimator, cats, nums, max_categories=limits.max_categories if grouped else None
     )
     started = time.perf_counter()
     with _warnings.catch_warnings(record=True) as caught:
@@ -126,7 +139,8 @@ def _fit(
             if text not in warns:
                 warns.append(text)
     fit_seconds = time.perf_counter() - started
-    with _warnings.catch_warnings():
+    # crossval reads its ceilings (cv_folds, cv_max_rows, cv_seconds) from limits.current()
+    with _warnings.catch_warnings(), limits_.using(limits):
         _warnings.simplefilter("ignore")  # the folds repeat the fit's own warnings
         cv_score, out_of_fold, cv_warns = crossval.cross_validate(
             pipeline, X, y, kind, fit_seconds, progress, options.get("cv_folds")
@@ -229,11 +243,13 @@ def check_metric(metric: str, kind: str | None, supervised: bool) -> None:
         )
 
 
-def _encoding_width(X: pd.DataFrame, cats: list[str], nums: list[str]) -> tuple[bool, list[str]]:
-    """Whether categoricals must be grouped (some has more than ``limits.MAX_CATEGORIES``
+def _encoding_width(
+    X: pd.DataFrame, cats: list[str], nums: list[str], limits: limits_.Limits
+) -> tuple[bool, list[str]]:
+    """Whether categoricals must be grouped (some has more than ``limits.max_categories``
     values), with a warning per grouped column; a 413 if the encoded matrix would still be
-    over ``limits.MAX_MATRIX_CELLS``. Checked before the matrix exists."""
-    cap = limits.MAX_CATEGORIES
+    over ``limits.max_matrix_cells``. Checked before the matrix exists."""
+    cap = limits.max_categories
     counts = {c: int(X[c].nunique()) for c in cats}
     grouped = [c for c, n in counts.items() if n > cap]
     warns = [
@@ -244,10 +260,10 @@ def _encoding_width(X: pd.DataFrame, cats: list[str], nums: list[str]) -> tuple[
     ]
     width = len(nums) + sum(min(n, cap) if grouped else n for n in counts.values())
     cells = width * len(X)
-    if cells > limits.MAX_MATRIX_CELLS:
+    if cells > limits.max_matrix_cells:
         raise PayloadTooLarge(
             f"Training on {len(X)} rows x {width} encoded columns ({cells:,} cells) is over this "
-            f"server's ceiling of {limits.MAX_MATRIX_CELLS:,} cells "
+            f"server's ceiling of {limits.max_matrix_cells:,} cells "
             "(MLWidgetApp.max_matrix_cells). Use fewer rows, exclude wide categorical columns, "
             "or raise the ceiling."
         )

@@ -21,18 +21,20 @@ Work = Callable[[Any, Callable[..., None]], Any]
 
 
 def fit(payload: dict[str, Any], report: Callable[..., None]) -> Any:
-    """``training.fit`` with the caller's ceilings (a worker process has its own copies)."""
+    """``training.fit`` under the ceilings the job was started with (``payload["limits"]``:
+    a worker process or a Dask worker has its own defaults, and serves many jobs)."""
     from .. import limits, training
 
-    limits.configure(**payload["limits"])
-    fitted = training.fit(
-        payload["options"],
-        payload["table"],
-        payload["allowed_classes"],
-        metric=payload["metric"],
-        progress=report,
-        known_hash=payload.get("data_hash"),
-    )
+    with limits.using(payload.get("limits")) as ceilings:
+        fitted = training.fit(
+            payload["options"],
+            payload["table"],
+            payload["allowed_classes"],
+            metric=payload["metric"],
+            progress=report,
+            known_hash=payload.get("data_hash"),
+            limits=ceilings,
+        )
     if not payload.get("stage"):
         return fitted
     # A worker process on the server's machine writes the model file beside the store, to be
@@ -57,7 +59,15 @@ def predict(payload: dict[str, Any], report: Callable[..., None]) -> Any:
     model, with its ``state``), in chunks of rows with progress. The same answers as
     ``MLModel.predict`` / ``predict_proba`` / ``score``; ``predict_table`` gives records.
     With a ``result_path``, the answer is written there chunk by chunk and a
-    ``results.StoredResult`` returned: the rows never travel back whole."""
+    ``results.StoredResult`` returned: the rows never travel back whole. Runs under the
+    ceilings the job was started with (``payload["limits"]``), as ``fit`` does."""
+    from .. import limits
+
+    with limits.using(payload.get("limits")):
+        return _predict(payload, report)
+
+
+def _predict(payload: dict[str, Any], report: Callable[..., None]) -> Any:
     from .. import predicting
     from ..snapshot import Snapshot
     from .results import ResultWriter
@@ -67,6 +77,14 @@ def predict(payload: dict[str, Any], report: Callable[..., None]) -> Any:
     if action == "score":
         report("score", None)
         return predicting.score(snap, name, frame, payload["metric"])
+    pipeline = payload["pipeline"]
+    if action == "predict_proba" and hasattr(pipeline, "predict_proba"):
+        # the whole answer is held to the ceiling, as MLModel.predict_proba holds it, not
+        # each chunk (or Dask partition) alone
+        classes = getattr(predicting.final_step(pipeline), "classes_", None)
+        if classes is not None:
+            rows = payload.get("rows") or len(frame)
+            predicting.check_cells(rows, len(classes), "class probabilities")
     path = payload.get("result_path")
     parts: list[Any] = []
     total = len(frame)

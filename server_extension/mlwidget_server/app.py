@@ -7,7 +7,7 @@ import os
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Float, Int, List, Unicode, default
 
-from mlwidget import limits, tables
+from mlwidget import limits
 from mlwidget.jobs import Runner, resolve
 from mlwidget.store import default_root, safe_name
 
@@ -132,8 +132,12 @@ class MLWidgetApp(ExtensionApp):
     # ------------------------------------------------------------------ lifecycle
 
     def initialize_settings(self) -> None:
-        limits.configure(MAX_CATEGORIES=self.max_categories, MAX_MATRIX_CELLS=self.max_matrix_cells)
-        tables.set_limits(max_cells=self.max_table_cells)
+        # Every ceiling is a field of one limits.Limits, set from the traitlet of its name: the
+        # server's process default, and what each job carries to where its work runs.
+        configured = limits.configure(
+            **{f: getattr(self, f) for f in limits.FIELDS if self.has_trait(f)}
+        )
+        self.log.debug("mlwidget: %r", configured)
         executor, scheduler = resolve(self.executor or None, self.dask_scheduler or None, "process")
         runner = Runner(
             executor,
@@ -148,7 +152,6 @@ class MLWidgetApp(ExtensionApp):
             self.store_dir,
             allowed_classes=tuple(self.allowed_classes),
             max_workers=self.max_workers,
-            max_body_size=self.max_body_size,
             lock_wait=self.lock_wait,
             log=self.log,
             runner=runner,

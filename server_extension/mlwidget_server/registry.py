@@ -16,7 +16,7 @@ from collections.abc import Callable
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
-from mlwidget import MLModel, MLWidgetError, NotFound
+from mlwidget import MLModel, MLWidgetError, NotFound, limits
 from mlwidget.errors import Busy, Conflict
 from mlwidget.jobs import Runner
 from mlwidget.store import Store, check_name
@@ -34,14 +34,14 @@ class Registry:
         store_dir: str,
         allowed_classes: tuple[str, ...] = (),
         max_workers: int = 4,
-        max_body_size: int = 256 * 1024 * 1024,
+        max_body_size: int | None = None,
         lock_wait: float = 600.0,
         log: logging.Logger | None = None,
         runner: Runner | None = None,
     ) -> None:
         self.store_dir = store_dir
         self.allowed_classes = tuple(allowed_classes)
-        self.max_body_size = max_body_size
+        self._max_body_size = max_body_size
         self.lock_wait = lock_wait
         self.log = log or logging.getLogger("mlwidget.server")
         self.executor = WorkerPool(max_workers=max(2, max_workers), thread_name_prefix="mlwidget")
@@ -54,6 +54,14 @@ class Registry:
         self._cache: dict[str, MLModel] = {}
         self._pending: dict[str, Future] = {}
         self._failed: dict[str, str] = {}
+
+    @property
+    def max_body_size(self) -> int:
+        """Bytes a request body may have: ``limits.current().max_body_size`` (the server's
+        ``MLWidgetApp.max_body_size``), unless this registry was given its own."""
+        if self._max_body_size is not None:
+            return self._max_body_size
+        return limits.current().max_body_size
 
     # ------------------------------------------------------------------ configured models
 
