@@ -231,6 +231,26 @@ def predict_proba(snap: Snapshot, name: str, data: Any, fast: Any) -> list[dict[
         return [dict(zip(classes, map(float, row), strict=True)) for row in proba]
 
 
+def check_total(snap: Snapshot, action: str, rows: int, beside: int = 0) -> None:
+    """Hold a whole job's answer (predicted chunk by chunk, or partition by partition) to
+    ``max_table_cells`` before its first chunk, as the call without a job holds it: ``action``
+    is predict, predict_proba or predict_table (``beside``: the input columns it carries)."""
+    pipeline = snap.pipeline()
+    if pipeline is None:
+        return
+    if action == "predict_proba":
+        check_cells(rows, len(_classes(pipeline)), "class probabilities")
+        return
+    transforms = hasattr(pipeline, "transform") and (
+        not hasattr(pipeline, "predict") or snap.fitted.get("kind") == "transformer"
+    )
+    estimator = final_step(pipeline)
+    width = declared_width(estimator) if transforms else 1
+    if width is not None:
+        what = f"the output of {type(estimator).__name__}" if transforms else "predictions"
+        check_answer(rows, width + beside, what, estimator if transforms else None)
+
+
 def _classes(pipeline: Any) -> list[Any]:
     labels = getattr(final_step(pipeline), "classes_", None)
     return [] if labels is None else list(labels)

@@ -127,3 +127,14 @@ def test_pipeline_shape():
     assert names == ["cat", "num"]
     encoder = pipe.named_steps["transform"].transformers[0][1].named_steps["onehot"]
     assert encoder.handle_unknown == "ignore"
+
+
+def test_a_parameter_of_millions_of_values_is_refused():
+    """PUT with 2,000,000 alphas was stored, and every ?_model then took 1.5 s to answer."""
+    from sklearn.linear_model import RidgeCV
+
+    from mlwidget.estimators import MAX_PARAM_VALUES
+
+    with pytest.raises(BadRequest, match="at most 10,000 values in RidgeCV's parameter 'alphas'"):
+        parse_params(RidgeCV, {"alphas": [1.0] * 2_000_000})
+    assert parse_params(RidgeCV, {"alphas": [1.0] * MAX_PARAM_VALUES})["alphas"]

@@ -76,6 +76,19 @@ def test_a_predict_proba_job_in_a_worker_process_is_held_to_max_table_cells(
     assert len(answer) == 300 and {len(row) for row in answer} == {60}
 
 
+def test_a_prediction_job_is_held_to_max_table_cells_as_a_whole(store_dir, restore_limits):
+    """A job predicts in chunks of 20,000 rows: each chunk was checked alone, so a job's
+    answer could pass the ceiling the same call without a job is held to."""
+    model = many_classes(store_dir, "process")
+    rows = pd.concat([ROWS] * 100, ignore_index=True)  # 30,000 rows: one chunk fits alone
+    limits.configure(max_table_cells=25_000)
+    direct = refused(lambda: model.predict(rows))
+    job = model.start_job("predict", rows)
+    assert str(refused(lambda: job.result(120))) == str(direct)
+    table = refused(lambda: model.start_job("predict_table", rows).result(120))
+    assert "30,000 rows" in str(table) and "max_table_cells" in str(table)
+
+
 def test_a_retrain_job_in_a_worker_process_honours_the_parents_training_ceilings(
     store_dir, restore_limits
 ):

@@ -77,14 +77,10 @@ def _predict(payload: dict[str, Any], report: Callable[..., None]) -> Any:
     if action == "score":
         report("score", None)
         return predicting.score(snap, name, frame, payload["metric"])
-    pipeline = payload["pipeline"]
-    if action == "predict_proba" and hasattr(pipeline, "predict_proba"):
-        # the whole answer is held to the ceiling, as MLModel.predict_proba holds it, not
-        # each chunk (or Dask partition) alone
-        classes = getattr(predicting.final_step(pipeline), "classes_", None)
-        if classes is not None:
-            rows = payload.get("rows") or len(frame)
-            predicting.check_cells(rows, len(classes), "class probabilities")
+    # the whole answer is held to the ceiling, as the call without a job holds it, not each
+    # chunk (or Dask partition) alone
+    beside = len(frame.columns) if action == "predict_table" else 0
+    predicting.check_total(snap, action, payload.get("rows") or len(frame), beside)
     path = payload.get("result_path")
     parts: list[Any] = []
     total = len(frame)
