@@ -25,7 +25,8 @@ GET_KEYS = (
     "_jobs",
     "_versions",
 )
-# POST ?_wait=false: start a job and answer 202 at once (retrain, score, predict, predict_proba)
+# POST ?_action=...&_wait=false: start a job and answer 202 at once (MLModel.start_job takes
+# the model-level names, tasks.PREDICT_JOB_ACTIONS)
 JOB_ACTIONS = ("retrain", "train", "score", "predict", "predict_proba")
 DELETE_ITEMS = ("model", "cache")
 # PUT ?<flag>: `_model` (Gramex's spelling, optional); `_create` creates only (409 if it exists)

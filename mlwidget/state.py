@@ -1,7 +1,12 @@
 """What a model's ``state.json`` records, built from what the caller gave: the description of a
 data source, class names, JSON-safe parameters, the metadata of a model brought in fitted, and
-the empty table left after the training data is deleted. No store access here (model.py
-commits what these build)."""
+the empty table left after the training data is deleted.
+
+Not pure: ``initial`` reads the training data source (a file or a database) and loads the model
+file at ``model.path`` (joblib.load); ``export_copy`` copies a stored model file to
+``model.path``. It never opens the store: its callers (model.py, tasks.py) read the state under
+the model's lock and commit what these build.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import datetime as _dt
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import joblib
 import pandas as pd
@@ -264,11 +269,21 @@ def unapplied_raw(
     return unapplied(stored, options, params, data, allowed_classes)
 
 
-def initial(
-    raw: dict[str, Any], base_dir: Any, allowed_classes: Iterable[str] = ()
-) -> tuple[dict[str, Any], pd.DataFrame | None, Any, list[str]]:
+class Initial(NamedTuple):
+    """What a new model starts from (``initial``): unpacks as
+    ``options, table, imported, warnings, notes``."""
+
+    options: dict[str, Any]  # defaults filled in, class and parameters validated
+    table: pd.DataFrame | None  # the training data read from ``data``
+    imported: Any  # a fitted model loaded from ``model.path``, else None
+    warnings: list[str]  # about the options and the data source
+    notes: list[str]  # the class chosen when none was given (``default_class``)
+
+
+def initial(raw: dict[str, Any], base_dir: Any, allowed_classes: Iterable[str] = ()) -> Initial:
     """A new model's options (defaults filled in, class and parameters validated), its
-    training table, a fitted model brought in through ``model.path``, and the warnings seen.
+    training table (read from the data source: a file or a database), a fitted model loaded
+    from ``model.path``, the warnings seen and the notes on a class chosen for it.
     ``base_dir`` is the folder relative file names in a server config are read from."""
     from . import options as opt
     from .sources import source_warnings
@@ -308,7 +323,7 @@ def initial(
                 f"({os.path.basename(path)!r}), but it could not be loaded: {exc}."
             ) from None
     notes = default_class(merged, table) if imported is None else []
-    return merged, table, imported, warns, notes
+    return Initial(merged, table, imported, warns, notes)
 
 
 def default_class(options: dict[str, Any], table: pd.DataFrame | None) -> list[str]:

@@ -23,7 +23,10 @@ from .jobs import results, worker
 from .snapshot import Snapshot
 
 COMMIT_WAIT = 60.0  # seconds a finished fit waits for the model's lock to store itself
-JOB_ACTIONS = ("retrain", "score", "predict", "predict_proba", "predict_table")
+# The actions predict_job runs (MLModel.start_job; a retrain is retrain_job). Not the REST
+# vocabulary api.JOB_ACTIONS: predict_table is what ?_action=predict&_wait=false&_format=csv
+# (or xlsx, parquet, records) starts.
+PREDICT_JOB_ACTIONS = ("score", "predict", "predict_proba", "predict_table")
 
 
 def basis(state: Mapping[str, Any]) -> tuple[Any, str]:
@@ -99,8 +102,10 @@ def predict_job(model: Any, action: str, frame: Any, metric: str | None) -> jobs
     """Start ``action`` (score, predict, predict_proba, predict_table) of ``frame`` by the
     serving model. The worker gets the fitted pipeline and its schema, not the store; a
     prediction's answer is written to a file in the model's staging folder (jobs/results.py)."""
-    if action not in JOB_ACTIONS[1:]:
-        raise BadRequest(f"Expected a job action of {', '.join(JOB_ACTIONS)}, got {action!r}.")
+    if action not in PREDICT_JOB_ACTIONS:
+        raise BadRequest(
+            f"Expected a job action of {', '.join(PREDICT_JOB_ACTIONS)}, got {action!r}."
+        )
     if frame is None or len(frame) == 0:
         raise BadRequest(f"_action={action} needs rows: got none.")
     label = "predict" if action == "predict_table" else action

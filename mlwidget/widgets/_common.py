@@ -71,12 +71,14 @@ def _on_kernel_thread() -> Callable[[Callable[[], None]], None]:
     return loop.add_callback
 
 
-class Runner:
+class TaskRunner:
     """Runs long actions (training, bulk predictions) on one background worker thread.
 
     While a task runs, every registered button is disabled and the progress bar shows it is
     busy, so the notebook stays responsive; the result (or the error) is shown from the
     kernel's own thread. One runner is shared by all forms of an app: one task at a time.
+    (Not :class:`mlwidget.jobs.Runner`, which runs a model's jobs on its executor: a task here
+    starts such a job and ``follow``s it.)
     """
 
     def __init__(self) -> None:
@@ -228,7 +230,7 @@ class Runner:
             raise TimeoutError(f"the task did not finish within {timeout} s")
 
 
-def cancel_button(runner: Runner, css: str) -> widgets.Button:
+def cancel_button(runner: TaskRunner, css: str) -> widgets.Button:
     """The Cancel button of a form: shown while its task follows a job; cancels the job."""
     b = button("Cancel", css, "Stop the running job; nothing is stored", "warning")
     b.layout.display = "none"

@@ -11,7 +11,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ._common import Runner, esc
+from ._common import TaskRunner, esc
 from .editor import EditorForm
 from .history import HistoryPanel
 from .predict import PredictForm
@@ -32,7 +32,7 @@ class MLApp(widgets.VBox):
 
     def __init__(self, model: Any, max_upload_bytes: int | None = None, **kwargs: Any) -> None:
         self.model = model
-        self.runner = Runner()
+        self.runner = TaskRunner()
         self.max_upload_bytes = max_upload_bytes
         self._forms: dict[str, widgets.Widget] = {}  # the forms built so far, by tab title
         self.panes = []

@@ -11,8 +11,8 @@ import numpy as np
 from ..estimators import KINDS
 from ..options import LIST_OPTIONS as COLUMN_OPTIONS
 from ._common import (
-    Runner,
     Status,
+    TaskRunner,
     button,
     cancel_button,
     error_text,
@@ -139,7 +139,7 @@ class EditorForm(widgets.VBox):
     def __init__(
         self,
         model: Any,
-        runner: Runner | None = None,
+        runner: TaskRunner | None = None,
         on_change: Callable[[str], None] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -147,7 +147,7 @@ class EditorForm(widgets.VBox):
 
         self._list_estimators = list_estimators
         self.model = model
-        self.runner = runner or Runner()
+        self.runner = runner or TaskRunner()
         self.on_change = on_change
         self.params: dict[str, widgets.ValueWidget] = {}
         self._initial: dict[str, Any] = {}

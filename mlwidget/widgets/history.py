@@ -23,11 +23,13 @@ def _score(entry: dict, key: str) -> float | None:
 def key_params(entry: dict, limit: int = 4) -> str:
     """The parameters of a version that differ from its class's defaults (the ones that say
     what is special about it), at most ``limit``."""
-    from ..estimators import resolve_class, to_jsonable
+    from ..estimators import resolve_class
+    from ..jsonable import to_jsonable
 
     params = entry.get("params") or {}
-    try:
-        defaults = to_jsonable(resolve_class(entry.get("class") or "")().get_params(deep=False))
+    try:  # spelled as stored parameters are (NaN as "nan")
+        defaults = resolve_class(entry.get("class") or "")().get_params(deep=False)
+        defaults = to_jsonable(defaults, nan="nan")
     except Exception:
         defaults = {}
     special = [f"{k}={v}" for k, v in sorted(params.items()) if defaults.get(k, object()) != v]

@@ -19,8 +19,8 @@ import ipywidgets as widgets
 from ..errors import BadRequest, PayloadTooLarge
 from ..store import RESERVED, Store
 from ._common import (
-    Runner,
     Status,
+    TaskRunner,
     button,
     cancel_button,
     esc,
@@ -56,7 +56,7 @@ class NewModelForm(widgets.VBox):
     def __init__(
         self,
         store: Any = None,
-        runner: Runner | None = None,
+        runner: TaskRunner | None = None,
         on_created: Callable[[Any], None] | None = None,
         max_upload_bytes: int | None = None,
         **kwargs: Any,
@@ -65,7 +65,7 @@ class NewModelForm(widgets.VBox):
 
         self._list_estimators = list_estimators
         self.store = store
-        self.runner = runner or Runner()
+        self.runner = runner or TaskRunner()
         self.on_created = on_created
         self.max_upload_bytes = max_upload_bytes or DEFAULT_MAX_UPLOAD
         self.table = None  # the uploaded rows (DataFrame)

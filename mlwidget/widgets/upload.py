@@ -12,8 +12,8 @@ import ipywidgets as widgets
 from ..api import METRICS, UPLOAD_ACTIONS
 from ..errors import BadRequest, PayloadTooLarge
 from ._common import (
-    Runner,
     Status,
+    TaskRunner,
     button,
     cancel_button,
     error_text,
@@ -73,13 +73,13 @@ class UploadForm(widgets.VBox):
     def __init__(
         self,
         model: Any,
-        runner: Runner | None = None,
+        runner: TaskRunner | None = None,
         on_change: Callable[[str], None] | None = None,
         max_upload_bytes: int | None = None,
         **kwargs: Any,
     ) -> None:
         self.model = model
-        self.runner = runner or Runner()
+        self.runner = runner or TaskRunner()
         self.on_change = on_change
         self.max_upload_bytes = max_upload_bytes or DEFAULT_MAX_UPLOAD
         self.table = None  # the uploaded rows (DataFrame)
