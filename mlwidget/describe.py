@@ -1,5 +1,5 @@
 """What the faces show of a model: the ``?_model`` info and Gramex's ``?_params`` shape,
-built from one committed state (no store access, no loading)."""
+built from one committed state (no store access, no loading, no compiling)."""
 
 from __future__ import annotations
 
@@ -13,16 +13,22 @@ from . import estimators as est
 from . import options as opt
 from . import versions
 from .errors import MLWidgetError
+from .snapshot import NOT_LOADED
 
 
 def info(
     name: str,
     state: Mapping[str, Any],
     allowed_classes: Iterable[str] = (),
-    predict_path: str | None = None,
+    predict_path: str | None = NOT_LOADED,
     predict_path_reason: str | None = None,
+    loaded: bool = False,
 ) -> dict[str, Any]:
-    """The ``?_model`` answer: configured estimator, fitted one, stale flag, warnings."""
+    """The ``?_model`` answer: configured estimator, fitted one, stale flag, warnings.
+    ``loaded``, ``predict_path`` and its reason are what the caller's process holds in memory
+    (the defaults: nothing loaded); a state without a fitted model has no predict path."""
+    if not state.get("model"):
+        predict_path = predict_path_reason = None
     options = state["options"]
     configured = options.get("class")
     params: dict[str, Any] = {}
@@ -60,6 +66,9 @@ def info(
         # the serving version (see versions.py), and how many commits the state has seen
         "version": versions.serving(state),
         "commit": state.get("version"),
+        # whether this process has the fitted pipeline in memory; what answers few-row
+        # predictions ("fast (...)", "pipeline"; "not loaded" until the first prediction)
+        "loaded": bool(loaded),
         "predict_path": predict_path,
         "predict_path_reason": predict_path_reason,
     }

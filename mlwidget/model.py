@@ -338,12 +338,14 @@ class MLModel(VersionsMixin):
     # information
 
     def info(self) -> dict[str, Any]:
-        """The ``?_model`` answer: configured estimator, fitted one, stale flag, warnings."""
+        """The ``?_model`` answer: configured estimator, fitted one, stale flag, warnings; what
+        the stored state says, never loading or compiling the model (``loaded``: whether this
+        process holds it; ``predict_path`` is "not loaded" until the first prediction)."""
         return self._read(self._info)
 
     def _info(self, snap: Snapshot) -> dict[str, Any]:
-        path = predicting.predict_path(snap)  # compiles the fast path (and learns why it declines)
-        return describe.info(self.name, snap.state, self.allowed_classes, path, snap.fast_reason)
+        loaded, path, why = snap.serving(self.fast_path)
+        return describe.info(self.name, snap.state, self.allowed_classes, path, why, loaded)
 
     def params_info(self) -> dict[str, Any]:
         """The ``?_params`` answer, as Gramex gives it: options, class + params, fitted attrs."""

@@ -31,6 +31,10 @@ log = logging.getLogger("mlwidget")
 T = TypeVar("T")
 _UNSET: Any = object()
 RETRIES = 5
+# ``predict_path`` of a fitted model this process has not prepared yet: its pipeline is not in
+# memory, or it is (just fitted here) but not compiled; the first prediction does both.
+NOT_LOADED = "not loaded"
+NOT_COMPILED = "not compiled"
 
 
 class Superseded(Exception):
@@ -130,6 +134,21 @@ class Snapshot:
         """The compiled predictor if it exists already (never loads or compiles), else None."""
         return None if self._fast is _UNSET else self._fast
 
+    def serving(self, fast_path: bool = True) -> tuple[bool, str | None, str | None]:
+        """``(loaded, predict_path, predict_path_reason)`` as this process has them now, for
+        ``info()``: never loads or compiles. ``predict_path`` is the compiled path's label,
+        ``"pipeline"``, None when nothing is fitted, or ``NOT_LOADED`` / ``NOT_COMPILED``
+        until a prediction prepares it (``fast_path=False``: the pipeline always answers)."""
+        loaded = self.loaded_pipeline() is not None
+        if not self.state.get("model"):
+            return loaded, None, None
+        if self._fast is not _UNSET and fast_path:
+            path = self._fast.label if self._fast is not None else "pipeline" if loaded else None
+            return loaded, path, self.fast_reason
+        if loaded:
+            return loaded, "pipeline" if not fast_path else NOT_COMPILED, None
+        return loaded, NOT_LOADED, None
+
     def data(self) -> pd.DataFrame | None:
         """The training data this state names (loaded once; do not modify), or None."""
         if self._data is _UNSET:
@@ -190,6 +209,18 @@ class Snapshots:
     def cached(self) -> Snapshot | None:
         """The last snapshot read, without looking at the store."""
         return self._current
+
+    @property
+    def loaded(self) -> bool:
+        """Whether the last snapshot read holds its fitted pipeline in memory (no store look)."""
+        snap = self._current
+        return snap is not None and snap.loaded_pipeline() is not None
+
+    def release(self) -> None:
+        """Forget the last snapshot and all it loaded (pipeline, fast path, data): the next
+        read starts from the store again. An operation under way keeps the snapshot it has."""
+        with self._mutex:
+            self._current = None
 
     def current(self) -> Snapshot:
         """The snapshot of the latest commit (a stat of ``state.json`` when nothing changed)."""

@@ -28,7 +28,13 @@ TITANIC = NOTEBOOKS / "titanic.csv"
 
 
 def titanic_server_config(store_dir: Path, titanic_csv: Path, **app: Any) -> dict:
-    """pytest-jupyter server config: mlwidget_server enabled, the guide's ``titanic`` model."""
+    """pytest-jupyter server config: mlwidget_server enabled, the guide's ``titanic`` model,
+    trained in the store before the server starts (a configured model that is not in the store
+    yet trains at start-up as a job in a worker process, which tests/test_registry.py covers;
+    here it would add a worker's start to every test)."""
+    from mlwidget import MLModel
+
+    MLModel("titanic", data=str(titanic_csv), store=store_dir, executor="thread", **GUIDE_OPTIONS)
     return {
         "ServerApp": {"jpserver_extensions": {"mlwidget_server": True}},
         "MLWidgetApp": {
@@ -182,6 +188,7 @@ def server_process(
     cwd: Path | None = None,
     ready: str = "/api/status",
     stop_timeout: float = 15,
+    args: tuple[str, ...] = (),
 ) -> Iterator[tuple[str, str]]:
     """``python -m jupyter_server`` (``python`` may be another venv's) on a free loopback port
     with a fresh token, serving ``root`` with exactly ``env``; ``extensions`` are enabled on the
@@ -197,6 +204,7 @@ def server_process(
     if extensions is not None:
         enabled = ", ".join(f'"{name}": True' for name in extensions)
         cmd.append(f"--ServerApp.jpserver_extensions={{{enabled}}}")
+    cmd += args
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
@@ -227,9 +235,10 @@ def server_process(
 
 
 @contextlib.contextmanager
-def jupyter_server(tmp: Path, store: Path) -> Iterator[tuple[str, str]]:
+def jupyter_server(tmp: Path, store: Path, *args: str) -> Iterator[tuple[str, str]]:
     """A ``python -m jupyter_server`` subprocess on a free loopback port with the extension
-    enabled and ``MLWIDGET_STORE=store``; yields ``(url, token)``, stops it on exit."""
+    enabled and ``MLWIDGET_STORE=store`` (``args``: more command-line settings, such as
+    ``--MLWidgetApp.cv_seconds=600``); yields ``(url, token)``, stops it on exit."""
     root = tmp / "root"
     root.mkdir(exist_ok=True)
     env = {
@@ -246,6 +255,7 @@ def jupyter_server(tmp: Path, store: Path) -> Iterator[tuple[str, str]]:
         log=tmp / "server.log",
         extensions=("mlwidget_server",),
         ready="/mlhandler/",
+        args=args,
     ) as (url, token):
         yield url, token
 

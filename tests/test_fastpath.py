@@ -135,6 +135,7 @@ def test_fast_equals_pipeline_on_every_training_row(case, dropna, titanic, store
     m = MLModel(
         "fp", data=titanic, store=store_dir, dropna=dropna, **{"class": cls}, **options, **params
     )
+    m.predict(titanic.head(1))  # info() never loads or compiles: the first prediction does
     info = m.info()
     kind = info["fitted"]["kind"]
     assert info["predict_path"] == f"fast ({family})"
@@ -325,21 +326,24 @@ def test_not_covered_falls_back_to_the_pipeline(titanic, store_dir):
     m = MLModel(
         "pca", data=titanic, store=store_dir, **{"class": "PCA"}, exclude=EXCLUDE + ["Survived"]
     )
-    assert m.info()["predict_path"] == "pipeline"
     assert len(m.predict(GUIDE_PASSENGER)[0]) == m.estimator.n_components_
+    assert m.info()["predict_path"] == "pipeline"
     m2 = MLModel("none", store=store_dir)
     assert m2.info()["predict_path"] is None
 
 
 def test_fast_path_follows_the_model_file(titanic, store_dir):
     m = _model(titanic, store_dir)
+    assert m.info()["predict_path"] == "not compiled"  # fitted here, nothing predicted yet
+    m.predict(GUIDE_PASSENGER)
     assert m.info()["predict_path"] == "fast (linear)"
     other = MLModel.open("guide", store=store_dir)  # another process, in effect
     other.configure(class_="DecisionTreeClassifier", random_state=0)
     other.retrain()
-    assert m.info()["predict_path"] == "fast (tree)"
+    assert m.info()["predict_path"] == "not loaded"
     rows = titanic[FEATURES].head(30).to_dict("records")
     assert m.predict(rows) == _pipeline_predict(other, rows).tolist()
+    assert m.info()["predict_path"] == "fast (tree)"
     other.delete_model()
     assert m.info()["predict_path"] is None
     with pytest.raises(Exception) as err:
@@ -494,9 +498,9 @@ def test_very_large_ensembles_use_the_estimators_own_predict(titanic, store_dir,
 
     monkeypatch.setattr(fp, "WALK_MAX_NODES", 10)
     m = _model(titanic, store_dir, cls="RandomForestClassifier", n_estimators=5, random_state=0)
-    assert m.info()["predict_path"] == "fast (RandomForestClassifier.predict)"
     rows = titanic[FEATURES].head(40).to_dict("records")
     assert m.predict(rows) == _pipeline_predict(m, rows).tolist()
+    assert m.info()["predict_path"] == "fast (RandomForestClassifier.predict)"
 
 
 @pytest.mark.parametrize("cats", [["Embarked", "Parch", "Pclass", "Sex"], ["Parch", "Pclass"]])
@@ -627,6 +631,7 @@ def test_unexpected_compile_errors_are_logged_and_reported(titanic, store_dir, c
 def test_model_info_says_why_the_fast_path_does_not_answer(titanic, store_dir):
     m = MLModel("knn", data=titanic, class_="KNeighborsClassifier", store=store_dir,
                 **{k: v for k, v in GUIDE_OPTIONS.items() if k != "class"})  # fmt: skip
+    m.predict(GUIDE_PASSENGER)  # info() never compiles: the first prediction does
     info = m.info()
     assert info["predict_path"].startswith(("fast", "pipeline"))
     assert "KNeighborsClassifier" in info["predict_path_reason"]

@@ -32,6 +32,7 @@ def jp_server_config(store_dir: Path, titanic_csv: Path) -> dict:
 
 
 async def test_listing_is_json_for_api_clients_and_a_page_for_browsers(jp_fetch):
+    await call(jp_fetch, "mlhandler", "titanic", params={"_model": ""})  # waits for its training
     plain = await call(jp_fetch, "mlhandler/")
     assert plain.code == 200 and plain.headers["Content-Type"].startswith("application/json")
     assert [m["name"] for m in plain.json()["models"]] == ["titanic"]

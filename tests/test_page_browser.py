@@ -22,7 +22,9 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     """A ``python -m jupyter_server`` subprocess serving a store with the guide's model."""
     tmp = tmp_path_factory.mktemp("browser")
     MLModel("titanic", data=str(TITANIC), store=tmp / "store", **GUIDE_OPTIONS)
-    with jupyter_server(tmp, tmp / "store") as (url, token):
+    # the retrain test's 1,500-stage boosting is slow on purpose (its progress shows); its
+    # cross-validation must not be skipped for time on a busy machine (cv_seconds)
+    with jupyter_server(tmp, tmp / "store", "--MLWidgetApp.cv_seconds=3600") as (url, token):
         yield url, token
 
 

@@ -248,7 +248,9 @@ async def test_list_models_and_params(jp_fetch, jp_base_url):
     assert r.code == 200, r.text
     [entry] = r.json()["models"]
     url = f"{jp_base_url}mlhandler/{NAME}"
+    state = {k: entry.pop(k) for k in ("state", "loaded", "job", "stage", "progress") if k in entry}
     assert entry == {"name": NAME, "url": url, "openapi": f"{url}?_openapi"}
+    assert state["state"] in ("training", "ready") and state["loaded"] is False  # never waits
     r = await call(jp_fetch, "mlhandler", NAME, params={"_params": ""})
     data = r.json()
     assert data["params"]["class"] == "LogisticRegression"

@@ -131,12 +131,12 @@ def test_a_model_fit_under_other_libraries_warns_and_checks_the_fast_path(three,
     state_path.write_text(json.dumps(state))
     model = MLModel.open("titanic", store=three.store)
     with caplog.at_level("WARNING", logger="mlwidget"):
+        assert model.predict(rows.head(3)) == three.predict(rows.head(3))  # loads it
         info = model.info()
     assert any("scikit-learn 1.8.0 (here " in w for w in info["warnings"])
     assert any("scikit-learn 1.8.0" in r.getMessage() for r in caplog.records)
     # the fast path was checked against the pipeline before serving (and agrees here)
     assert info["predict_path"] and info["predict_path"].startswith("fast")
-    assert model.predict(rows.head(3)) == three.predict(rows.head(3))
 
 
 SWITCHER = """

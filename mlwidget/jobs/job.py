@@ -301,8 +301,8 @@ class Job:
                 results_.kept.add(result.path)
             self.status, self.stage, self.finished = "done", "done", time.time()
             self.progress = self.overall = 1.0
+        board.finished(self)  # before waiters wake: they see the board as it will stay
         self.future.set_result(result)
-        board.finished(self)
 
     def fail(self, exc: BaseException) -> None:
         if isinstance(exc, JobCancelled):
@@ -315,8 +315,8 @@ class Job:
             self.error = str(exc)
             self.error_status = getattr(exc, "status", 500)
         self._failed()
-        self.future.set_exception(exc)
         board.finished(self)
+        self.future.set_exception(exc)
 
     def finish_cancelled(self, exc: BaseException | None = None) -> None:
         with self._lock:
@@ -331,8 +331,8 @@ class Job:
         self.error = str(error)
         self.error_status = error.status if isinstance(error, MLWidgetError) else 409
         self._failed()
-        self.future.set_exception(error)
         board.finished(self)
+        self.future.set_exception(error)
 
 
 def _call(hook: Any) -> None:

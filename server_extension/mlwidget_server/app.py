@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 
+import tornado.web
+from jupyter_server.auth.decorator import authorized
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Float, Int, List, Unicode, default
 
@@ -14,6 +16,16 @@ from mlwidget.store import default_root, safe_name
 from . import v2
 from .handlers import ModelHandler, ModelListHandler
 from .registry import Registry, user_message
+
+
+class ListingHandler(ModelListHandler):
+    """``GET {base_url}mlhandler/``: the models and each one's state, read from the store
+    (never opening, loading or training one): pages.py ``ListingMixin.send_listing``."""
+
+    @tornado.web.authenticated
+    @authorized
+    async def get(self) -> None:
+        await self.send_listing()
 
 
 class MLWidgetApp(ExtensionApp):
@@ -30,7 +42,9 @@ class MLWidgetApp(ExtensionApp):
         as ``MLModel``: data, class, params, target_col, include, exclude, cats, nums, dropna,
         deduplicate, path, template; flat or nested under ``model``). Relative paths are relative
         to the server's root directory. A model that already exists in the store is opened as
-        stored, not overwritten. Each is served at ``{base_url}mlhandler/{name}``.""",
+        stored, not overwritten. Each is served at ``{base_url}mlhandler/{name}``. A new model
+        with data and a class (or a target) trains as a job, as a retrain does (``executor``,
+        ``job_timeout``, ``job_memory``); the server answers meanwhile.""",
     )
     config_yaml = Unicode(
         "",
@@ -76,6 +90,18 @@ class MLWidgetApp(ExtensionApp):
         help="""Largest training matrix (rows x encoded columns; 8 bytes a cell) a fit may
         build; a bigger one is refused with 413 before it is built.""",
     )
+    cv_seconds = Float(
+        20.0,
+        config=True,
+        help="""A retrain's cross-validation (cv_score) is skipped, with a warning, when its folds
+        would take longer than this many seconds, judged by the fit's own time.""",
+    )
+    cv_max_rows = Int(
+        100_000,
+        config=True,
+        help="""A retrain's cross-validation (cv_score) is skipped, with a warning, for more
+        training rows than this.""",
+    )
     lock_wait = Float(
         600.0,
         config=True,
@@ -118,6 +144,22 @@ class MLWidgetApp(ExtensionApp):
         help="""Most memory (bytes of address space) a ``process`` worker may use; a job that
         needs more fails with 413 and leaves the server untouched. 0: no limit.""",
     )
+    max_loaded_models = Int(
+        20,
+        config=True,
+        help="""Most models the server keeps open (their fitted pipelines, compiled fast paths
+        and data in memory). Opening one more releases the least recently used one; it stays
+        listed and loads again on its next request. Listing or describing a model never loads
+        it; its first prediction does.""",
+    )
+    training_wait = Float(
+        600.0,
+        config=True,
+        help="""Seconds a request to a configured model still in its start-up training waits
+        for that job (on the event loop, holding no worker thread) before it answers 503 naming
+        the job. 0: answer 503 at once. ``?_job`` and ``?_jobs`` (to follow or cancel that job),
+        the listing and V2 ``ready`` never wait.""",
+    )
     max_queued = Int(
         16,
         config=True,
@@ -155,6 +197,8 @@ class MLWidgetApp(ExtensionApp):
             lock_wait=self.lock_wait,
             log=self.log,
             runner=runner,
+            max_loaded_models=self.max_loaded_models,
+            training_wait=self.training_wait,
         )
         # name -> (options, folder that relative paths in the options are relative to)
         specs: dict[str, tuple[dict, str | None]] = {}
@@ -178,7 +222,7 @@ class MLWidgetApp(ExtensionApp):
         self.handlers.extend(
             [
                 *v2.routes(deps),  # the Open Inference Protocol, before the model routes
-                (r"mlhandler/?", ModelListHandler, deps),
+                (r"mlhandler/?", ListingHandler, deps),
                 (r"mlhandler/([^/]+)/?", ModelHandler, deps),
             ]
         )

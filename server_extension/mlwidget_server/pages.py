@@ -20,6 +20,8 @@ from mlwidget.jsonable import to_jsonable as jsonable
 if TYPE_CHECKING:
     from mlwidget import MLModel
 
+    from .registry import Registry
+
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 _loader = tornado.template.Loader(TEMPLATES)
 # The pages' scripts and styles are inline; they may only call the server they came from.
@@ -167,6 +169,59 @@ def prefers_html(accept: str) -> bool:
     return quality.get("text/html", 0.0) > quality.get("application/json", 0.0)
 
 
+def statuses(registry: Registry, names: list[str]) -> list[dict[str, Any]]:
+    """What the listing shows of each model, from its stored state: never opening, loading or
+    compiling one, nor touching the registry's cache order. Each is ``{"state": "training" |
+    "ready" | "not fitted" | "error", "loaded": bool, "info": ... or None}``, with ``"error"``,
+    and the running training's ``"job"``, ``"stage"`` and ``"progress"`` (of the whole job)."""
+    return [status(registry, name) for name in names]
+
+
+def status(registry: Registry, name: str) -> dict[str, Any]:
+    from mlwidget import describe
+    from mlwidget import options as opt
+    from mlwidget.jobs import board
+
+    from .registry import user_message
+
+    out: dict[str, Any] = {"state": "not fitted", "loaded": False, "info": None}
+    error = registry.failure(name)
+    try:
+        model = registry.cached(name)
+        if registry.creating(name) and name in registry.configured:  # what it is made with
+            options, params, _ = opt.split(registry.configured[name][0])
+            options = {**opt.DEFAULTS, **options, "data": None, "params": params}
+            out["info"] = describe.info(name, {"options": options}, registry.allowed_classes)
+        elif model is not None:
+            out["info"] = model.info()  # what is stored, and whether this process loaded it
+        else:
+            state = registry.store.read_state(name)[0]
+            if state is not None:
+                out["info"] = describe.info(name, state, registry.allowed_classes)
+    except Exception as exc:  # noqa: BLE001 -- a broken model is a row, not a 500
+        error = error or user_message(exc)
+    info = out["info"] or {}
+    out["loaded"] = bool(info.get("loaded"))
+    retraining = [
+        job
+        for job in board.of_model((str(registry.store.root), name))
+        if job.action == "retrain" and not job.done
+    ]
+    job = registry.training_job(name) or (retraining[0] if retraining else None)
+    if job is not None:
+        out.update(job=job.id, stage=job.stage, progress=round(job.overall, 4))
+    if info.get("fitted"):
+        out["state"] = "ready"
+    elif registry.creating(name) or job is not None:
+        out["state"] = "training"
+    elif error or out["info"] is None:
+        out["state"] = "error"
+        error = error or f"Model {name!r} is not in the store."
+    if error:
+        out["error"] = error
+    return out
+
+
 class ListingMixin:
     """The listing page (``GET {base_url}mlhandler/`` from a browser), for ``ModelListHandler``:
     the models, and the "New model" flow (preview a file, pick the target and the class,
@@ -187,19 +242,34 @@ class ListingMixin:
             return JupyterHandler.get_login_url(self)
         return super().get_login_url()  # type: ignore[misc]
 
-    async def model_rows(self, names: list[str]) -> list[dict[str, Any]]:
-        """One row per model: what the listing's table shows."""
-        rows = []
-        for name in names:
-            row: dict[str, Any] = {"name": name, "url": self.api_url(name)}
-            try:
-                info = await self.registry.run((await self.registry.get_model(name)).info)
-            except Exception as exc:  # noqa: BLE001 -- a broken model is a row, not a 500
-                from .registry import user_message
+    async def send_listing(self) -> None:
+        """``GET {base_url}mlhandler/``: the listing page for a browser, else JSON. Both show
+        each model's state from the store, at once: none is opened, loaded or waited for."""
+        app = self.registry
+        self.set_header("Vary", "Accept")
+        names = await app.run(app.model_names)
+        if self.wants_html():  # a browser: the listing page and "New model"
+            await self.render_listing(names)
+            return
+        patterns = {name: pattern for pattern, name in app.routes}
+        models = []
+        for name, status in zip(names, await app.run(statuses, app, names), strict=True):
+            url = url_path_join(self.base_url, "mlhandler", name)
+            entry = {"name": name, "url": url, "openapi": f"{url}?_openapi"}
+            if name in patterns:
+                entry["pattern"] = url_path_join(self.base_url, patterns[name].lstrip("/"))
+            entry.update({k: v for k, v in status.items() if k != "info"})
+            models.append(entry)
+        await self.send_json({"models": models})
 
-                row["error"] = self.registry.failure(name) or user_message(exc)
-                rows.append(row)
-                continue
+    async def model_rows(self, names: list[str]) -> list[dict[str, Any]]:
+        """One row per model: what the listing's table shows (from the stored state)."""
+        rows = []
+        found = await self.registry.run(statuses, self.registry, names)
+        for name, status in zip(names, found, strict=True):
+            row: dict[str, Any] = {"name": name, "url": self.api_url(name)}
+            row.update({k: v for k, v in status.items() if k != "info"})
+            info = status["info"] or {}
             fitted = info.get("fitted") or {}
             cv = fitted.get("cv_score") or {}
             row.update(

@@ -78,8 +78,14 @@ class ModelMetadataHandler(V2Handler):
 
 
 class ModelReadyHandler(V2Handler):
+    """Answers at once from the stored state: never waits for a model's start-up training
+    (503 naming its job, as KServe answers a model not ready), never loads a model."""
+
     @tornado.web.authenticated
     async def get(self, name: str, version: str | None = None) -> None:
+        starting = self.registry.starting(check_name(name))
+        if starting is not None:
+            raise starting
         m = await self.model(name, version)
         info = await self.registry.run(m.info)
         if not info.get("fitted"):
