@@ -164,6 +164,25 @@ def launch_chromium(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
 
 
+@contextlib.contextmanager
+def chromium_page(url: str, timeout: float = 30_000) -> Iterator[tuple[Any, list[str]]]:
+    """A headless chromium page opened at ``url``; yields it with the list its JavaScript
+    errors go to (a test asserts it stays empty), and closes the browser on exit."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = launch_chromium(p)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(timeout)
+            errors: list[str] = []
+            page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.goto(url)
+            yield page, errors
+        finally:
+            browser.close()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
-from rest_helpers import CHROMIUM, TITANIC, jupyter_server, launch_chromium
+from rest_helpers import CHROMIUM, TITANIC, chromium_page, jupyter_server, launch_chromium
 
 from mlwidget import MLModel
 
@@ -194,7 +194,7 @@ def test_a_category_that_opens_an_html_comment_keeps_the_page_working(
     """A training value <!--<script> left the parameter editor empty and the page's forms
     dead: the inline JSON kept <!-- and <script, and </script> no longer ended the script."""
     import requests
-    from playwright.sync_api import expect, sync_playwright
+    from playwright.sync_api import expect
 
     url, token = server
     auth = {"Authorization": f"token {token}"}
@@ -215,24 +215,15 @@ def test_a_category_that_opens_an_html_comment_keeps_the_page_working(
         timeout=120,
     )
     assert reply.status_code == 200, reply.text
-    with sync_playwright() as p:
-        browser = launch_chromium(p)
-        try:
-            page = browser.new_page()
-            page.set_default_timeout(30_000)
-            errors: list[str] = []
-            page.on("pageerror", lambda exc: errors.append(str(exc)))
-            page.goto(f"{api}?token={token}")
-            expect(page.locator("h1")).to_have_text("tagged")
-            expect(page.locator('#params input[name="C"]')).to_have_value("1")
-            expect(page.locator("#opt-target_col")).to_have_value("y")
-            options = page.locator('#single-form select[name="c"] option').all_text_contents()
-            assert "<!--<script>" in options and "</script>" in options
-            # the forms work: one row predicted
-            page.locator('#single-form select[name="c"]').select_option("<!--<script>")
-            page.locator('#single-form [name="x"]').fill("1")
-            page.click("#single-submit")
-            expect(page.locator("#single-result .prediction")).to_have_text("0")
-            assert not errors, errors
-        finally:
-            browser.close()
+    with chromium_page(f"{api}?token={token}") as (page, errors):
+        expect(page.locator("h1")).to_have_text("tagged")
+        expect(page.locator('#params input[name="C"]')).to_have_value("1")
+        expect(page.locator("#opt-target_col")).to_have_value("y")
+        options = page.locator('#single-form select[name="c"] option').all_text_contents()
+        assert "<!--<script>" in options and "</script>" in options
+        # the forms work: one row predicted
+        page.locator('#single-form select[name="c"]').select_option("<!--<script>")
+        page.locator('#single-form [name="x"]').fill("1")
+        page.click("#single-submit")
+        expect(page.locator("#single-result .prediction")).to_have_text("0")
+        assert not errors, errors
