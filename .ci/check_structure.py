@@ -1,7 +1,7 @@
-"""The house's structure, checked in CI: no module over 500 lines, no import circle.
+"""The house's structure, checked in CI: no module over 400 lines, no import circle.
 
 Modules still over the limit are listed in OVER_LIMIT with the size they may not grow past (a
-ratchet: the renovation brings them under 500 and then removes them from the list).
+ratchet: the renovation brings them under the limit and then removes them from the list).
 Run: python .ci/check_structure.py (exit 1 with the reasons when a rule is broken).
 """
 
@@ -16,7 +16,7 @@ PACKAGES = {
     "mlwidget": ROOT / "mlwidget",
     "mlwidget_server": ROOT / "server_extension" / "mlwidget_server",
 }
-LIMIT = 500
+LIMIT = 400
 OVER_LIMIT = {}
 
 

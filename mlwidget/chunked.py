@@ -13,8 +13,9 @@ from typing import IO, Any
 
 import pandas as pd
 
-from . import tables
+from . import limits
 from .errors import BadRequest, MLWidgetError, PayloadTooLarge
+from .tables import csv_delimiter
 
 # Rows per chunk: large enough that per-chunk costs vanish, small enough to bound memory
 # (50k Titanic rows are a few MB parsed).
@@ -34,15 +35,15 @@ def csv_chunks(
 ) -> Iterator[pd.DataFrame]:
     """The CSV in ``source`` (a binary file positioned at its start) as DataFrames of ``rows``
     rows (default ``CHUNK_ROWS``). The whole table is held to ``max_cells`` (rows x columns,
-    default ``tables.MAX_CELLS``) as it is read: 413 past it. A parse error is a 400 naming the
+    default ``max_table_cells`` of ``limits.current()``) as it is read: 413 past it. A parse error is a 400 naming the
     line, as for a whole body."""
-    max_cells = tables.MAX_CELLS if max_cells is None else max_cells
+    max_cells = limits.current().max_table_cells if max_cells is None else max_cells
     rows = rows or CHUNK_ROWS
     head = source.read(64 * 1024)
     source.seek(0)
     if not head.strip():
         raise BadRequest("Expected a table, got an empty CSV body. Send a header row and data.")
-    sep = tables.csv_delimiter(head)
+    sep = csv_delimiter(head)
     try:
         reader = pd.read_csv(source, sep=sep, chunksize=rows)
         seen = 0
@@ -87,9 +88,12 @@ def predict_parts(
         try:
             preds = predict(frame) if len(frame) else []
         except BadRequest as exc:  # "(row 3)" of this chunk is row start + 3 of the table
-            raise BadRequest(
-                _ROW.sub(lambda m, at=start: f"(row {at + int(m.group(1))})", str(exc))
-            ) from None
+            raise BadRequest(_shift_rows(str(exc), start)) from None
         out.append(convert(preds) if convert is not None else preds)
         start += len(frame)
     return out
+
+
+def _shift_rows(message: str, start: int) -> str:
+    """``message`` with each "(row N)" of a chunk renumbered as row ``start + N`` of the table."""
+    return _ROW.sub(lambda match: f"(row {start + int(match.group(1))})", message)

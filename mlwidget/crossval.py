@@ -6,7 +6,7 @@ A training-set score flatters a model that memorises (a forest scores ~0.98 on t
 grew on); each out-of-fold prediction comes from a model that never saw that row. Folds are
 stratified for classifiers and shuffled with a fixed seed, so the same data and parameters give
 the same cv_score. Skipped, with a warning that says why, when the data is too large or the
-folds would take too long (``limits.CV_MAX_ROWS``, ``limits.CV_SECONDS``).
+folds would take too long (``cv_max_rows``, ``cv_seconds`` of ``limits.Limits``).
 """
 
 from __future__ import annotations
@@ -24,48 +24,68 @@ from .errors import reason
 SAMPLE = 500  # predicted-vs-actual pairs kept for a regressor's plot
 
 
-def cross_validate(
-    pipeline: Any,
+def plan(
     X: pd.DataFrame,
     y: pd.Series | None,
-    kind: str,
+    kind: str | None,
     fit_seconds: float,
-    progress: Callable[[str, float | None], None] | None = None,
     folds: int | None = None,
-) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[str]]:
-    """``(cv_score, out_of_fold, warnings)`` of the unfitted copy of ``pipeline`` on X, y.
+    ceilings: limits.Limits | None = None,
+) -> tuple[int | None, list[str]]:
+    """``(folds, warnings)``: how many folds to cross-validate a fit of X, y with (None: no
+    cross-validation, with a warning that says why unless the user turned it off).
 
-    ``cv_score``: ``{"value", "std", "metric", "on": "5-fold cv", "folds", "seconds"}``;
-    ``out_of_fold``: a classifier's ``{"labels", "matrix"}`` confusion matrix, or a regressor's
-    ``{"actual", "predicted"}`` sample. None (with a warning) when skipped."""
+    Decided right after the fit, from its rows and its own time: the folds then run after the
+    fit is committed (tasks.py), so a retrain answers as soon as its model serves."""
+    ceilings = limits.as_limits(ceilings)
     if y is None or kind not in ("classifier", "regressor"):
-        return None, None, []
-    folds = limits.CV_FOLDS if folds is None else folds
+        return None, []
+    folds = ceilings.cv_folds if folds is None else folds
     if folds == 0:
-        return None, None, []  # turned off (cv_folds=0): no warning, the user chose it
+        return None, []  # turned off (cv_folds=0): no warning, the user chose it
     rows = len(X)
     if kind == "classifier":
         smallest = int(y.value_counts().min()) if rows else 0
         folds = min(folds, smallest)
     if folds < 2 or rows < 2 * max(folds, 2):
-        return (
-            None,
-            None,
-            [
-                "No cross-validated score: too few rows (or a class with fewer than 2 rows) to "
-                "hold some out; the score shown is on the training rows."
-            ],
-        )
-    if rows > limits.CV_MAX_ROWS or fit_seconds * folds > limits.CV_SECONDS:
-        return (
-            None,
-            None,
-            [
-                f"No cross-validated score: {folds} more fits of {rows:,} rows would take about "
-                f"{fit_seconds * folds:.0f} s (the budget is {limits.CV_SECONDS} s and "
-                f"{limits.CV_MAX_ROWS:,} rows); the score shown is on the training rows."
-            ],
-        )
+        return None, [
+            "No cross-validated score: too few rows (or a class with fewer than 2 rows) to "
+            "hold some out; the score shown is on the training rows."
+        ]
+    if rows > ceilings.cv_max_rows or fit_seconds * folds > ceilings.cv_seconds:
+        return None, [
+            f"No cross-validated score: {folds} more fits of {rows:,} rows would take about "
+            f"{fit_seconds * folds:.0f} s (the budget is {ceilings.cv_seconds:g} s and "
+            f"{ceilings.cv_max_rows:,} rows); the score shown is on the training rows."
+        ]
+    return folds, []
+
+
+def pending(folds: int, job: str | None) -> dict[str, Any]:
+    """The ``cv_score`` of a version whose folds have not run yet: ``{"pending": true, "job",
+    "on", "folds"}`` (the job that computes it; ``GET ?_job=ID`` follows it)."""
+    return {"pending": True, "job": job, "on": f"{folds}-fold cv", "folds": folds}
+
+
+def is_pending(cv_score: Any) -> bool:
+    return isinstance(cv_score, dict) and bool(cv_score.get("pending"))
+
+
+def run(
+    pipeline: Any,
+    X: pd.DataFrame,
+    y: pd.Series,
+    kind: str | None,
+    folds: int,
+    progress: Callable[[str, float | None], None] | None = None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[str]]:
+    """``(cv_score, out_of_fold, warnings)`` of ``folds`` fits of unfitted copies of
+    ``pipeline`` on X, y (``plan`` chose ``folds``).
+
+    ``cv_score``: ``{"value", "std", "metric", "on": "5-fold cv", "folds", "seconds"}``;
+    ``out_of_fold``: a classifier's ``{"labels", "matrix"}`` confusion matrix, or a regressor's
+    ``{"actual", "predicted"}`` sample. None (with a warning) when a fold cannot be fit."""
+    rows = len(X)
     from sklearn.base import clone
     from sklearn.model_selection import KFold, StratifiedKFold
 
@@ -100,13 +120,13 @@ def cross_validate(
         "seconds": round(time.perf_counter() - start, 3),
     }
     try:
-        summary = _summary(kind, y, oof)
+        summary = _summary(kind, y, oof) if oof is not None else None
     except Exception:  # labels a confusion matrix cannot take: the score still stands
         summary = None
     return cv_score, summary, []
 
 
-def _summary(kind: str, y: pd.Series, oof: np.ndarray) -> dict[str, Any]:
+def _summary(kind: str | None, y: pd.Series, oof: np.ndarray) -> dict[str, Any]:
     from .jsonable import to_jsonable
 
     if kind == "classifier":

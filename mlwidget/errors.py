@@ -12,6 +12,7 @@ class MLWidgetError(Exception):
     """Base of every error mlwidget raises on purpose. ``status`` is the HTTP status."""
 
     status: int = 500
+    reason: str | None = None  # the message without its advice (the server's start-up errors)
 
     def __init__(self, message: str, status: int | None = None) -> None:
         super().__init__(message)

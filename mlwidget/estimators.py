@@ -2,15 +2,14 @@
 
 Only scikit-learn's own estimators (``sklearn.utils.all_estimators``) and dotted paths that the
 caller allows explicitly can be named; nothing else is ever imported. Parameters that arrive as
-strings (from a URL) are typed by the estimator's declared ``_parameter_constraints`` and then
-checked by scikit-learn itself, so its own messages reach the user.
+strings (from a URL) are typed by the estimator's declared ``_parameter_constraints`` (see
+param_types.py) and then checked by scikit-learn itself, so its own messages reach the user.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
-import math
 import os
 import threading
 import warnings
@@ -27,11 +26,9 @@ from sklearn.utils import all_estimators
 
 from .errors import BadRequest
 from .jsonable import to_jsonable as _to_jsonable
+from .param_types import INNER_ESTIMATOR, INNER_ESTIMATORS, describe, parse_param
 
 KINDS = ("classifier", "regressor", "clusterer", "transformer")
-# Parameters that take another estimator: a URL can name one by its short class name.
-INNER_ESTIMATOR = "estimator"
-INNER_ESTIMATORS = "estimators"
 
 
 # scikit-learn's all_estimators() walks its packages with pkgutil, which is not thread-safe
@@ -56,7 +53,7 @@ def _build_catalog() -> tuple[dict[str, type], dict[str, str]]:
     return _CATALOG
 
 
-def _catalog() -> dict[str, type]:
+def catalog() -> dict[str, type]:
     """scikit-learn's public estimators by short name."""
     return _build_catalog()[0]
 
@@ -69,7 +66,7 @@ def _kinds() -> dict[str, str]:
 def list_estimators(kind: str | None = None) -> list[str]:
     """Short names of scikit-learn estimators, optionally of one kind."""
     if kind is None:
-        return sorted(_catalog())
+        return sorted(catalog())
     if kind not in KINDS:
         raise BadRequest(f"Unknown estimator kind {kind!r}. Expected one of {', '.join(KINDS)}.")
     return sorted(name for name, k in _kinds().items() if k == kind)
@@ -78,7 +75,7 @@ def list_estimators(kind: str | None = None) -> list[str]:
 def estimator_kind(cls: type) -> str | None:
     """classifier, regressor, clusterer, transformer, or None for anything else."""
     kind = _kinds().get(cls.__name__)
-    if kind and _catalog().get(cls.__name__) is cls:
+    if kind and catalog().get(cls.__name__) is cls:
         return kind
     probe = _instantiate_default(cls)
     if is_classifier(probe):
@@ -101,7 +98,7 @@ def resolve_class(name: Any, allowed: Iterable[str] = ()) -> type:
     """
     if isinstance(name, type) and issubclass(name, BaseEstimator):
         qual = f"{name.__module__}.{name.__qualname__}"
-        if _catalog().get(name.__name__) is name or qual in set(allowed):
+        if catalog().get(name.__name__) is name or qual in set(allowed):
             return name
         raise BadRequest(
             f"Estimator class {qual} is not allowed. Use a scikit-learn estimator or add "
@@ -112,12 +109,12 @@ def resolve_class(name: Any, allowed: Iterable[str] = ()) -> type:
             f"Expected an estimator class name such as 'LogisticRegression', got {name!r}."
         )
     name = name.strip()
-    catalog = _catalog()
-    if name in catalog:
-        return catalog[name]
+    known = catalog()
+    if name in known:
+        return known[name]
     module, _, short = name.rpartition(".")
-    if module.split(".")[0] == "sklearn" and short in catalog:
-        cls = catalog[short]
+    if module.split(".")[0] == "sklearn" and short in known:
+        cls = known[short]
         if cls.__module__ == module or cls.__module__.startswith(module + "."):
             return cls
     if name in set(allowed):
@@ -131,7 +128,7 @@ def resolve_class(name: Any, allowed: Iterable[str] = ()) -> type:
         if not (isinstance(cls, type) and hasattr(cls, "fit") and hasattr(cls, "get_params")):
             raise BadRequest(f"Allowed class {name!r} is not a scikit-learn style estimator.")
         return cls
-    close = [n for n in catalog if n.lower() == short.lower() or n.lower() == name.lower()]
+    close = [n for n in known if n.lower() == short.lower() or n.lower() == name.lower()]
     hint = f" Did you mean {close[0]!r}?" if close else ""
     raise BadRequest(
         f"Unknown estimator class {name!r}.{hint} Expected a scikit-learn estimator name "
@@ -151,9 +148,8 @@ def _default_inner(cls: type) -> BaseEstimator:
 def _required_defaults(cls: type) -> dict[str, Any]:
     """Values for constructor arguments without defaults (meta-estimators' inner estimators)."""
     out: dict[str, Any] = {}
-    for pname, param in inspect.signature(cls.__init__).parameters.items():
-        if pname == "self" or param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            continue
+    for param in _init_parameters(cls):
+        pname = param.name
         declared = getattr(cls, "_parameter_constraints", {}).get(pname)
         none_ok = not isinstance(declared, list) or None in declared
         if param.default is not inspect.Parameter.empty and (param.default is not None or none_ok):
@@ -216,11 +212,18 @@ def valid_param_names(cls: type) -> list[str]:
         return sorted(cls(**_required_defaults(cls)).get_params(deep=False))
     except TypeError:
         pass
-    return sorted(
-        name
-        for name, p in inspect.signature(cls.__init__).parameters.items()
-        if name != "self" and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
-    )
+    return sorted(param.name for param in _init_parameters(cls))
+
+
+def _init_parameters(cls: type) -> list[inspect.Parameter]:
+    """The named parameters of ``cls.__init__`` (not self, ``*args`` or ``**kwargs``): what a
+    scikit-learn style estimator is made of."""
+    constructor: Any = cls  # any class: its own __init__, not type's
+    return [
+        param
+        for name, param in inspect.signature(constructor.__init__).parameters.items()
+        if name != "self" and param.kind not in (param.VAR_POSITIONAL, param.VAR_KEYWORD)
+    ]
 
 
 def usable_cpus() -> int:
@@ -252,97 +255,7 @@ def bound_threads(estimator: BaseEstimator) -> list[str]:
 
 
 # ---------------------------------------------------------------------------------------------
-# Typed parameter parsing
-
-_NONE = {"none", "null"}
-_TRUE = {"true", "yes", "on"}
-_FALSE = {"false", "no", "off"}
-
-
-def _candidates(text: str) -> list[Any]:
-    """Typed readings of a URL string, most specific first; the raw string is always last."""
-    raw = text.strip()
-    low = raw.lower()
-    out: list[Any] = []
-    if low in _NONE:
-        out.append(None)
-    if low in _TRUE:
-        out.append(True)
-    if low in _FALSE:
-        out.append(False)
-    if "." not in raw and "e" not in low:
-        try:
-            out.append(int(raw))
-        except ValueError:
-            pass
-    try:
-        value = float(raw)
-    except ValueError:
-        pass
-    else:
-        if not math.isnan(value) or low == "nan":
-            out.append(value)
-    out.append(text)
-    return out
-
-
-def _constraints(cls: type, name: str) -> list[Any] | None:
-    from sklearn.utils._param_validation import make_constraint
-
-    declared = getattr(cls, "_parameter_constraints", {}).get(name)
-    if not isinstance(declared, list):
-        return None
-    out = []
-    for item in declared:
-        try:
-            out.append(make_constraint(item))
-        except (ValueError, TypeError):
-            continue
-    return out
-
-
-def _satisfies(constraints: list[Any], value: Any) -> bool:
-    for constraint in constraints:
-        try:
-            if constraint.is_satisfied_by(value):
-                return True
-        except Exception:  # a constraint that cannot judge this value does not accept it
-            continue
-    return False
-
-
-def _parse_scalar(constraints: list[Any] | None, text: str) -> Any:
-    candidates = _candidates(text)
-    if constraints is None:
-        return candidates[0]
-    for value in candidates:
-        if _satisfies(constraints, value):
-            return value
-    # Nothing fits: keep the most natural reading so scikit-learn's own message names it.
-    return candidates[0]
-
-
-def parse_param(cls: type, name: str, value: Any) -> Any:
-    """Type one parameter value. Strings and lists of strings are read; other values pass."""
-    constraints = _constraints(cls, name)
-    if isinstance(value, str):
-        if name in (INNER_ESTIMATOR,) and value.lower() not in _NONE:
-            return value  # a class name, resolved by make_estimator
-        return _parse_scalar(constraints, value)
-    if isinstance(value, list | tuple) and value and all(isinstance(v, str) for v in value):
-        if name == INNER_ESTIMATORS:
-            return list(value)
-        if len(value) == 1:
-            return parse_param(cls, name, value[0])
-        items = [_candidates(v)[0] for v in value]
-        if constraints is None:
-            return items
-        for shape in (items, tuple(items)):
-            if _satisfies(constraints, shape):
-                return shape
-        return items
-    return value
-
+# Typed parameters (read by param_types.py from scikit-learn's declarations)
 
 # Values in one parameter (a list of alphas, a class_weight mapping, hidden layer sizes): a
 # model's info carries them, and 2,000,000 alphas made every ?_model answer take 1.5 s.
@@ -369,49 +282,12 @@ def parse_params(cls: type, raw: dict[str, Any], allowed: Iterable[str] = ()) ->
     return {key: parse_param(cls, key, value) for key, value in raw.items()}
 
 
-def _describe(constraints: list[Any] | None, default: Any) -> tuple[str, list[Any] | None]:
-    from sklearn.utils._param_validation import (
-        Hidden,
-        Interval,
-        Options,
-        StrOptions,
-        _Booleans,
-        _NoneConstraint,
-    )
-
-    if constraints is None:
-        kinds = {bool: "bool", int: "int", float: "float", str: "str"}
-        return kinds.get(type(default), "other"), None
-    visible = [c for c in constraints if not isinstance(c, Hidden)]
-    choices: list[Any] = []
-    kind = None
-    for c in visible:
-        if isinstance(c, StrOptions | Options):
-            choices.extend(sorted(c.options, key=str))
-        elif isinstance(c, _Booleans):
-            kind = kind or "bool"
-        elif isinstance(c, Interval):
-            from numbers import Integral
-
-            kind = "int" if c.type is Integral and kind != "float" else "float"
-    allows_none = any(isinstance(c, _NoneConstraint) for c in visible)
-    if choices:
-        if allows_none:
-            choices = [None, *choices]
-        return "choice", choices
-    if kind:
-        return kind, None
-    if allows_none and len(visible) == 1:
-        return "none", None
-    return "other", None
-
-
 def param_specs(cls: type) -> list[dict[str, Any]]:
     """What an editor needs to offer inputs for each constructor parameter."""
     est = _instantiate_default(cls)
     specs = []
     for name, default in sorted(est.get_params(deep=False).items()):
-        kind, choices = _describe(_constraints(cls, name), default)
+        kind, choices = describe(cls, name, default)
         specs.append(
             {"name": name, "default": to_jsonable(default), "type": kind, "choices": choices}
         )

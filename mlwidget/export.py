@@ -37,7 +37,7 @@ def _column_type(feature: Mapping[str, Any]) -> str:
     return "string"
 
 
-def signature(schema: list[Mapping[str, Any]], predictions: list[Any]) -> dict[str, str]:
+def signature(schema: list[Mapping[str, Any]], predictions: list[Any]) -> dict[str, str | None]:
     """MLflow's signature: one named column per feature; the predictions as a tensor."""
     inputs = [{"type": _column_type(f), "name": str(f["name"]), "required": True} for f in schema]
     values = [v for v in predictions if v is not None]

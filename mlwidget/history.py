@@ -3,17 +3,31 @@ mixin; see versions.py for what a version holds)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from . import jobs as jobs_
 from . import versions
 from .errors import BadRequest, NotFound
+from .repo import ModelRepo, Transaction
+from .store import Store
 
 
 class VersionsMixin:
     """Versions of a model: every successful fit, kept in the store."""
+
+    # what MLModel gives the mixin
+    name: str
+    store: Store
+    repo: ModelRepo
+    _read: Callable[..., Any]
+    snapshot: Callable[..., Any]
+    _require_pipeline: Callable[..., Any]
+    _write: Callable[[], contextlib.AbstractContextManager[Transaction]]
+    predict: Callable[..., Any]
+    predict_proba: Callable[..., Any]
 
     def versions(self) -> list[dict[str, Any]]:
         """The kept versions, newest first: ``version``, ``class``, ``params``, ``options``,
@@ -24,22 +38,21 @@ class VersionsMixin:
     @property
     def version(self) -> int | None:
         """The number of the version that serves (None: no fitted model)."""
-        return versions.serving(self._snapshot().state)
+        return versions.serving(self.snapshot().state)
 
     def rollback(self, version: Any) -> dict[str, Any]:
         """Make ``version`` serve again, without refitting (its class, parameters and column
         options become the model's configuration too). One atomic commit; no new version.
         Returns ``{"name", "version", "previous", "class", "score", "cv_score"}``."""
-        jobs_.board.check_free(self._job_key)  # 409 while a retrain job runs
-        with self.store.lock(self.name, self.lock_timeout):
-            state = self._locked_state()
-            entry = versions.find(state, version, self.name)
+        with self._write() as tx:
+            entry = versions.find(tx.state, version, self.name)
             if not (self.store.dir(self.name) / str(entry["model"])).is_file():
                 raise NotFound(f"The model file of version {entry['version']} is missing.")
-            previous = versions.serving(state)
-            if previous != entry["version"] or state.get("versions") is None:
-                versions.rollback(state, entry)
-                self._commit(state)
+            previous = versions.serving(tx.state)
+            if previous != entry["version"] or tx.state.get("versions") is None:
+                versions.rollback(tx.state, entry)
+            else:
+                tx.unchanged()
         public = versions.public(entry, entry["version"])
         return {
             "name": self.name,
@@ -75,17 +88,7 @@ class VersionsMixin:
 
     def version_bytes(self, version: Any) -> bytes:
         """The model file (joblib) of a kept version."""
-
-        def content(snap: Any) -> bytes:
-            entry = versions.find(snap.state, version, self.name)
-            try:
-                return (snap.folder / str(entry["model"])).read_bytes()
-            except FileNotFoundError:
-                raise NotFound(
-                    f"Version {entry['version']} of {self.name!r} was dropped meanwhile."
-                ) from None
-
-        return self._read(content)
+        return self.repo.version_bytes(version)
 
     def version_answers(self, version: Any, data: Any, outputs: tuple[str, ...]) -> dict:
         """``{"predict": [...], "predict_proba": [...]}`` (those asked in ``outputs``) of the
@@ -99,36 +102,14 @@ class VersionsMixin:
                 out["predict_proba"] = self.predict_proba(data)
             return out
         from . import predicting
-        from .snapshot import Snapshot
 
-        state = self._snapshot().state
-        entry = versions.find(state, version, self.name)
-        kept = {
-            **state,
-            "model": entry["model"],
-            "fitted": entry["fitted"],
-            "schema": entry["schema"],
-        }
-        snap = Snapshot.detached(self.name, kept, self._version_pipeline(entry))
+        snap = self.repo.snapshot(version)
         out = {}
         if "predict" in outputs:
             out["predict"] = predicting.predict(snap, self.name, data, None)
         if "predict_proba" in outputs:
             out["predict_proba"] = predicting.predict_proba(snap, self.name, data, None)
         return out
-
-    def _version_pipeline(self, entry: dict[str, Any]) -> Any:
-        import io
-
-        import joblib
-
-        cache = self.__dict__.setdefault("_versions_loaded", {})
-        key = entry["model"]
-        if key not in cache:
-            cache[key] = joblib.load(io.BytesIO(self.version_bytes(entry["version"])))
-            while len(cache) > 3:
-                cache.pop(next(iter(cache)))
-        return cache[key]
 
     def export(self, fmt: str, path: Any, version: Any = None) -> Any:
         """Write the serving model (or ``version``) in another format to ``path`` (a new or
@@ -149,12 +130,8 @@ class VersionsMixin:
                 lambda snap: (require_pipeline(snap, self.name), snap.schema, snap.fitted)
             )
         else:
-            entry = versions.find(self._snapshot().state, version, self.name)
-            pipeline, schema, fitted = (
-                self._version_pipeline(entry),
-                entry["schema"],
-                entry["fitted"],
-            )
+            snap = self.repo.snapshot(version)
+            pipeline, schema, fitted = snap.pipeline(), snap.schema, snap.fitted
         return export_.write_mlflow(pipeline, schema, fitted, Path(path))
 
     def export_zip(self, fmt: str, version: Any = None) -> bytes:

@@ -18,12 +18,16 @@ text (``"nan"``, ``"inf"``, ``"-inf"``), which ``estimators.parse_params`` reads
 float. ``None`` would read back as ``None``: ``SimpleImputer(missing_values=np.nan)`` stored as
 ``null`` would come back as ``SimpleImputer(missing_values=None)``, a different imputer.
 
+:func:`dumps` is the JSON text of an answer (REST bodies, a job's stored result): plain values
+as they are, anything else through :func:`to_jsonable`.
+
 This module imports no other mlwidget module (everything may import it).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import json
 import math
 import sys
 from collections.abc import Mapping
@@ -43,6 +47,15 @@ def to_jsonable(value: Any, nan: str | None = None) -> Any:
     if nan not in NAN_SPELLINGS:
         raise ValueError(f"nan must be None or 'nan', not {nan!r}")
     return _walk(value, nan)
+
+
+def dumps(obj: Any) -> str:
+    """JSON text of an answer: plain values as they are (predictions from the core are plain
+    Python values already: no walk needed), NaN / NaT / infinity as null."""
+    try:
+        return json.dumps(obj, allow_nan=False)
+    except (TypeError, ValueError):
+        return json.dumps(to_jsonable(obj))
 
 
 def _non_finite(value: float, nan: str | None) -> str | None:

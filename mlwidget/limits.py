@@ -15,9 +15,7 @@ import contextlib
 import contextvars
 import dataclasses
 import math
-import sys
 import threading
-import types
 from collections.abc import Iterator, Mapping
 from numbers import Integral, Real
 from typing import Any
@@ -64,23 +62,12 @@ class Limits:
 
 
 FIELDS = tuple(field.name for field in dataclasses.fields(Limits))
-# The names these ceilings had as module globals (limits.MAX_CATEGORIES, tables.MAX_CELLS).
-OLD_NAMES = {
-    "MAX_CATEGORIES": "max_categories",
-    "MAX_MATRIX_CELLS": "max_matrix_cells",
-    "CV_FOLDS": "cv_folds",
-    "CV_MAX_ROWS": "cv_max_rows",
-    "CV_SECONDS": "cv_seconds",
-    "MAX_CELLS": "max_table_cells",
-}
-NAMES = tuple(name for name in OLD_NAMES if name != "MAX_CELLS")  # this module's old globals
 
 
 def _field(name: str) -> str:
-    field = OLD_NAMES.get(name, name)
-    if field not in FIELDS:
+    if name not in FIELDS:
         raise BadRequest(f"Unknown limit {name!r}; expected one of {', '.join(FIELDS)}.")
-    return field
+    return name
 
 
 def _valid(name: str, value: Any) -> Any:
@@ -118,7 +105,7 @@ def current() -> Limits:
 
 def configure(limits: Limits | Mapping[str, Any] | None = None, /, **changes: Any) -> Limits:
     """Replace this process's default ceilings: by a whole ``Limits``, or by ``changes`` to the
-    present default (``configure(max_categories=50)``; ``MAX_CATEGORIES=50`` still works).
+    present default (``configure(max_categories=50)``).
     Everything is checked before anything changes. Returns the new default."""
     global _default
     with _lock:
@@ -145,26 +132,3 @@ def using(limits: Limits | Mapping[str, Any] | None) -> Iterator[Limits]:
         yield chosen
     finally:
         _active.reset(token)
-
-
-def alias(module_name: str, **names: str) -> None:
-    """Keep a module's old ceiling globals (``tables.MAX_CELLS``, ``limits.MAX_CATEGORIES``)
-    for code not yet moved to ``current()``, as properties of the module: reading one gives
-    the ceiling in force, setting one (``monkeypatch.setattr``) sets the process default
-    (``configure``). New code reads ``current()``."""
-
-    def ceiling(field: str) -> property:
-        def get(module: types.ModuleType) -> Any:
-            return getattr(current(), field)
-
-        def set_(module: types.ModuleType, value: Any) -> None:
-            configure(**{field: value})
-
-        return property(get, set_, doc=f"limits.current().{field} (old name)")
-
-    module = sys.modules[module_name]
-    properties = {name: ceiling(field) for name, field in names.items()}
-    module.__class__ = type("ModuleWithLimits", (type(module),), properties)
-
-
-alias(__name__, **{name: OLD_NAMES[name] for name in NAMES})

@@ -1,29 +1,32 @@
-"""MLModel: one named model's lifecycle (train, predict, score, append, configure).
+"""MLModel: the public face of one named model (train, predict, score, append, configure).
 
-No HTTP and no widgets here: the faces parse their input into tables or option dicts, call an
-MLModel, and render what it returns. State lives in the store (see store.py); every method first
-notices whether another process committed a change and reloads if so.
+No HTTP and no widgets: the faces parse their input, call an MLModel and render what it returns.
+Reads go through the model's repository (repo.py: snapshots, reloaded when another process
+commits); every write is its one transaction, with the changes in changes.py, fits in tasks.py
+(jobs: model_jobs.py) and versions in history.py.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pandas as pd
 
-from . import chunked, describe, predicting, schema, tasks, training
+from . import changes as changes_
+from . import chunked, describe, predicting, tasks
 from . import estimators as est
 from . import jobs as jobs_
-from . import options as opt
 from . import state as state_
 from .errors import BadRequest, MLWidgetError, NotFound
 from .history import VersionsMixin
-from .snapshot import Snapshot, Snapshots
-from .sources import source_warnings
-from .store import LOCK_TIMEOUT, Store, check_name, dump_model
+from .model_jobs import JobsMixin
+from .repo import ModelRepo, Transaction
+from .snapshot import Snapshot
+from .store import LOCK_TIMEOUT, Store, check_name
 from .tables import from_query, read_table
 
 T = TypeVar("T")
@@ -38,7 +41,7 @@ def _as_store(store: Any) -> Store:
     return store if isinstance(store, Store) else Store(store)
 
 
-class MLModel(VersionsMixin):
+class MLModel(JobsMixin, VersionsMixin):
     """A named scikit-learn model in the shared store.
 
     ``MLModel(name, data=..., class_=..., target_col=..., ...)`` creates the model if the store has
@@ -81,8 +84,9 @@ class MLModel(VersionsMixin):
         # where jobs run (see jobs/): the arguments, else $MLWIDGET_EXECUTOR /
         # $MLWIDGET_DASK_SCHEDULER (set: dask), else worker processes; a server sets its own
         self.runner = jobs_.shared_runner(executor, dask_scheduler, job_timeout)
-        self._job_key = (str(self.store.root), self.name)
-        self._snapshots = Snapshots(self.store, self.name)
+        # this model's jobs on the process's board (jobs/job.py): one running writer at a time
+        self.job_key = (str(self.store.root), self.name)
+        self.repo = ModelRepo(self.store, self.name)
         raw = dict(options)
         if model is not None:
             raw["model"] = dict(model)
@@ -95,13 +99,13 @@ class MLModel(VersionsMixin):
             )
         if overwrite or not self.store.exists(self.name):
             self._create(raw, base_dir, overwrite, create)
-            self._snapshot()
+            self.snapshot()
         elif create:
             self.store.check_new(self.name)  # the Conflict naming it
         else:
-            self._snapshot()
+            self.snapshot()
             if raw:
-                stored = self._snapshot().options
+                stored = self.snapshot().options
                 state_.warn_unapplied(self.name, stored, raw, base_dir, self.allowed_classes)
 
     @classmethod
@@ -124,7 +128,7 @@ class MLModel(VersionsMixin):
         return cls(name, store=st, allowed_classes=allowed_classes, **run)
 
     def __repr__(self) -> str:
-        snap = self._snapshots.cached
+        snap = self.repo.snapshots.cached
         if snap is None:
             return f"<MLModel {self.name!r}>"
         fitted = snap.fitted.get("model") or "not fitted"
@@ -134,77 +138,60 @@ class MLModel(VersionsMixin):
     # state
 
     def _create(self, raw: dict[str, Any], base_dir: Any, overwrite: bool, create: bool) -> None:
+        """Commit a new model's options and data (one transaction), then train it, when it can
+        be trained, through the same job path as a retrain."""
         # before anything is read or written (even the lock's folder): a name that differs
         # from an existing model's only by case or a trailing dot is refused
         if not (overwrite and self.store.exists(self.name)):
             self.store.check_new(self.name, exact=create)
-        merged, table, imported, warns, notes = state_.initial(raw, base_dir, self.allowed_classes)
-        with self.store.lock(self.name, self.lock_timeout):
-            if self.store.exists(self.name) and not overwrite:
+        initial = state_.initial(raw, base_dir, self.allowed_classes)
+        merged, table, imported = initial.options, initial.table, initial.imported
+        with self.repo.transaction(self.lock_timeout, create=True) as tx:
+            if tx.existed and not overwrite:
+                tx.unchanged()
                 if create:  # another process created it first
                     self.store.check_new(self.name)
                 return  # another process created it first: open theirs
-            previous = self.store.read_state(self.name)[0] if overwrite else None
-            state = {"version": (previous or {}).get("version", 0), "created_at": state_.now()}
-            state.update(options=merged, data=None, model=None, fitted=None, schema=None)
-            state["warnings"] = warns
-            state["created_warnings"], state["notes"] = warns, notes
-            if table is not None:
-                self._put_data(state, table)
-                state["data_rows"] = len(table)
-            if imported is not None:
-                state["model"] = self._write_model(imported)
-                state["fitted"] = state_.imported_meta(imported, merged)
-                state["schema"] = schema.schema_from_estimator(imported)
-            self.store.commit(self.name, state)
-            self._snapshots.invalidate()
-            if table is not None and merged["class"] is not None and imported is None:
-                try:
-                    fitted = training.fit(merged, table, self.allowed_classes)
-                    tasks.store_fit(self, self._locked_state(), table, fitted, False, None)
-                except MLWidgetError as exc:
-                    error = type(exc)(
-                        f"{exc} The model {self.name!r} was saved untrained: fix it with "
-                        "configure() and then retrain()."
-                    )
-                    error.reason = str(exc)  # without the advice (the server removes it)
-                    raise error from None
+            changes_.first_state(tx, initial)
+        if table is not None and merged["class"] is not None and imported is None:
+            try:
+                job = tasks.retrain_job(self, None, None, None, inline=True, keep_notes=True)
+                self._with_cv(job)
+            except MLWidgetError as exc:
+                error = type(exc)(
+                    f"{exc} The model {self.name!r} was saved untrained: fix it with "
+                    "configure() and then retrain()."
+                )
+                error.reason = str(exc)  # without the advice (the server removes it)
+                raise error from None
 
-    def _snapshot(self) -> Snapshot:
-        """The latest committed state (a stat when nothing changed; see snapshot.py)."""
-        return self._snapshots.current()
+    def snapshot(self, version: Any = None) -> Snapshot:
+        """The committed state that serves (a stat when nothing changed; see snapshot.py), or
+        with ``version`` a kept version's, detached: its schema and fitted record, and its
+        pipeline loaded from its own file (the last few asked for stay loaded)."""
+        return self.repo.snapshot(version)
+
+    @property
+    def loaded(self) -> bool:
+        """Whether this process holds the fitted model in memory."""
+        return self.repo.loaded
+
+    def release(self) -> None:
+        """Let go of the loaded model (a reader still using it keeps it until it is done); the
+        next prediction loads it again."""
+        self.repo.release()
 
     def _read(self, operation: Callable[[Snapshot], T]) -> T:
         """``operation`` on one snapshot, retried on a newer one if its files were replaced."""
-        return self._snapshots.read(operation)
+        return self.repo.read(operation)
 
-    def _put_data(self, state: dict[str, Any], frame: pd.DataFrame) -> None:
-        """Write ``frame`` as the training data ``state`` names (with its fingerprint)."""
-        frame = frame.reset_index(drop=True)
-        state["data"] = self.store.new_file(self.name, "data", ".pkl", frame.to_pickle)
-        state["data_hash"] = training.data_hash(frame)
-
-    def _write_model(self, pipeline: Any) -> str:
-        return self.store.new_file(
-            self.name, "model", ".joblib", lambda tmp: dump_model(pipeline, tmp)
-        )
-
-    def _commit(self, state: dict[str, Any], pipeline: Any = None) -> None:
-        """Commit ``state`` (with the lock held); ``pipeline`` is the one it names, just fitted
-        here, so the next snapshot need not load it again."""
-        self.store.commit(self.name, state)
-        self._snapshots.invalidate()
-        if pipeline is not None:
-            snap = self._snapshot()
-            if snap.state.get("model") == state.get("model"):
-                snap.adopt(pipeline)
-
-    def _locked_state(self) -> dict[str, Any]:
-        """The latest committed state, read while holding the lock (for read-modify-write)."""
-        state, _ = self.store.read_state(self.name)
-        if state is None:
-            raise NotFound(f"Model {self.name!r} no longer exists in the store.")
-        return state
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[Transaction]:
+        """The model's one write transaction (repo.py), refused (409) while a retrain job of
+        this model runs, waiting ``lock_timeout`` for another process's change."""
+        jobs_.board.check_free(self.job_key)
+        with self.repo.transaction(self.lock_timeout) as tx:
+            yield tx
 
     # -----------------------------------------------------------------------------------------
     # properties
@@ -212,7 +199,7 @@ class MLModel(VersionsMixin):
     @property
     def options(self) -> dict[str, Any]:
         """The stored (staged) options."""
-        return self._snapshot().options
+        return self.snapshot().options
 
     @property
     def target_col(self) -> str | None:
@@ -220,7 +207,7 @@ class MLModel(VersionsMixin):
 
     @property
     def kind(self) -> str | None:
-        snap = self._snapshot()
+        snap = self.snapshot()
         name = snap.options.get("class") or snap.fitted.get("model")
         if not name:
             return None
@@ -241,11 +228,11 @@ class MLModel(VersionsMixin):
     @property
     def features(self) -> list[dict[str, Any]]:
         """The feature schema the fitted model expects (names, kinds, categories, defaults)."""
-        return [dict(f) for f in self._snapshot().schema]
+        return [dict(f) for f in self.snapshot().schema]
 
     @property
     def path(self) -> Path | None:
-        return self._snapshot().model_file
+        return self.snapshot().model_file
 
     # -----------------------------------------------------------------------------------------
     # reading
@@ -276,7 +263,7 @@ class MLModel(VersionsMixin):
         worker thread when it gets None."""
         if fast_only:
             try:
-                fast = self._snapshot().loaded_fast() if self.fast_path else None
+                fast = self.snapshot().loaded_fast() if self.fast_path else None
             except MLWidgetError:
                 return None
             return None if fast is None else fast.predict(query=args)
@@ -298,7 +285,7 @@ class MLModel(VersionsMixin):
     def predict_parts(self, chunks: Iterable[Any], convert: Callable | None = None) -> list[Any]:
         """Predictions of each chunk of rows (``convert``-ed, e.g. to JSON text), all from one
         version of the model, in order (see chunked.py)."""
-        snap = self._snapshot()
+        snap = self.snapshot()
         self._require_pipeline(snap)  # loaded once: a commit meanwhile changes nothing here
         fast = self._fast(snap)
         return chunked.predict_parts(
@@ -379,93 +366,24 @@ class MLModel(VersionsMixin):
         changes = {**(changes or {}), **more}
         if class_ is not None:
             changes["class"] = class_
-        options, params, warns = opt.split(changes)
-        data = options.pop("data", None)
-        table = read_table(data) if data is not None else None
-        warns += source_warnings(data)
-        options = opt.clean(options)
-        jobs_.board.check_free(self._job_key)  # 409 while a retrain job runs
-        with self.store.lock(self.name, self.lock_timeout):
-            state = self._locked_state()
-            current = state_.staged_options(state["options"], options, params, self.allowed_classes)
-            if data is not None:
-                current["data"] = state_.describe_source(data)
-            state["options"] = current
-            state["warnings"] = list(state.get("created_warnings") or []) + warns
-            state["warnings"] += schema.column_warnings(current, state.get("data_columns"))
-            if table is not None:
-                self._put_data(state, table)
-                state["data_rows"] = len(table)
-                state["data_columns"] = [str(c) for c in table.columns]
-            self._commit(state)
+        asked = changes_.parse_configuration(changes)
+        with self._write() as tx:
+            changes_.configure(tx, asked, self.allowed_classes)
         return self.info()
-
-    def retrain(
-        self,
-        data: Any = None,
-        target_col: str | None = None,
-        metric: str | None = None,
-        wait: bool = True,
-    ) -> Any:
-        """Train on ``data`` (which then becomes the training data) or on the stored data, as
-        a job on this model's executor; ``metric``: a scikit-learn scorer name to report too.
-        A failed retrain changes nothing. ``wait=False`` returns the :class:`~mlwidget.jobs.Job`
-        at once (``.status``, ``.progress``, ``.result()``, ``.cancel()``)."""
-        job = self.start_retrain(data, target_col, metric, inline=wait)
-        return tasks.wait(job) if wait else job
-
-    train = retrain
-
-    def start_retrain(
-        self, data: Any = None, target_col: Any = None, metric: str | None = None, inline=False
-    ) -> jobs_.Job:
-        """Start a retrain job; bad input raises here, before a job exists (see ``retrain``)."""
-        table = read_table(data) if data is not None else None
-        if isinstance(target_col, list | tuple):
-            target_col = target_col[-1] if target_col else None
-        return tasks.retrain_job(self, table, target_col, metric, inline)
-
-    def start_job(self, action: str, data: Any, metric: str | None = None) -> jobs_.Job:
-        """Start a ``score``, ``predict``, ``predict_proba`` or ``predict_table`` of ``data``
-        as a job on this model's executor (REST: ``_wait=false``); ``.result()`` answers as the
-        method of the same name does (``predict_table``: records)."""
-        return tasks.predict_job(self, action, read_table(data), metric)
-
-    def jobs(self) -> list[jobs_.Job]:
-        """This model's recent jobs in this process, newest first."""
-        return jobs_.board.of_model(self._job_key)
-
-    def job(self, job_id: str) -> jobs_.Job:
-        """This model's job ``job_id`` (NotFound if this process has none by that id)."""
-        return jobs_.board.find(self._job_key, str(job_id))
 
     def append(self, data: Any) -> dict[str, Any]:
         """Add rows to the training data. Columns must match the stored table's."""
         table = read_table(data)
         if table.empty:
             raise BadRequest("Expected rows to append, got an empty table.")
-        jobs_.board.check_free(self._job_key)  # 409 while a retrain job runs
-        with self.store.lock(self.name, self.lock_timeout):
-            state = self._locked_state()
-            combined = state_.appended(self._read(Snapshot.data), table)
-            self._put_data(state, combined)
-            state["data_rows"] = len(combined)
-            state["data_columns"] = [str(c) for c in combined.columns]
-            self._commit(state)
-        return {"rows": len(combined), "appended": len(table)}
+        with self._write() as tx:
+            return changes_.append(tx, self._read(Snapshot.data), table)
 
     def delete_model(self) -> dict[str, Any]:
         """Delete the fitted model and its versions; options and data stay. Idempotent, as
         Gramex: ``{"name", "deleted": ["model"], "absent": []}``, or ``"absent": ["model"]``."""
-        jobs_.board.check_free(self._job_key)  # 409 while a retrain job runs
-        with self.store.lock(self.name, self.lock_timeout):
-            state = self._locked_state()
-            if not state.get("model"):
-                return state_.delete_answer(self.name, "model", done=False)
-            state["model"], state["fitted"] = None, None
-            state["versions"], state["serving"] = [], None  # the history goes with it
-            self._commit(state)
-        return state_.delete_answer(self.name, "model", done=True)
+        with self._write() as tx:
+            return changes_.delete_model(tx, self.name)
 
     def delete_data(self) -> dict[str, Any]:
         """Delete the training data; the fitted model keeps serving, :meth:`data` is then an
@@ -473,21 +391,10 @@ class MLModel(VersionsMixin):
 
         Idempotent: answers as :meth:`delete_model` does, with ``"cache"``.
         """
-        jobs_.board.check_free(self._job_key)  # 409 while a retrain job runs
-        with self.store.lock(self.name, self.lock_timeout):
-            state = self._locked_state()
-            if not state.get("data"):
-                return state_.delete_answer(self.name, "cache", done=False)
-            frame = self._read(Snapshot.data)
-            if frame is not None:  # what data() shows from now on: the columns, no rows
-                state["data_columns"] = [str(c) for c in frame.columns]
-                state["data_dtypes"] = {str(c): str(t) for c, t in frame.dtypes.items()}
-            state["data"], state["data_rows"] = None, 0
-            self._commit(state)
-        return state_.delete_answer(self.name, "cache", done=True)
+        with self._write() as tx:
+            return changes_.delete_data(tx, self.name, self._read(Snapshot.data))
 
     def destroy(self) -> None:
         """Remove the model from the store entirely (options, data and fitted model)."""
-        jobs_.board.check_free(self._job_key)  # 409 while a retrain job runs
-        self.store.remove(self.name)
-        self._snapshots.invalidate()
+        jobs_.board.check_free(self.job_key)  # 409 while a retrain job runs
+        self.repo.remove()

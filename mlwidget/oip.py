@@ -21,8 +21,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import limits
 from .errors import BadRequest, PayloadTooLarge
-from .fastpath.base import MAX_ROWS as _FEW  # up to this many rows: the compiled predictor
+from .oip_columns import table_column, typed_column
 
 NUMERIC = {
     "BOOL": "?",
@@ -66,7 +67,9 @@ def metadata(info: Mapping[str, Any], versions: list[int], classes: list[Any] | 
     """``GET v2/models/{name}``: its inputs (the features) and outputs."""
     fitted = info.get("fitted") or {}
     kind = info.get("kind")
-    outputs = [{"name": "predict", "datatype": _predict_datatype(info, classes), "shape": [-1]}]
+    outputs: list[dict[str, Any]] = [
+        {"name": "predict", "datatype": _predict_datatype(info, classes), "shape": [-1]}
+    ]
     if classes is not None:
         outputs.append(
             {
@@ -149,7 +152,7 @@ def _flat(data: Any, depth: int = 0) -> list[Any]:
     return data
 
 
-def _binary_values(raw: bytes, datatype: str, count: int, name: str) -> list[Any]:
+def _binary_values(raw: bytes, datatype: str, name: str) -> list[Any]:
     if datatype == "BYTES":
         values, at = [], 0
         while at < len(raw):
@@ -168,9 +171,12 @@ def _binary_values(raw: bytes, datatype: str, count: int, name: str) -> list[Any
         ) from None
 
 
-def _values(item: Mapping[str, Any], tail: bytes, offset: int) -> tuple[list[Any], int]:
+def _values(
+    item: Mapping[str, Any], datatype: str, tail: bytes, offset: int
+) -> tuple[list[Any], int]:
+    """An input's values (``datatype``: one of DATATYPES), and the offset of the next input's
+    binary data in ``tail``."""
     name = item.get("name")
-    datatype = item.get("datatype")
     parameters = item.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise BadRequest(f"Input {name!r}: expected parameters to be an object.")
@@ -178,7 +184,7 @@ def _values(item: Mapping[str, Any], tail: bytes, offset: int) -> tuple[list[Any
         size = parameters["binary_data_size"]
         if not isinstance(size, int) or size < 0 or offset + size > len(tail):
             raise BadRequest(f"Input {name!r}: binary_data_size {size!r} is beyond the body.")
-        values = _binary_values(tail[offset : offset + size], datatype, 0, str(name))
+        values = _binary_values(tail[offset : offset + size], datatype, str(name))
         return values, offset + size
     if "data" not in item:
         raise BadRequest(f"Input {name!r} has no data (and no binary_data_size).")
@@ -206,7 +212,7 @@ def request_frame(
     that reads as numbers is converted at once, column by column (else the model's casting
     says which value is wrong)."""
     columns = request_columns(request, tail, features, numeric, max_cells)
-    return pd.DataFrame({f: _series(columns[f], f in numeric) for f in features})
+    return pd.DataFrame({f: table_column(columns[f], f in numeric) for f in features})
 
 
 def request_columns(
@@ -220,9 +226,7 @@ def request_columns(
     (float64, or objects), the refusals the same. ``{f: a.tolist()}`` are the values of the
     table's columns for a few rows (what the server's event loop gives the compiled predictor)."""
     if max_cells is None:
-        from . import tables
-
-        max_cells = tables.MAX_CELLS
+        max_cells = limits.current().max_table_cells
     inputs = request.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise BadRequest(
@@ -253,7 +257,7 @@ def request_columns(
                 f"Input {name!r}: its shape {shape} is over this server's ceiling of "
                 f"{max_cells:,} values in a request (MLWidgetApp.max_table_cells)."
             )
-        values, offset = _values(item, tail, offset)
+        values, offset = _values(item, datatype, tail, offset)
         if len(values) != math.prod(shape):
             raise BadRequest(
                 f"Input {name!r}: its shape {shape} holds {math.prod(shape)} values, but "
@@ -289,76 +293,7 @@ def request_columns(
             f"Expected an input for each feature; missing {', '.join(map(repr, missing))}. "
             f"The model's inputs: {', '.join(map(repr, features))} (GET v2/models/<name>)."
         )
-    return {f: _column(f, columns[f], f in numeric) for f in features}
-
-
-_NONE = type(None)
-
-
-def _column(name: str, values: list[Any], numeric: bool) -> np.ndarray:
-    """One feature's values as a typed array, built at once: numbers (and text that reads as
-    numbers, for a numeric feature: "3" -> 3.0) as float64, anything else as objects, which the
-    model's casting reads value by value (a word in a number column is a 400 naming it). Typed
-    columns spare pandas its per-value inference, the bulk of building a 10,000-row frame.
-    An integer beyond float64's range (JSON allows 400 digits) is a 400 naming the feature."""
-    if numeric or (values and not isinstance(values[0], str)):
-        try:
-            return _floats(values)
-        except (ValueError, TypeError):
-            pass
-        except OverflowError:
-            if numeric:
-                raise BadRequest(_too_large(name, values)) from None
-    return np.array(values, dtype=object)
-
-
-def _too_large(name: str, values: list[Any]) -> str:
-    """Why a numeric feature's values are not numbers: its first integer past float64."""
-    for at, value in enumerate(values):
-        try:
-            float(value)
-        except OverflowError:
-            try:
-                text = str(value)
-                shown = f"{text[:14]}... ({len(text.lstrip('-')):,} digits)"
-            except ValueError:  # past Python's own limit of digits: JSON never gets here
-                shown = "an integer of thousands of digits"
-            return (
-                f"Expected a number for {name!r}, got {shown} in row "
-                f"{at + 1}: past the largest number a model reads (FP64, about 1.8e308). Send "
-                "a smaller number, or null for a missing value."
-            )
-        except (ValueError, TypeError):
-            continue
-    return f"Expected numbers for {name!r}: its values are past the range of FP64."
-
-
-def _floats(values: list[Any]) -> np.ndarray:
-    """``np.asarray(values, dtype=float64)``. Many texts (a category sent as BYTES: "3") are
-    converted once per distinct text, not once per value: the same numbers, several times
-    faster on 10,000 rows."""
-    if len(values) > _FEW and isinstance(values[0], str) and set(map(type, values)) <= {str, _NONE}:
-        codes, uniques = pd.factorize(np.array(values, dtype=object))  # None: code -1
-        return np.append(np.asarray(uniques, dtype=np.float64), np.nan)[codes]
-    return np.asarray(values, dtype=np.float64)
-
-
-def _series(values: np.ndarray, numeric: bool) -> pd.Series:
-    """A column of the table. Many texts of a text feature go in pandas' own text dtype (where
-    pandas has one): the model's casting then reads them whole, as it would have made them."""
-    if values.dtype != object:
-        return pd.Series(values)
-    if not numeric and len(values) > _FEW:
-        text, kinds = _text_dtype(), set(map(type, values))
-        if text != np.dtype(object) and str in kinds and kinds <= {str, _NONE}:
-            return pd.Series(values, dtype=text)
-    return pd.Series(values, dtype=object)
-
-
-def _text_dtype() -> Any:
-    from .schema import _inferred_text_dtype
-
-    return _inferred_text_dtype()
+    return {f: typed_column(f, columns[f], f in numeric) for f in features}
 
 
 def requested(request: Mapping[str, Any]) -> list[str]:
@@ -388,7 +323,7 @@ def response(
     probabilities: list[dict[Any, float]] | None,
 ) -> dict[str, Any]:
     """The inference response: ``predict`` and/or ``predict_proba`` outputs."""
-    outputs = []
+    outputs: list[dict[str, Any]] = []
     if predictions is not None:
         outputs.append(
             {

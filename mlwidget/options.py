@@ -31,7 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "deduplicate": True,
     "template": None,
     "keep_versions": None,  # None: versions.KEEP
-    "cv_folds": None,  # None: limits.CV_FOLDS; 0: no cross-validation
+    "cv_folds": None,  # None: the cv_folds limit (limits.current()); 0: no cross-validation
 }
 OPTION_NAMES = tuple(DEFAULTS)
 ALIASES = {"drop_duplicates": "deduplicate", "dopna": "dropna", "class_": "class"}

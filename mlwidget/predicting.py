@@ -7,17 +7,16 @@ compiled few-row predictor (fastpath/), or None when the fast path is off or dec
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from . import estimators as est
-from . import limits, schema
-from .errors import BadRequest, MLWidgetError, NotFound, PayloadTooLarge, reason
-from .fastpath import jsonable
+from . import schema
+from .answer_limits import check_answer, declared_width, out_of_memory_is_413
+from .errors import BadRequest, MLWidgetError, NotFound, reason
+from .jsonable import to_jsonable
 from .snapshot import Snapshot
 from .tables import read_table
 
@@ -36,17 +35,6 @@ def require_pipeline(snap: Snapshot, name: str) -> Any:
             "(REST: POST ?_action=retrain)."
         )
     return pipeline
-
-
-def predict_path(snap: Snapshot) -> str | None:
-    """What answers a few-row prediction: "fast (<family>)", "pipeline", or None unfitted."""
-    try:
-        fast = snap.fast()
-    except Exception:  # a model file that cannot load: info() still answers
-        return None
-    if fast is not None:
-        return fast.label
-    return "pipeline" if snap.loaded_pipeline() is not None else None
 
 
 def features_frame(snap: Snapshot, table: Any) -> pd.DataFrame:
@@ -85,7 +73,7 @@ def predict(snap: Snapshot, name: str, data: Any, fast: Any, beside: int = 0) ->
     with out_of_memory_is_413(len(frame), "the predictions"):
         out = fast.predict_frame(frame) if fast is not None else None  # bulk: no ColumnTransformer
         if out is not None:
-            return jsonable(out)
+            return to_jsonable(out)
         try:
             if transforms:
                 out = transform(pipeline, frame, beside)
@@ -99,34 +87,7 @@ def predict(snap: Snapshot, name: str, data: Any, fast: Any, beside: int = 0) ->
                 f"{reason(exc)}. It may not be a predicting estimator: choose a classifier, "
                 "regressor, clusterer or transformer."
             ) from None
-        return jsonable(out)
-
-
-# Attributes a fitted transformer declares its output width by: PolynomialFeatures,
-# SplineTransformer, PCA/NMF/..., and scikit-learn's ClassNamePrefixFeaturesOutMixin (PCA,
-# KernelPCA, RBFSampler, Nystroem, RandomTreesEmbedding, ...).
-WIDTH_ATTRIBUTES = ("n_output_features_", "n_features_out_", "n_components_", "_n_features_out")
-
-
-def declared_width(estimator: Any) -> int | None:
-    """How many columns ``estimator.transform`` gives a row, when the fitted estimator says so
-    without building anything (PolynomialFeatures(degree=50) says 12,736,262,814,039,336);
-    None when it cannot tell. ``get_feature_names_out`` is not asked: it builds one string a
-    column, which costs more than transforming one row (see ``transform``)."""
-    from sklearn.base import OneToOneFeatureMixin
-
-    for attribute in WIDTH_ATTRIBUTES:
-        try:
-            value = getattr(estimator, attribute, None)
-        except Exception:  # a property of a half-fitted estimator
-            continue
-        if isinstance(value, int | np.integer) and not isinstance(value, bool) and value >= 0:
-            return int(value)
-    if isinstance(estimator, OneToOneFeatureMixin):  # scalers and the like: one out per one in
-        value = getattr(estimator, "n_features_in_", None)
-        if isinstance(value, int | np.integer) and not isinstance(value, bool):
-            return int(value)
-    return None
+        return to_jsonable(out)
 
 
 def transform(pipeline: Any, frame: pd.DataFrame, beside: int = 0) -> Any:
@@ -141,51 +102,9 @@ def transform(pipeline: Any, frame: pd.DataFrame, beside: int = 0) -> Any:
         check_answer(rows, width + beside, what, estimator)
         return pipeline.transform(frame)
     first = pipeline.transform(frame.iloc[:1])
-    shape = getattr(first, "shape", (1,))
+    shape: tuple[int, ...] = getattr(first, "shape", (1,))
     check_answer(rows, (shape[1] if len(shape) > 1 else 1) + beside, what, estimator)
     return first if rows == 1 else pipeline.transform(frame)
-
-
-def check_answer(rows: int, columns: int, what: str, estimator: Any = None) -> None:
-    """A 413 before building an answer of ``rows`` x ``columns`` cells over the ceiling
-    (``max_table_cells`` of ``limits.current()``: the server setting, or a job's), saying what
-    to do: fewer rows, or, when one row is over it already, an estimator that gives fewer
-    columns."""
-    limit = limits.current().max_table_cells
-    if rows * columns <= limit:
-        return
-    if columns > limit:
-        named = f"{type(estimator).__name__} " if estimator is not None else ""
-        advice = (
-            f"Even one row is over it: configure {named}to give fewer columns (a lower degree, "
-            "fewer components), retrain, and predict again."
-        )
-    else:
-        advice = (
-            f"Send at most {limit // columns:,} rows at a time, or ask the server's "
-            "administrator to raise MLWidgetApp.max_table_cells."
-        )
-    raise PayloadTooLarge(
-        f"Expected an answer of at most {limit:,} cells (rows x columns; the server setting "
-        f"max_table_cells), got {what} for {rows:,} rows: {rows:,} rows x {columns:,} columns "
-        f"({rows * columns:,} cells). {advice}"
-    )
-
-
-@contextlib.contextmanager
-def out_of_memory_is_413(rows: int, what: str) -> Iterator[None]:
-    """A MemoryError while building an answer becomes a 413 naming max_table_cells (the
-    ceiling that should have caught it), never a 500."""
-    try:
-        yield
-    except MemoryError:
-        limit = limits.current().max_table_cells
-        raise PayloadTooLarge(
-            f"Expected an answer this server can build, but {what} for {rows:,} rows ran out of "
-            f"memory (the ceiling is {limit:,} cells, rows x columns: the server "
-            "setting max_table_cells). Send fewer rows at a time, or configure an estimator "
-            "that gives fewer columns and retrain."
-        ) from None
 
 
 def _rows_of(data: Any) -> int | None:
@@ -209,14 +128,14 @@ def predict_proba(snap: Snapshot, name: str, data: Any, fast: Any) -> list[dict[
         )
     rows = _rows_of(data)
     if rows is not None:
-        check_cells(rows, len(_classes(pipeline)), "class probabilities")
+        check_answer(rows, len(_classes(pipeline)), "class probabilities")
     out = fast.predict_proba(data) if fast is not None else None
     if out is not None:
         return out
     frame = features_frame(snap, data)
     if frame.empty:
         return []
-    check_cells(len(frame), len(_classes(pipeline)), "class probabilities")
+    check_answer(len(frame), len(_classes(pipeline)), "class probabilities")
     with out_of_memory_is_413(len(frame), "the class probabilities"):
         try:
             proba = fast.predict_frame(frame, proba=True) if fast is not None else None
@@ -239,7 +158,7 @@ def check_total(snap: Snapshot, action: str, rows: int, beside: int = 0) -> None
     if pipeline is None:
         return
     if action == "predict_proba":
-        check_cells(rows, len(_classes(pipeline)), "class probabilities")
+        check_answer(rows, len(_classes(pipeline)), "class probabilities")
         return
     transforms = hasattr(pipeline, "transform") and (
         not hasattr(pipeline, "predict") or snap.fitted.get("kind") == "transformer"
@@ -254,17 +173,6 @@ def check_total(snap: Snapshot, action: str, rows: int, beside: int = 0) -> None
 def _classes(pipeline: Any) -> list[Any]:
     labels = getattr(final_step(pipeline), "classes_", None)
     return [] if labels is None else list(labels)
-
-
-def check_cells(rows: int, columns: int, what: str) -> None:
-    """A 413 before building an answer of ``rows`` x ``columns`` cells over the ceiling
-    (``max_table_cells`` of ``limits.current()``): a classifier of 10,000 classes makes
-    10,000 probabilities a row."""
-    from . import table_limits
-
-    limit = limits.current().max_table_cells
-    if rows * columns > limit:
-        raise table_limits.too_many_cells(rows, columns, limit, what)
 
 
 def predict_table(snap: Snapshot, name: str, frame: pd.DataFrame, fast: Any) -> pd.DataFrame:
@@ -356,7 +264,7 @@ def predict_results(
     the input has the target column."""
     extra = 2 + (len(_classes(require_pipeline(snap, name))) if proba else 0)
     what = "the results table" + (" with class probabilities" if proba else "")
-    check_cells(len(frame), len(frame.columns) + extra, what)
+    check_answer(len(frame), len(frame.columns) + extra, what)
     preds = predict(snap, name, frame, fast, beside=len(frame.columns) + extra - 1)
     fitted = snap.fitted
     kind = fitted.get("kind")

@@ -148,7 +148,7 @@ def _cast_column(col: pd.Series, dtype: str) -> pd.Series | None:
         if kind in "iuf" and not isinstance(col.dtype, pd.api.extensions.ExtensionDtype):
             return col.astype(np.float64)
         return None
-    if col.dtype == _inferred_text_dtype() and col.dtype != object:
+    if col.dtype == inferred_text_dtype() and col.dtype != object:
         # pandas' own text dtype (pandas 3 "str"): stays in its (Arrow) storage
         out = col.where(col != "")
         return None if out.isna().all() else out
@@ -162,7 +162,7 @@ def _cast_column(col: pd.Series, dtype: str) -> pd.Series | None:
 
 
 @functools.cache
-def _inferred_text_dtype() -> Any:
+def inferred_text_dtype() -> Any:
     """The dtype pandas infers for text (what _cast_values' ``map`` produces)."""
     return pd.Series(["a", np.nan]).dtype
 
@@ -227,7 +227,9 @@ def cast_target(y: pd.Series, dtype: str | None) -> pd.Series:
     try:
         if dtype.startswith(("int", "float", "bool")):
             return (
-                pd.to_numeric(y).astype(dtype) if not dtype.startswith("bool") else y.astype(bool)
+                pd.to_numeric(y).astype(pd.api.types.pandas_dtype(dtype))
+                if not dtype.startswith("bool")
+                else y.astype(bool)
             )
         return y.astype(str)
     except (ValueError, TypeError, OverflowError):

@@ -45,7 +45,12 @@ class Snapshot:
     """One committed state (``state.json`` as read) of model ``name``, and its files."""
 
     def __init__(
-        self, name: str, folder: Path, state: Mapping[str, Any], signature: Any, previous: Any
+        self,
+        name: str,
+        folder: Path,
+        state: Mapping[str, Any],
+        signature: Any,
+        previous: Snapshot | None,
     ) -> None:
         self.name = name
         self.folder = folder
@@ -54,11 +59,17 @@ class Snapshot:
         self._lock = threading.RLock()
         same_model = previous is not None and previous.state.get("model") == state.get("model")
         same_data = previous is not None and previous.state.get("data") == state.get("data")
-        self._pipeline = previous._pipeline if same_model else _UNSET
-        self._fast = previous._fast if same_model else _UNSET
+        pipeline, fast, data = previous.loaded_parts() if previous is not None else (_UNSET,) * 3
+        self._pipeline = pipeline if same_model else _UNSET
+        self._fast = fast if same_model else _UNSET
         # why the fast path does not (fully) answer, once compiled; None when it does
-        self.fast_reason: str | None = previous.fast_reason if same_model else None
-        self._data = previous._data if same_data else _UNSET
+        self.fast_reason: str | None = previous.fast_reason if previous and same_model else None
+        self._data = data if same_data else _UNSET
+
+    def loaded_parts(self) -> tuple[Any, Any, Any]:
+        """What this snapshot loaded (its pipeline, compiled predictor and data, or a marker
+        for "not yet"): a newer snapshot of the same files carries them over."""
+        return self._pipeline, self._fast, self._data
 
     def __repr__(self) -> str:
         return f"<Snapshot {self.name!r} version {self.state.get('version')}>"

@@ -74,7 +74,7 @@ def read_sql(source: Mapping[str, Any]) -> pd.DataFrame:
     """``{url: <SQLAlchemy URL>, table: name}`` or ``{url, query}``."""
     import sqlalchemy as sa
 
-    url = source.get("url")
+    url = source["url"]  # a database URL (see is_database)
     try:
         engine = sa.create_engine(url)
     except Exception as exc:

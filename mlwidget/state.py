@@ -47,9 +47,9 @@ def describe_source(data: Any) -> Any:
 
 def class_name(cls: type) -> str:
     """The short name of a catalogued scikit-learn class, else its dotted path."""
-    from .estimators import _catalog
+    from .estimators import catalog
 
-    if _catalog().get(cls.__name__) is cls:
+    if catalog().get(cls.__name__) is cls:
         return cls.__name__
     return f"{cls.__module__}.{cls.__qualname__}"
 
@@ -79,8 +79,12 @@ def export_copy(written: Path, path: str) -> None:
     from .store import atomic_write
 
     target = Path(path)
+
+    def copy(tmp: str) -> None:
+        shutil.copyfile(written, tmp)
+
     try:
-        atomic_write(target, lambda tmp: shutil.copyfile(written, tmp))
+        atomic_write(target, copy)
     except OSError as exc:
         raise BadRequest(
             f"Could not write the model file at model.path ({target.name!r}): {exc.strerror}."

@@ -72,6 +72,12 @@ def check_name(name: Any) -> str:
     return name
 
 
+def name_key(name: str) -> str:
+    """What two model names are compared by (``Store.lookalike``): case folded, trailing dots
+    dropped, so ``Titanic`` and ``titanic.`` are ``titanic``."""
+    return name.rstrip(".").casefold()
+
+
 def _fsync_dir(path: Path) -> None:
     with contextlib.suppress(OSError):
         fd = os.open(path, os.O_RDONLY)
@@ -171,10 +177,8 @@ class Store:
         """The existing model whose name differs from ``name`` only by case or trailing dots
         (``Titanic`` and ``titanic.`` beside ``titanic``: one name to a person, and one folder
         on a case-insensitive file system or on Windows, which drops trailing dots); else None."""
-        key = name.rstrip(".").casefold()
-        return next(
-            (n for n in self.names() if n != name and n.rstrip(".").casefold() == key), None
-        )
+        key = name_key(name)
+        return next((n for n in self.names() if n != name and name_key(n) == key), None)
 
     def check_new(self, name: str, exact: bool = True) -> str:
         """``name`` if a new model may take it, else a Conflict naming the existing model:

@@ -5,39 +5,28 @@ an explicit ``fmt``, then the Content-Type, then the file name, and finally the 
 A body in no known format is a 415; a known format that does not parse is a 400; a table over
 ``limits.current().max_table_cells`` (rows x columns) is a 413, checked before an XLSX or
 Parquet file is unpacked.
-Every table holds one value per cell (lists or objects are a 400).
+Every table holds one value per cell (lists or objects are a 400). JSON bodies are read by
+json_tables.py, XLSX and Parquet checked by table_limits.py; ``to_bytes``, the way a table
+leaves (a download), writes with table_writers.py.
 """
 
 from __future__ import annotations
 
 import csv
 import io
-import json
 import os
-import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
-from . import api
+from . import api, table_writers
 from . import limits as ceilings
 from . import table_limits as limits
 from .errors import BadRequest, MLWidgetError, UnsupportedFormat
+from .json_tables import from_json, read_json
 from .sources import is_database, is_source, read_sql
-
-# tables.MAX_CELLS reads ceilings.current().max_table_cells, for code not moved to it yet
-ceilings.alias(__name__, MAX_CELLS="max_table_cells")
-
-
-def set_limits(max_cells: int | None = None) -> dict[str, int]:
-    """Set the process default table ceiling (``limits.configure(max_table_cells=...)``; None
-    leaves it). Returns the ceiling in force."""
-    if max_cells is not None:
-        ceilings.configure(max_table_cells=max_cells)
-    return {"max_cells": ceilings.current().max_table_cells}
-
 
 FORMATS = api.FORMATS
 MIME = {fmt: api.MIME[fmt] for fmt in FORMATS}
@@ -151,107 +140,6 @@ def csv_delimiter(content: bytes) -> str:
     return best
 
 
-def _from_json_obj(obj: Any) -> pd.DataFrame:
-    if isinstance(obj, list):
-        if not obj:
-            return pd.DataFrame()
-        if not all(isinstance(row, Mapping) for row in obj):
-            raise BadRequest(
-                "Expected JSON records (a list of objects such as "
-                '[{"Sex": "male", "Age": 22}]), got a list with non-object items.'
-            )
-        return pd.DataFrame.from_records(obj)
-    if isinstance(obj, Mapping):
-        if not obj:
-            raise BadRequest("Expected at least one column, got an empty JSON object.")
-        values = list(obj.values())
-        if all(isinstance(v, list) for v in values):
-            lengths = {len(v) for v in values}
-            if len(lengths) > 1:
-                raise BadRequest(
-                    "Expected JSON columns of equal length ({column: [values]}), got lengths "
-                    f"{sorted(lengths)}."
-                )
-            return pd.DataFrame(dict(obj))
-        if any(isinstance(v, list | dict) for v in values):
-            raise BadRequest(
-                "Expected one JSON record with scalar values, or columns given as lists of "
-                "equal length; got a mix of both."
-            )
-        return pd.DataFrame([dict(obj)])
-    raise BadRequest(
-        f"Expected JSON records, columns or one record, got a JSON {type(obj).__name__}."
-    )
-
-
-# JSON bodies at least this large are tried with pyarrow's columnar reader first.
-ARROW_JSON_MIN_BYTES = 256 * 1024
-_RECORD_SEPARATOR = re.compile(rb"\}\s*,\s*\{")
-_OPENING = re.compile(rb"\[\s*\{")
-
-
-def _json_records_columnar(content: bytes) -> pd.DataFrame | None:
-    """A large JSON array of flat records, parsed straight into columns (pyarrow, no Python
-    object per row), or None when json + ``DataFrame.from_records`` must read it.
-
-    The array becomes line-delimited records by splitting between ``}`` and ``{``. A split
-    inside a string puts a raw newline in it, which no JSON reader accepts, so such bodies fail
-    here and take the json path. Only columns that read the same both ways are accepted:
-    int64, float64 (no integer beyond int64, which json keeps exact), string, and bool without
-    gaps (from_records tells a missing key (NaN) from null (None) there). Anything else, e.g.
-    dates (pyarrow would parse them), nested values or mixed types, returns None.
-    """
-    body = content.strip()
-    if len(body) < ARROW_JSON_MIN_BYTES or body[:1] != b"[" or body[-1:] != b"]":
-        return None
-    opening = _OPENING.match(body)
-    last = len(body) - 2  # the last record's "}", before any whitespace and the "]"
-    while last > 0 and body[last] in b" \t\r\n":
-        last -= 1
-    if opening is None or body[last] != ord("}"):
-        return None
-    try:
-        import numpy as np
-        import pyarrow as pa
-        import pyarrow.json as pj
-    except ImportError:
-        return None
-    # one copy of the body: the separators rewritten, the brackets skipped by a buffer slice
-    multiline = b"\n" in body or b"\r" in body
-    if multiline:
-        lines = _RECORD_SEPARATOR.sub(b"}\n{", body)
-    else:
-        lines = body.replace(b"},{", b"}\n{")
-        if b"}, {" in lines:
-            lines = lines.replace(b"}, {", b"}\n {")  # same length
-    start, stop = opening.end() - 1, len(lines) - (len(body) - last - 1)
-    try:
-        table = pj.read_json(
-            pa.BufferReader(pa.py_buffer(lines)[start:stop]),
-            parse_options=pj.ParseOptions(newlines_in_values=multiline),
-        )
-    except Exception:  # not line-delimited records after all: the json path decides
-        return None
-    del lines
-    if table.num_columns == 0:
-        return None
-    for column in table.columns:
-        kind = column.type
-        if pa.types.is_int64(kind) or pa.types.is_string(kind):
-            continue
-        if pa.types.is_boolean(kind) and column.null_count == 0:
-            continue
-        if pa.types.is_float64(kind):
-            values = column.to_numpy()
-            if not (np.abs(values) >= 2.0**63).any():  # NaN compares False
-                continue
-        return None
-    try:
-        return table.to_pandas(self_destruct=True, split_blocks=True)
-    except Exception:
-        return None
-
-
 def _parse(content: bytes, fmt: str, sheet_name: int | str = 0) -> pd.DataFrame:
     cap = ceilings.current().max_table_cells
     try:
@@ -259,17 +147,7 @@ def _parse(content: bytes, fmt: str, sheet_name: int | str = 0) -> pd.DataFrame:
             frame = pd.read_csv(io.BytesIO(content), sep=csv_delimiter(content))
             return limits.check_frame(frame, cap, fmt)
         if fmt == "json":
-            columnar = _json_records_columnar(content)
-            if columnar is not None:
-                return limits.check_frame(columnar, cap, fmt)
-            try:
-                obj = json.loads(content)
-            except (ValueError, UnicodeDecodeError) as exc:
-                raise BadRequest(
-                    f"Expected valid JSON, got a body that does not parse ({exc}). "
-                    "Send JSON records, columns or one record."
-                ) from None
-            return limits.check_frame(_from_json_obj(obj), cap, fmt)
+            return limits.check_frame(read_json(content), cap, fmt)
         if fmt == "xlsx":
             return limits.read_xlsx(content, cap, sheet_name)
         if fmt == "parquet":
@@ -310,9 +188,9 @@ def _read(source: Any, fmt: str | None, filename: str | None, content_type: str 
     if isinstance(source, pd.Series):
         return source.to_frame().T.reset_index(drop=True)
     if isinstance(source, Mapping):
-        return read_source(source) if is_source(source) else _from_json_obj(source)
+        return read_source(source) if is_source(source) else from_json(source)
     if isinstance(source, list | tuple):
-        return _from_json_obj(list(source))
+        return from_json(list(source))
     if isinstance(source, str | os.PathLike):
         return _read_file(source, fmt)
     if isinstance(source, bytes | bytearray | memoryview):
@@ -398,7 +276,7 @@ def to_bytes(df: pd.DataFrame, fmt: str) -> tuple[bytes, str, str]:
     """Serialize a table: (content, mime type, file extension). A table the format cannot
     hold is a BadRequest naming the reason."""
     try:
-        return _to_bytes(df, fmt)
+        return table_writers.write(df, fmt)
     except BadRequest:
         raise
     except Exception as exc:  # the writers' own errors (e.g. XLSX's row limit)
@@ -407,94 +285,3 @@ def to_bytes(df: pd.DataFrame, fmt: str) -> tuple[bytes, str, str]:
             f"The table cannot be written as {fmt.upper()}: {reason[:200]}. "
             "Ask for _format=csv or json instead."
         ) from None
-
-
-def _xlsx_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Without the control characters that a worksheet cannot hold (openpyxl refuses them)."""
-    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
-
-    def clean(value: Any) -> Any:
-        return ILLEGAL_CHARACTERS_RE.sub("", value) if isinstance(value, str) else value
-
-    out = df.rename(columns=clean)
-    for i in _text_columns(out):
-        out.isetitem(i, out.iloc[:, i].map(clean))
-    return out
-
-
-def _text_as_text(sheet: Any) -> None:
-    """Text cells stay text: openpyxl makes "=..." a live formula and "#N/A" an error cell;
-    the downloaded file would run the formula (e.g. =HYPERLINK(...)) when opened. Formula-like
-    text also gets Excel's quote prefix (a typed leading '): editing the cell keeps it text."""
-    for row in sheet.iter_rows():
-        for cell in row:
-            if cell.data_type in ("f", "e") and isinstance(cell.value, str):
-                cell.data_type = "s"
-            if formula_like(cell.value):
-                cell.quotePrefix = True
-
-
-# What a spreadsheet opens as a formula (OWASP's CSV injection list), unless it is a number.
-_FORMULA, _NUMBER = tuple("=+-@\t\r"), re.compile(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?")
-
-
-def formula_like(value: Any) -> bool:
-    """Text a spreadsheet opens as a formula: ``=1+1``, ``-2+3``, ``@SUM(A1)``; not ``-3.5``."""
-    return isinstance(value, str) and value.startswith(_FORMULA) and not _NUMBER.fullmatch(value)
-
-
-def _csv_bytes(df: pd.DataFrame) -> bytes:
-    """CSV with formula-like text cells and headers behind a ``'`` (``'=1+1`` opens as text);
-    CRLF line ends when a cell holds a CR (then quoted: no row break)."""
-    cr = False
-
-    def guard(value: Any) -> Any:
-        nonlocal cr
-        if not isinstance(value, str):
-            return value
-        cr = cr or "\r" in value
-        return "'" + value if formula_like(value) else value
-
-    out = df.rename(columns=guard)
-    cats = [i for i, dtype in enumerate(out.dtypes) if isinstance(dtype, pd.CategoricalDtype)]
-    for i in _text_columns(out) + cats:
-        out.isetitem(i, out.iloc[:, i].astype(object).map(guard))
-    return out.to_csv(index=False, lineterminator="\r\n" if cr else "\n").encode("utf-8")
-
-
-def _parquet_safe(df: pd.DataFrame) -> pd.DataFrame:
-    """Text columns that also hold numbers (e.g. appended JSON) as text: Parquet columns
-    have one type."""
-    out = df.copy()
-    for i in _text_columns(out):
-        values = out.iloc[:, i]
-        if values.dropna().map(type).nunique() > 1:
-            out.isetitem(i, values.map(lambda v: v if v is None or v != v else str(v)))
-    return out
-
-
-def _text_columns(df: pd.DataFrame) -> list[int]:
-    return [
-        i
-        for i, dtype in enumerate(df.dtypes)
-        if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype)
-    ]
-
-
-def _to_bytes(df: pd.DataFrame, fmt: str) -> tuple[bytes, str, str]:
-    if fmt == "csv":
-        return _csv_bytes(df), MIME["csv"], ".csv"
-    if fmt == "json":
-        return df.to_json(orient="records").encode("utf-8"), MIME["json"], ".json"
-    if fmt == "xlsx":
-        buf = io.BytesIO()
-        with pd.ExcelWriter(buf, engine="openpyxl") as writer:
-            _xlsx_safe(df).to_excel(writer, index=False)
-            for sheet in writer.book.worksheets:
-                _text_as_text(sheet)
-        return buf.getvalue(), MIME["xlsx"], ".xlsx"
-    if fmt == "parquet":
-        buf = io.BytesIO()
-        _parquet_safe(df).to_parquet(buf, index=False)
-        return buf.getvalue(), MIME["parquet"], ".parquet"
-    raise BadRequest(f"Expected _format to be one of {', '.join(FORMATS)}, got {fmt!r}.")

@@ -9,17 +9,17 @@ lock, only if the model's options and data are still the ones it was computed fr
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
+import contextlib
 from typing import Any
 
 import pandas as pd
 
+from . import crossval, limits, training, versions
 from . import jobs as jobs_
-from . import limits, training
 from . import state as state_
-from .errors import BadRequest, Conflict, NotFound
+from .errors import BadRequest, MLWidgetError, NotFound
 from .jobs import results, worker
+from .repo import Transaction, basis
 from .snapshot import Snapshot
 
 COMMIT_WAIT = 60.0  # seconds a finished fit waits for the model's lock to store itself
@@ -29,16 +29,17 @@ COMMIT_WAIT = 60.0  # seconds a finished fit waits for the model's lock to store
 PREDICT_JOB_ACTIONS = ("score", "predict", "predict_proba", "predict_table")
 
 
-def basis(state: Mapping[str, Any]) -> tuple[Any, str]:
-    """What a fit was computed from: if it changed meanwhile, the fit is not stored."""
-    return state.get("data"), json.dumps(state.get("options"), sort_keys=True, default=str)
-
-
 def retrain_job(
-    model: Any, table: Any, target_col: str | None, metric: str | None, inline: bool
+    model: Any,
+    table: Any,
+    target_col: str | None,
+    metric: str | None,
+    inline: bool,
+    keep_notes: bool = False,
 ) -> jobs_.Job:
-    """Start the retrain of ``model`` on ``table`` (None: its stored data)."""
-    snap = model._snapshot()
+    """Start the retrain of ``model`` on ``table`` (None: its stored data). ``keep_notes``:
+    the model's creation notes stay (its first fit, from ``MLModel(name, data=...)``)."""
+    snap = model.snapshot()
     options = dict(snap.options)
     if target_col:
         options["target_col"] = str(target_col)
@@ -47,9 +48,9 @@ def retrain_job(
             f"Model {model.name!r} has no training data. Retrain with data "
             "(REST: POST a CSV/JSON body with ?_action=retrain) or append rows first."
         )
-    notes: list[str] = []
+    notes: list[str] | None = None if keep_notes else []
     if not options.get("class") and options.get("target_col"):  # the default for the kind
-        stored = table if table is not None else model._read(Snapshot.data)
+        stored = table if table is not None else model.repo.read(Snapshot.data)
         notes = state_.default_class(options, stored)
     if not options.get("class"):
         raise BadRequest(
@@ -65,7 +66,7 @@ def retrain_job(
     def prepare() -> dict[str, Any]:
         frame, known = table, None
         if table is None:  # the stored data, with the fingerprint stored beside it
-            frame, known = model._read(lambda s: (s.data(), s.state.get("data_hash")))
+            frame, known = model.repo.read(lambda s: (s.data(), s.state.get("data_hash")))
         if frame is None:
             raise NotFound(f"Model {model.name!r} lost its training data meanwhile.")
         return {
@@ -82,20 +83,74 @@ def retrain_job(
         }
 
     def commit(fitted: training.Fitted, payload: dict[str, Any]) -> dict[str, Any]:
-        with model.store.lock(model.name, max(model.lock_timeout, COMMIT_WAIT)):
-            state = model._locked_state()
-            if basis(state) != before:
-                raise Conflict(
-                    f"Model {model.name!r} was changed by another process while this "
-                    "retrain ran (its options or data), so the fit was not stored. "
-                    "Retrain again."
+        folds = fitted.cv_folds
+        follow = jobs_.Job("crossval", model.name, model.job_key, writer=False) if folds else None
+        with model.repo.transaction(max(model.lock_timeout, COMMIT_WAIT), expect=before) as tx:
+            tx.state["options"] = options
+            if notes is not None:
+                tx.state["notes"] = notes
+            answer = store_fit(tx, payload["table"], fitted, table is not None, metric)
+            if follow is not None and folds:
+                tx.state["fitted"]["cv_score"] = crossval.pending(folds, follow.id)
+                versions.update(
+                    tx.state, answer["version"], cv_score=tx.state["fitted"]["cv_score"]
                 )
-            state["options"], state["notes"] = options, notes
-            answer = store_fit(model, state, payload["table"], fitted, table is not None, metric)
-            return {**answer, "notes": notes}
+                answer["cv_score"] = tx.state["fitted"]["cv_score"]
+        if follow is not None and folds:
+            crossval_job(model, follow, answer["version"], options, payload["table"], folds)
+        return {**answer, "notes": tx.state.get("notes") or []}
 
-    job = jobs_.Job("retrain", model.name, model._job_key, writer=True)
+    job = jobs_.Job("retrain", model.name, model.job_key, writer=True)
     return model.runner.start(job, prepare, worker.fit, commit, inline=inline)
+
+
+def crossval_job(
+    model: Any, job: jobs_.Job, version: int, options: Any, table: Any, folds: int
+) -> jobs_.Job:
+    """Cross-validate version ``version`` of ``model`` (just committed by a retrain) as a job
+    of its own: its folds refit the same options on ``table``; the ``cv_score`` (and the
+    out-of-fold summary the plots use) then fills that version's record. A failure records no
+    score, with a warning; the version serves all along."""
+    ceilings = limits.current()
+
+    def prepare() -> dict[str, Any]:
+        return {
+            "options": options,
+            "table": table,
+            "folds": folds,
+            "allowed_classes": model.allowed_classes,
+            "limits": ceilings,
+        }
+
+    def commit(result: Any, payload: dict[str, Any]) -> Any:
+        cv_score, out_of_fold, warns = result
+        record_cv(model, version, cv_score, out_of_fold, warns)
+        return cv_score
+
+    def failed() -> None:
+        with contextlib.suppress(MLWidgetError):
+            record_cv(model, version, None, None, ["No cross-validated score: the job failed."])
+
+    job.on_failure(failed)
+    return model.runner.start(job, prepare, worker.crossval, commit)
+
+
+def record_cv(model: Any, version: int, cv_score: Any, out_of_fold: Any, warns: list[str]) -> None:
+    """Fill version ``version``'s ``cv_score`` (and, if it serves, the model's): one commit;
+    nothing if the version was dropped meanwhile."""
+    with model.repo.transaction(max(model.lock_timeout, COMMIT_WAIT)) as tx:
+        if not versions.update(tx.state, version, cv_score=cv_score, out_of_fold=out_of_fold):
+            tx.unchanged()
+            return
+        if versions.serving(tx.state) == version:
+            tx.state["fitted"] = {**tx.state["fitted"], "cv_score": cv_score}
+            tx.state["fitted"]["out_of_fold"] = out_of_fold
+            timings = dict(tx.state["fitted"].get("timings") or {})
+            timings["cv"] = cv_score["seconds"] if cv_score else None
+            tx.state["fitted"]["timings"] = timings
+            for text in warns:
+                if text not in tx.state["warnings"]:
+                    tx.state["warnings"].append(text)
 
 
 def predict_job(model: Any, action: str, frame: Any, metric: str | None) -> jobs_.Job:
@@ -110,7 +165,7 @@ def predict_job(model: Any, action: str, frame: Any, metric: str | None) -> jobs
         raise BadRequest(f"_action={action} needs rows: got none.")
     label = "predict" if action == "predict_table" else action
     ceilings = limits.current()  # as for a retrain: the job's work runs under these
-    job = jobs_.Job(label, model.name, model._job_key, writer=False)
+    job = jobs_.Job(label, model.name, model.job_key, writer=False)
     path = None
     if action != "score":
         path = results.result_path(model.store.staging(model.name), job.id)
@@ -127,7 +182,7 @@ def predict_job(model: Any, action: str, frame: Any, metric: str | None) -> jobs
             }
 
         return {
-            **model._read(take),
+            **model.repo.read(take),
             "action": action,
             "frame": frame,
             "metric": metric,
@@ -144,6 +199,15 @@ def predict_job(model: Any, action: str, frame: Any, metric: str | None) -> jobs
     return model.runner.start(job, prepare, worker.predict, keep)
 
 
+def follow_up(job: jobs_.Job, answer: Any) -> jobs_.Job | None:
+    """The crossval job a finished retrain ``job`` started (its answer's pending ``cv_score``
+    names it), or None."""
+    pending: Any = answer.get("cv_score") if isinstance(answer, dict) else None
+    if not crossval.is_pending(pending):
+        return None
+    return jobs_.board.find(job.key, str(pending["job"]))
+
+
 def wait(job: jobs_.Job) -> Any:
     """The job's result; Ctrl-C (a kernel interrupt) while waiting cancels the job too."""
     try:
@@ -154,22 +218,21 @@ def wait(job: jobs_.Job) -> Any:
 
 
 def store_fit(
-    model: Any,
-    state: dict[str, Any],
+    tx: Transaction,
     table: pd.DataFrame,
     result: training.Fitted,
     new_data: bool,
     metric_name: str | None,
 ) -> dict[str, Any]:
-    """Store the fit ``result`` of ``table`` in ``state`` (with the lock held): one commit."""
+    """Record the fit ``result`` of ``table`` in the transaction ``tx`` (committed on its exit);
+    returns the retrain answer."""
     if new_data:
-        model._put_data(state, table)
+        tx.put_data(table)
     if result.staged:  # written by the worker process: moved in
-        filename = model.store.adopt_file(model.name, "model", ".joblib", result.staged)
+        filename = tx.adopt_model(result.staged)
     else:
-        filename = model._write_model(result.pipeline)
-    answer = state_.record_fit(state, table, result, filename, metric_name)
-    if state["options"].get("path"):
-        state_.export_copy(model.store.dir(model.name) / filename, state["options"]["path"])
-    model._commit(state, result.pipeline)
+        filename = tx.put_model(result.pipeline)
+    answer = state_.record_fit(tx.state, table, result, filename, metric_name)
+    if tx.state["options"].get("path"):
+        state_.export_copy(tx.repo.store.dir(tx.repo.name) / filename, tx.state["options"]["path"])
     return answer

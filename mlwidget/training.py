@@ -43,6 +43,7 @@ class Fitted:
     fitted: dict[str, Any]
     asked: float | None = None
     staged: str | None = None  # the model file a worker process wrote (then pipeline is None)
+    cv_folds: int | None = None  # the cross-validation to run after the commit (crossval.plan)
 
     def discard(self) -> None:
         """Remove the staged model file, if it was not committed (moved into the store)."""
@@ -83,15 +84,29 @@ def fit(
         )
 
 
-def _fit(
+@dataclass(frozen=True)
+class Prepared:
+    """An unfitted pipeline and the frame it fits: what a fit and its cross-validation share."""
+
+    cls: type
+    kind: str | None
+    estimator: Any
+    pipeline: Any
+    X: pd.DataFrame
+    y: Any
+    features: list[dict[str, Any]]
+    warnings: list[str]
+
+
+def prepare(
     options: Mapping[str, Any],
     table: pd.DataFrame,
     allowed_classes: tuple[str, ...],
-    metric: str | None,
-    progress: Report | None,
-    known_hash: str | None,
     limits: limits_.Limits,
-) -> Fitted:
+    metric: str | None = None,
+) -> Prepared:
+    """The estimator ``options`` describe in its pipeline (imputers, encoders), unfitted, and
+    the training frame split into X and y; every check that can fail before a fit."""
     cls = est.resolve_class(options["class"], allowed_classes)
     kind = est.estimator_kind(cls)
     estimator = est.make_estimator(cls, options.get("params") or {}, allowed_classes)
@@ -106,6 +121,38 @@ def _fit(
     pipeline = est.build_pipeline(
         estimator, cats, nums, max_categories=limits.max_categories if grouped else None
     )
+    return Prepared(cls, kind, estimator, pipeline, X, y, features, warns)
+
+
+def cross_validate(
+    options: Mapping[str, Any],
+    table: pd.DataFrame,
+    allowed_classes: Iterable[str],
+    folds: int,
+    progress: Report | None = None,
+    limits: limits_.Limits | None = None,
+) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[str]]:
+    """``(cv_score, out_of_fold, warnings)``: ``folds`` fits of the pipeline ``options``
+    describe on parts of ``table`` (``crossval.run``), after the fit itself was committed."""
+    ceilings = limits_.as_limits(limits)
+    with sklearn.config_context(skip_parameter_validation=True), _warnings.catch_warnings():
+        _warnings.simplefilter("ignore")  # the folds repeat the fit's own warnings
+        ready = prepare(options, table, tuple(allowed_classes), ceilings)
+        return crossval.run(ready.pipeline, ready.X, ready.y, ready.kind, folds, progress)
+
+
+def _fit(
+    options: Mapping[str, Any],
+    table: pd.DataFrame,
+    allowed_classes: tuple[str, ...],
+    metric: str | None,
+    progress: Report | None,
+    known_hash: str | None,
+    limits: limits_.Limits,
+) -> Fitted:
+    ready = prepare(options, table, allowed_classes, limits, metric)
+    cls, kind, estimator, pipeline = ready.cls, ready.kind, ready.estimator, ready.pipeline
+    X, y, features, warns = ready.X, ready.y, ready.features, list(ready.warnings)
     started = time.perf_counter()
     with _warnings.catch_warnings(record=True) as caught:
         _warnings.simplefilter("always")
@@ -139,12 +186,7 @@ def _fit(
             if text not in warns:
                 warns.append(text)
     fit_seconds = time.perf_counter() - started
-    # crossval reads its ceilings (cv_folds, cv_max_rows, cv_seconds) from limits.current()
-    with _warnings.catch_warnings(), limits_.using(limits):
-        _warnings.simplefilter("ignore")  # the folds repeat the fit's own warnings
-        cv_score, out_of_fold, cv_warns = crossval.cross_validate(
-            pipeline, X, y, kind, fit_seconds, progress, options.get("cv_folds")
-        )
+    cv_folds, cv_warns = crossval.plan(X, y, kind, fit_seconds, options.get("cv_folds"), limits)
     warns += cv_warns
     if progress is not None:
         progress("score", None)
@@ -170,24 +212,24 @@ def _fit(
         "sklearn_version": sklearn.__version__,
         "score_on": "training",
         "score_rows": scored_rows,
-        "cv_score": cv_score,
-        "out_of_fold": out_of_fold,
+        "cv_score": None,  # filled after the commit (crossval.pending until then)
+        "out_of_fold": None,
         "data_hash": known_hash or data_hash(table),
         "timings": {
             "fit": round(fit_seconds, 3),
-            "cv": cv_score["seconds"] if cv_score else None,
+            "cv": None,
             "total": round(time.perf_counter() - started, 3),
         },
         "libraries": versions.libraries(),
     }
-    return Fitted(pipeline, features, warns, fitted, asked)
+    return Fitted(pipeline, features, warns, fitted, asked, cv_folds=cv_folds)
 
 
 def training_score(
     pipeline: Any,
     X: pd.DataFrame,
     y: Any,
-    kind: str,
+    kind: str | None,
     Xt: Any,
 ) -> tuple[float | None, str | None, int]:
     """The fitted pipeline's score on its training rows (accuracy, r2, or an unsupervised

@@ -116,6 +116,18 @@ def add(state: dict[str, Any]) -> int:
     return number
 
 
+def update(state: dict[str, Any], number: int, **fitted: Any) -> bool:
+    """Set ``fitted`` fields of version ``number``'s record in ``state`` (its cross-validated
+    score, filled after the fit was committed); False if that version is no longer kept."""
+    kept = list(state.get("versions") or [])
+    for i, entry in enumerate(kept):
+        if entry.get("version") == number:
+            kept[i] = {**entry, "fitted": {**(entry.get("fitted") or {}), **fitted}}
+            state["versions"] = kept
+            return True
+    return False
+
+
 def keep_count(options: Mapping[str, Any]) -> int:
     value = options.get("keep_versions")
     return KEEP if value is None else int(value)

@@ -48,3 +48,70 @@ GUIDE_OPTIONS = {
     "exclude": ["PassengerId", "Ticket", "Cabin", "Name"],
     "cats": ["Embarked", "SibSb", "Parch", "Pclass", "Sex"],
 }
+
+
+# --- how pytest-xdist shares the tests out (issue 26) ---------------------------------------
+# `.ci/test` runs `--dist loadgroup --no-loadscope-reorder`. Each test file is one group (one
+# worker runs all of it, its module fixtures once), except the files in SPLIT, whose tests share
+# no module fixture and take long apiece: each of their tests is a group of its own. Groups are
+# handed out longest first (SLOW: seconds in the CI run of 2026-12-07; only the order depends on
+# them, a stale number costs balance, never a result), so the two workers finish together
+# instead of one building the binder venv alone at the end.
+SPLIT = {"test_binder.py", "test_kernel_hygiene.py", "test_server_crash.py", "test_shutdown.py"}
+SLOW = {
+    "test_binder.py::test_fresh_environment_from_binder_serves_rest_and_dashboard": 93,
+    "test_fuzz_openapi.py": 62,
+    "test_dashboard_browser.py": 56,
+    "test_jobs_dask.py": 52,
+    "test_kernel_hygiene.py::test_closing_the_dashboard_again_and_again_leaves_no_kernel": 43,
+    "test_extension_app.py": 35,
+    "test_kernel_hygiene.py::test_idle_kernels_nobody_is_connected_to_are_culled": 31,
+    "test_fuzz_estimators.py": 30,
+    "test_server_crash.py::test_kill_during_retrain": 28,
+    "test_main_command.py": 26,
+    "test_screenshots.py": 24,
+    "test_concurrency.py": 22,
+    "test_attack_regressions.py": 22,
+    "test_job_results.py": 21,
+    "test_page_browser.py": 20,
+    "test_jobs_rest.py": 20,
+    "test_notebooks.py": 17,
+    "test_rest.py": 15,
+    "test_server_crash.py::test_kill_during_append": 14,
+    "test_listing_browser.py": 13,
+    "test_shutdown.py::test_sigterm_stops_jupyter_mlwidget_during_a_fit": 13,
+    "test_shutdown.py::test_sigterm_stops_the_server_during_a_fit[forest]": 12,
+    "test_shutdown.py::test_sigterm_stops_the_server_during_a_fit[sgd]": 12,
+    "test_versions.py": 11,
+    "test_interop.py": 10,
+    "test_properties.py": 10,
+}
+
+
+def xdist_group(item: pytest.Item) -> str:
+    """The test's group: its file's name, or ``file::test`` for the files in SPLIT."""
+    file, _, test = item.nodeid.partition("::")
+    name = Path(file).name
+    return f"{name}::{test}" if name in SPLIT else name
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    first: dict[str, int] = {}
+    for index, item in enumerate(items):
+        if not any(item.iter_markers("xdist_group")):
+            item.add_marker(pytest.mark.xdist_group(xdist_group(item)))
+        first.setdefault(xdist_group(item), index)
+    # longest groups first; the others (and each group's tests) keep their order
+    items.sort(key=lambda item: (-SLOW.get(xdist_group(item), 0), first[xdist_group(item)]))
+
+
+@pytest.fixture
+def ceilings():
+    """Change this process's default limits for one test: ``ceilings(max_table_cells=10)``;
+    the defaults come back after it."""
+    from mlwidget import limits
+
+    before = limits.configure()
+    yield lambda **changes: limits.configure(**changes)
+    limits.configure(before)

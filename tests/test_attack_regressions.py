@@ -12,9 +12,10 @@ import filelock
 import pandas as pd
 import pytest
 from conftest import GUIDE_PASSENGER
-from rest_helpers import assert_clean_error, call, stored, titanic_server_config
+from rest_helpers import assert_clean_error, call, stored, titanic_server_config, wait_until_async
 
 from mlwidget import BadRequest, MLModel, PayloadTooLarge
+from mlwidget.errors import Busy
 from mlwidget.tables import read_table
 
 NAME = "titanic"
@@ -49,29 +50,59 @@ async def test_a_refused_put_never_removes_a_model_created_meanwhile(jp_fetch, s
         assert (await call(jp_fetch, "mlhandler", name, params={"_model": ""})).code == 200
 
 
-async def test_writers_waiting_for_a_busy_model_hold_no_worker(jp_fetch, store_dir):
+async def test_writers_waiting_for_a_busy_model_hold_no_worker(
+    jp_fetch, jp_serverapp, store_dir, monkeypatch
+):
     """Three PUTs waiting for a model's lock (held by a long fit) took every worker: the
     listing and ?_model of every model stopped answering."""
     assert (await call(jp_fetch, "mlhandler", NAME, params={"_model": ""})).code == 200
     await put(jp_fetch, "other", {"class": "LogisticRegression"})
+    refused = watch_busy_writes(jp_serverapp, monkeypatch)
     lock = filelock.FileLock(str(store_dir / NAME / ".lock"))
     lock.acquire()  # as a retrain in another process holds it
     try:
         writers = [
             asyncio.ensure_future(put(jp_fetch, NAME, {"C": 0.1 * (i + 1)})) for i in range(6)
         ]
-        await asyncio.sleep(0.5)
+        # every writer has found the model busy (and waits); then the rest is asked. A read
+        # stuck behind them would wait for the lock this test holds: the timeout bounds that.
+        await wait_until_async(lambda: len(refused) == 6, what="six writers finding it busy")
         for params in ({}, {"_model": ""}):
             for name in ("", "other"):
-                reply = await call(jp_fetch, "mlhandler", name, params=params, request_timeout=5)
+                reply = await call(jp_fetch, "mlhandler", name, params=params, request_timeout=60)
                 assert reply.code == 200, reply.text
-        reply = await call(jp_fetch, "mlhandler", NAME, params=GUIDE_PASSENGER, request_timeout=5)
+        reply = await call(jp_fetch, "mlhandler", NAME, params=GUIDE_PASSENGER, request_timeout=60)
         assert reply.json() == [0]
         assert not any(w.done() for w in writers)  # they wait...
     finally:
         lock.release()
     replies = await asyncio.gather(*writers)  # ...and land once the model is free
     assert [r.code for r in replies] == [200] * 6
+
+
+def watch_busy_writes(serverapp, monkeypatch: pytest.MonkeyPatch) -> set[int]:
+    """The server's calls on its worker threads that found a model busy (its lock held), as a
+    set that fills as they do: one entry per call however often it is tried again."""
+    (app,) = serverapp.extension_manager.extension_apps["mlwidget_server"]
+    registry, refused = app.registry, set()
+    pool = registry.executor
+
+    class Watched:
+        def submit(self, fn, /, *args, **kwargs):
+            def watched():
+                try:
+                    return fn(*args, **kwargs)
+                except Busy:
+                    refused.add(id(fn))  # the same call each time it is tried again
+                    raise
+
+            return pool.submit(watched)
+
+        def __getattr__(self, name: str):
+            return getattr(pool, name)
+
+    monkeypatch.setattr(registry, "executor", Watched())
+    return refused
 
 
 async def test_errors_quote_a_huge_value_in_part(jp_fetch):
@@ -189,10 +220,9 @@ async def test_a_target_of_one_value_is_not_trained_as_a_constant_model(jp_fetch
     assert stored(store_dir, "one") == before
 
 
-async def test_class_probabilities_are_held_to_max_table_cells(jp_fetch, store_dir, monkeypatch):
+async def test_class_probabilities_are_held_to_max_table_cells(jp_fetch, store_dir, ceilings):
     """_proba=true (and predict_proba) built rows x classes cells with no ceiling: a classifier
     of 10,000 classes made a 200,000-row file into two billion probabilities."""
-    from mlwidget import tables
 
     rows = "\n".join(f"{i},c{i}" for i in range(60))
     train = f"x,y\n{rows}\n".encode()
@@ -203,7 +233,7 @@ async def test_class_probabilities_are_held_to_max_table_cells(jp_fetch, store_d
                      params={"_action": "retrain", "target_col": "y"})  # fmt: skip
     assert fit.code == 200, fit.text
     body = ("x\n" + "\n".join(str(i % 60) for i in range(300)) + "\n").encode()
-    monkeypatch.setattr(tables, "MAX_CELLS", 10_000)  # 300 rows x 60 classes = 18,000 cells
+    ceilings(max_table_cells=10_000)  # 300 rows x 60 classes = 18,000 cells
     before = stored(store_dir, "many")
     for params in (
         {"_action": "predict_proba"},
@@ -405,5 +435,5 @@ async def test_a_category_that_opens_an_html_comment_keeps_the_page_working(jp_f
     reply = await call(jp_fetch, "mlhandler", "", headers={"Accept": "text/html"})
     assert reply.code == 200
     lines = re.findall(r"^const [A-Z_]+ = (.*);$", reply.text, re.MULTILINE)
-    assert len(lines) == 4 and "tagged" in json.loads(lines[1])
-    assert not any("<" in line for line in lines)
+    assert "/mlhandler/" in json.loads(lines[1])  # LIST, the API the page asks
+    assert "tagged" in reply.text and not any("<" in line for line in lines)

@@ -14,9 +14,9 @@ import pytest
 from conftest import ROOT
 from jupyter_server.extension.application import ExtensionApp
 from mlwidget_server import MLWidgetApp
-from mlwidget_server import handlers as rest
 from mlwidget_server.main import build_parser
 
+from mlwidget import api as rest
 from mlwidget.options import OPTION_NAMES
 
 README = (ROOT / "README.md").read_text()

@@ -15,7 +15,8 @@ import pytest
 from conftest import GUIDE_PASSENGER
 from rest_helpers import call, titanic_server_config
 
-from mlwidget.tables import formula_like, to_bytes
+from mlwidget.table_writers import formula_like
+from mlwidget.tables import to_bytes
 
 NAME = "titanic"
 JSON = {"Content-Type": "application/json"}

@@ -106,7 +106,7 @@ def _odd_rows(features: list[str]) -> list[dict]:
 
 def _pipeline_predict(m: MLModel, rows, proba: bool = False):
     """What the pipeline answers for these rows (the path predict took before the fast path)."""
-    X = predicting.features_frame(m._snapshot(), rows)
+    X = predicting.features_frame(m.snapshot(), rows)
     if proba:
         return m.pipeline.predict_proba(X)
     return np.asarray(m.pipeline.predict(X))
@@ -210,7 +210,7 @@ def test_bulk_frames_skip_the_column_transformer_with_the_same_answers(case, tit
         "records"
     )
     for data in (rows, pd.DataFrame(rows), titanic):
-        frame = predicting.features_frame(m._snapshot(), data)
+        frame = predicting.features_frame(m.snapshot(), data)
         got = fast.predict_frame(frame)
         assert got is not None
         want = m.pipeline.predict(frame)
@@ -257,7 +257,7 @@ def test_numpy_tree_walk_equals_pipeline(case, titanic, store_dir, monkeypatch):
 def test_values_too_large_for_float32_go_to_the_pipeline(titanic, store_dir):
     m = _model(titanic, store_dir, cls="DecisionTreeClassifier", random_state=0)
     row = {**GUIDE_PASSENGER, "Fare": 1e300}  # finite, but scaled beyond float32
-    assert m._snapshot().fast().predict(row) is None
+    assert m.snapshot().fast().predict(row) is None
     with pytest.raises(BadRequest, match="could not predict"):
         m.predict(row)
 
@@ -334,7 +334,8 @@ def test_not_covered_falls_back_to_the_pipeline(titanic, store_dir):
 
 def test_fast_path_follows_the_model_file(titanic, store_dir):
     m = _model(titanic, store_dir)
-    assert m.info()["predict_path"] == "not compiled"  # fitted here, nothing predicted yet
+    # fitted in a worker process (as every fit is): not in this process until a prediction
+    assert m.info()["predict_path"] == "not loaded"
     m.predict(GUIDE_PASSENGER)
     assert m.info()["predict_path"] == "fast (linear)"
     other = MLModel.open("guide", store=store_dir)  # another process, in effect
@@ -404,7 +405,8 @@ def _json_path(body: bytes) -> pd.DataFrame:
 def test_large_json_records_parse_in_columns(titanic):
     import json
 
-    from mlwidget.tables import ARROW_JSON_MIN_BYTES, _json_records_columnar, read_table
+    from mlwidget.json_tables import ARROW_JSON_MIN_BYTES, records_columnar
+    from mlwidget.tables import read_table
 
     frame = _big_records(titanic)
     records = frame.to_dict("records")
@@ -420,7 +422,7 @@ def test_large_json_records_parse_in_columns(titanic):
     }
     for label, body in bodies.items():
         assert len(body) > ARROW_JSON_MIN_BYTES
-        columnar = _json_records_columnar(body)
+        columnar = records_columnar(body)
         assert columnar is not None, label
         pd.testing.assert_frame_equal(columnar, _json_path(body))
         pd.testing.assert_frame_equal(read_table(body), _json_path(body))
@@ -439,7 +441,8 @@ def test_large_json_records_parse_in_columns(titanic):
 def test_large_json_that_only_json_reads_alike(extra, titanic):
     import json
 
-    from mlwidget.tables import _json_records_columnar, read_table
+    from mlwidget.json_tables import records_columnar
+    from mlwidget.tables import read_table
 
     records = [
         {k: v for k, v in r.items() if v == v} for r in _big_records(titanic).to_dict("records")
@@ -449,7 +452,7 @@ def test_large_json_that_only_json_reads_alike(extra, titanic):
     if key == "Mixed":
         records[1]["Mixed"] = 3
     body = json.dumps(records).encode()
-    assert _json_records_columnar(body) is None
+    assert records_columnar(body) is None
     pd.testing.assert_frame_equal(read_table(body), _json_path(body))
 
 
@@ -458,14 +461,15 @@ def test_large_json_with_nested_values_is_a_clear_400(titanic):
     import json
 
     from mlwidget import BadRequest
-    from mlwidget.tables import _json_records_columnar, read_table
+    from mlwidget.json_tables import records_columnar
+    from mlwidget.tables import read_table
 
     records = [
         {k: v for k, v in r.items() if v == v} for r in _big_records(titanic).to_dict("records")
     ]
     records[0]["Nested"] = {"a": 1}
     body = json.dumps(records).encode()
-    assert _json_records_columnar(body) is None
+    assert records_columnar(body) is None
     with pytest.raises(BadRequest, match="Nested"):
         read_table(body)
 
@@ -510,10 +514,10 @@ def test_infinite_category_values_are_left_to_the_pipeline(cats, titanic, store_
     m = MLModel("inf", data=titanic, store=store_dir, **{"class": "LogisticRegression"},
                 target_col="Survived", exclude=EXCLUDE, cats=cats)  # fmt: skip
     row = {**GUIDE_PASSENGER, "Pclass": float("inf")}
-    assert m._snapshot().fast().predict(row) is None
+    assert m.snapshot().fast().predict(row) is None
     rows = [row] + titanic[FEATURES].head(MAX_ROWS + 5).to_dict("records")
-    frame = predicting.features_frame(m._snapshot(), rows)
-    assert m._snapshot().fast().predict_frame(frame) is None
+    frame = predicting.features_frame(m.snapshot(), rows)
+    assert m.snapshot().fast().predict_frame(frame) is None
     try:
         want = m.pipeline.predict(frame).tolist()
     except ValueError:
@@ -567,7 +571,7 @@ def test_declined_pipelines_say_why(titanic, store_dir):
     cats = [f["name"] for f in m.features if f["kind"] == "category"]
     nums = [f["name"] for f in m.features if f["kind"] == "number"]
     grouped = build_pipeline(LogisticRegression(), cats, nums, max_categories=2)
-    grouped.fit(predicting.features_frame(m._snapshot(), titanic), titanic["Survived"])
+    grouped.fit(predicting.features_frame(m.snapshot(), titanic), titanic["Survived"])
     assert _compile(m, grouped) == (None, ["OneHotEncoder with infrequent categories"])
     assert _compile(m, m.pipeline.steps[1][1])[1] == [
         "LogisticRegression is not a two-step Pipeline (columns, estimator)"

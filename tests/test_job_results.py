@@ -22,8 +22,7 @@ from rest_helpers import assert_clean_error, call, titanic_server_config, wait_u
 
 from mlwidget import MLModel, PayloadTooLarge
 from mlwidget.errors import Gone
-from mlwidget.jobs import Job, Runner, board, results
-from mlwidget.jobs import job as job_module
+from mlwidget.jobs import Job, Runner, board, job_board, results
 
 NAME = "titanic"
 CSV = {"Content-Type": "text/csv"}
@@ -62,12 +61,12 @@ def test_answers_past_the_count_or_the_bytes_are_removed(titanic, titanic_csv, s
     the byte budget the oldest answers are removed (410), the jobs still listed."""
     frame = pd.read_csv(titanic_csv).head(50)
     jobs = []
-    for _ in range(job_module.KEEP + 3):
+    for _ in range(job_board.KEEP + 3):
         jobs.append(titanic.start_job("predict", frame))
         jobs[-1].result(60)
     listed = titanic.jobs()
-    assert len(listed) == job_module.KEEP and listed[0] is jobs[-1]
-    assert len(staged(store_dir)) == job_module.KEEP  # the forgotten jobs' files went too
+    assert len(listed) == job_board.KEEP and listed[0] is jobs[-1]
+    assert len(staged(store_dir)) == job_board.KEEP  # the forgotten jobs' files went too
 
     size = jobs[-1].stored.bytes
     budget = results.KEEP_BYTES

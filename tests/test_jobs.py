@@ -72,13 +72,23 @@ def test_a_job_in_a_worker_process_gives_the_same_model_as_a_thread(
     fractions = [p for stage, _, p, _ in seen if stage == "fit" and p is not None]
     assert fractions == sorted(fractions) and any(0 < p < 1 for p in fractions), seen
     overall = [o for *_, o in seen]
-    assert overall == sorted(overall) and {"fit", "cv"} <= {s for s, *_ in seen}, seen
+    assert overall == sorted(overall) and {"fit", "save"} <= {s for s, *_ in seen}, seen
+    # the fit serves as soon as it is stored; its cross-validation is a job that follows
+    pending = result["cv_score"]
+    assert pending["pending"] and pending["on"] == "5-fold cv", result
+    follow = titanic.job(pending["job"])
+    cv_score = follow.result(120)
+    assert follow.action == "crossval" and "cv" in {s for s, *_ in reports[follow.id]}
+    assert cv_score["on"] == "5-fold cv" and 0.5 < cv_score["value"] < 1
+    assert titanic.versions()[0]["cv_score"] == cv_score == titanic.info()["fitted"]["cv_score"]
     in_process = titanic.predict_proba(titanic.data())
     threaded = MLModel.open("titanic", store=titanic.store, executor="thread")
     assert threaded.retrain()["score"] == result["score"]
     assert threaded.predict_proba(threaded.data()) == in_process  # the same trees
-    assert [j.action for j in titanic.jobs()] == ["retrain", "retrain"]  # newest first
-    assert titanic.jobs()[1] is job
+    # newest first: the thread's retrain, this one, the model's first fit (MLModel(data=...))
+    retrains = [j for j in titanic.jobs() if j.action != "crossval"]
+    assert [j.action for j in retrains] == ["retrain", "retrain", "retrain"]
+    assert retrains[1] is job
 
 
 def test_cancel_kills_the_worker_and_stores_nothing(titanic: MLModel, store_dir: Path) -> None:

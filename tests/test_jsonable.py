@@ -190,7 +190,7 @@ def test_old_names_are_the_one_function():
 
 
 def test_server_dumps_gives_null(to_jsonable):
-    from mlwidget_server.bodies import dumps
+    from mlwidget.jsonable import dumps
 
     text = dumps({"p": np.array([np.nan, 1.0]), "t": pd.Timestamp("2024-01-02"), "n": np.int64(2)})
     assert strict_json(text) == {"p": [None, 1.0], "t": "2024-01-02T00:00:00", "n": 2}

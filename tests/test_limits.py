@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from rest_helpers import assert_clean_error, call
 
-from mlwidget import BadRequest, MLModel, MLWidgetError, PayloadTooLarge, limits, tables
+from mlwidget import BadRequest, MLModel, MLWidgetError, PayloadTooLarge, limits
 
 CSV = {"Content-Type": "text/csv"}
 # 60 classes: probabilities for 300 rows are 18,000 cells, over a ceiling of 10,000
@@ -176,10 +176,10 @@ def test_a_dask_worker_gets_the_jobs_ceilings(store_dir, restore_limits):
         limits.configure(max_table_cells=10_000)
         direct = refused(lambda: model.predict_proba(ROWS))
         in_job = refused(lambda: model.start_job("predict_proba", ROWS).result(120))
-        assert str(in_job) == str(direct)  # a partition task (runner._dask_partitions)
+        assert str(in_job) == str(direct)  # a partition task (DaskExecutor._partitions)
         wide = wide_model(store_dir, "dask", dask_scheduler=address)
         limits.configure(limits.Limits(max_matrix_cells=100))
-        error = refused(lambda: wide.retrain(WIDE))  # a whole task (runner._on_dask)
+        error = refused(lambda: wide.retrain(WIDE))  # a whole task (DaskExecutor.run)
         assert "max_matrix_cells" in str(error) and "100 cells" in str(error)
         limits.configure(limits.Limits())
         assert len(model.start_job("predict_proba", ROWS).result(120)) == 300
@@ -253,14 +253,12 @@ def test_configure_replaces_the_process_default(restore_limits):
         max_categories=50, max_table_cells=10
     )
     assert limits.configure(limits.Limits()) == limits.current() == limits.Limits()
-    # the old spellings still work, and read the Limits in force
-    limits.configure(MAX_CATEGORIES=40, MAX_CELLS=99)
-    assert limits.current().max_categories == 40 and limits.MAX_CATEGORIES == 40
-    assert tables.MAX_CELLS == 99 and tables.set_limits() == {"max_cells": 99}
-    tables.set_limits(max_cells=123)
-    assert limits.current().max_table_cells == 123
+    # one name for each ceiling: the old module globals' spellings are refused
+    with pytest.raises(BadRequest, match="Unknown limit 'MAX_CATEGORIES'"):
+        limits.configure(MAX_CATEGORIES=40)
     with limits.using(limits.Limits(max_matrix_cells=5)):
-        assert limits.MAX_MATRIX_CELLS == 5 and tables.MAX_CELLS == 50_000_000
+        assert limits.current().max_matrix_cells == 5
+        assert limits.current().max_table_cells == 50_000_000
 
 
 def test_using_is_undone_and_stays_in_its_thread(restore_limits):

@@ -21,6 +21,10 @@ from rest_helpers import (
     titanic_server_config,
 )
 
+from mlwidget.display import fmt_num
+from mlwidget.names import suggested_name
+from mlwidget.store import MAX_NAME, Store
+
 BROWSER = {"Accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 IRIS = NOTEBOOKS / "iris.csv"
 WEIGHT = NOTEBOOKS / "weight.csv"
@@ -50,6 +54,53 @@ async def test_listing_is_json_for_api_clients_and_a_page_for_browsers(jp_fetch)
     assert "titanic?_openapi&amp;_format=html" in text
     assert 'id="new-model"' in text and 'id="new-file"' in text
     assert "<script src" not in text and "<link" not in text
+    # its score as the server writes numbers (mlwidget.display.fmt_num), the full one in the title
+    score = re.search(r'<td class="score" title="([^"]+)"', text)
+    assert score, text
+    assert f'<span class="num">{fmt_num(float(score.group(1)))}</span>' in text
+
+
+async def test_preview_names_the_model_as_the_store_would(jp_fetch, store_dir: Path):
+    """The New model flow's name comes from the server (mlwidget.names): the suggestion for
+    the uploaded file's name, and why a typed name cannot be taken, in the core's words."""
+    await call(jp_fetch, "mlhandler", "titanic", params={"_model": ""})  # waits for its training
+    body = IRIS.read_bytes()
+    csv_type = {"Content-Type": "text/csv"}
+
+    async def preview(body: bytes = b"", **params: str) -> dict:
+        reply = await call(
+            jp_fetch,
+            "mlhandler/",
+            method="POST",
+            params={"_action": "preview", **params},
+            body=body,
+            headers=csv_type if body else {},
+        )
+        assert reply.code == 200, reply.body
+        return reply.json()
+
+    odd = "Titanic (2).." + "é" * 10 + "x" * 200 + ".csv"
+    found = await preview(body, filename=odd)
+    assert found["target"] == "species"  # the preview as before
+    assert found["suggested_name"] == found["name"] == suggested_name(odd)
+    assert len(found["name"]) == 128 and found["name_error"] is None
+    found = await preview(body, filename="Titanic.csv")  # only case differs from titanic
+    assert found["suggested_name"] == "Titanic-2" and found["name_error"] is None
+    found = await preview(body)  # no file name
+    assert found["suggested_name"] == "model"
+    # a typed name, without the file again: the core's refusal, word for word
+    for name, words in (
+        ("titanic", "A model named 'titanic' exists already, so nothing was created"),
+        ("Titanic", "differs from it only by case"),
+        ("my model!", "letters, digits"),
+        ("v2", "Open Inference Protocol"),
+        ("", "Expected a model name"),
+    ):
+        found = await preview(name=name)
+        assert sorted(found) == ["name", "name_error"] and found["name"] == name
+        assert words in found["name_error"], found
+    assert await preview(name="iris") == {"name": "iris", "name_error": None}
+    assert Store(store_dir).names() == ["titanic"]  # nothing stored
 
 
 async def test_listing_page_needs_a_login(jp_fetch):
@@ -147,37 +198,47 @@ def test_new_models_from_iris_and_weight_without_code(server, tmp_path: Path) ->
                 "P(versicolor)",
                 "P(virginica)",
             ]
-            # display rounds, the title and the download keep full precision
+            # display rounds (the title keeps every digit)
             cell = (
                 page.locator("#bulk-result tbody tr")
                 .first.locator("td")
                 .nth(header.index("P(setosa)"))
             )
             assert len(cell.text_content()) <= 6
+            assert cell.text_content() == fmt_num(float(cell.get_attribute("title")))
+            # the download is the server's CSV of the same file: its rows, the prediction in
+            # the target column
+            shown = page.locator("#bulk-result td.predicted").all_text_contents()
             with page.expect_download() as download:
                 page.click("#bulk-download")
+            assert download.value.suggested_filename == "iris-predictions.csv"
             rows = list(csv.reader(Path(download.value.path()).open()))
-            assert rows[0] == header
+            assert rows[0] == columns
             assert len(rows) == 1 + sum(1 for _ in IRIS.open()) - 1
-            assert rows[1][header.index("P(setosa)")] == cell.get_attribute("title")
+            assert [r[columns.index("species")] for r in rows[1:]] == shown
 
             # the model page and the listing link each other; the listing shows the new model
             page.click("#link-list")
-            expect(page.locator('#models tr[data-name="iris"]')).to_contain_text(
-                "RandomForestClassifier"
-            )
+            row = page.locator('#models tr[data-name="iris"]')
+            expect(row).to_contain_text("RandomForestClassifier")
 
-            # a name that is taken, and one with other characters: said in words
+            # the name the server suggests (mlwidget.names), and its refusals in its words
             page.set_input_files("#new-file", str(IRIS))
             expect(page.locator("#new-name")).to_have_value("iris-2")
             page.fill("#new-name", "iris")
-            page.click("#new-create")
             expect(page.locator("#new-result .error")).to_contain_text(
-                'A model named "iris" exists'
+                "A model named 'iris' exists already"
             )
             page.fill("#new-name", "my model!")
             expect(page.locator("#new-result .error")).to_contain_text("letters, digits")
+            page.click("#new-create")
+            expect(page.locator("#new-result .error")).to_contain_text("Try 'my-model'")
             assert not (store / "my model!").exists()
+            odd = tmp_path / ("Iris (copy)..." + "x" * 150 + ".csv")
+            odd.write_bytes(IRIS.read_bytes())
+            page.set_input_files("#new-file", str(odd))
+            expect(page.locator("#new-name")).to_have_value(suggested_name(odd.name, Store(store)))
+            assert len(page.locator("#new-name").input_value()) == MAX_NAME
 
             # a model made after the page loaded (by someone else): the page's list lacks it,
             # and "App" differs from "app" only by case. The flow's PUT ?_create is refused

@@ -53,7 +53,7 @@ def test_info_of_a_stored_model_does_not_load_or_compile_it(store_dir, titanic_c
     fresh = MLModel.open("titanic", store=store_dir)
     info = fresh.info()
     assert (loads, compiles) == ([], [])
-    assert fresh._snapshots.cached.loaded_pipeline() is None
+    assert not fresh.loaded
     assert info["loaded"] is False and info["predict_path"] == "not loaded"
     # what the stored state says is all there
     assert info["model"] == "LogisticRegression" and info["kind"] == "classifier"
@@ -124,13 +124,15 @@ class TestMaxLoadedModels:
 CONFIGURED = ("first", "second", "third")
 
 
-class TestConfiguredModelsTrainAsJobs:
-    @pytest.fixture
-    def pause(self):
-        """Opened before the server starts: its first start-up job is held at its fit."""
-        with Pause("fit") as pause:
-            yield pause
+@pytest.fixture
+def pause():
+    """Opened before the server starts (the classes' ``jp_server_config`` asks for it): the
+    first start-up job is held at its fit."""
+    with Pause("fit") as pause:
+        yield pause
 
+
+class TestConfiguredModelsTrainAsJobs:
     @pytest.fixture
     def jp_server_config(self, pause: Pause, store_dir: Path, titanic_csv: Path) -> dict:
         models = {name: {"data": str(titanic_csv), **GUIDE_OPTIONS} for name in CONFIGURED}
@@ -180,11 +182,6 @@ class TestConfiguredModelsTrainAsJobs:
 
 
 class TestAConfiguredModelsTrainingCancelled:
-    @pytest.fixture
-    def pause(self):
-        with Pause("fit") as pause:
-            yield pause
-
     @pytest.fixture
     def jp_server_config(self, pause: Pause, store_dir: Path, titanic_csv: Path) -> dict:
         return {

@@ -127,15 +127,17 @@ async def test_a_column_of_many_distinct_values_is_grouped(jp_fetch, store_dir):
     assert reply.code == 200, reply.text
     assert any("20000 distinct values" in w for w in reply.json()["warnings"])
     pipeline = MLModel.open("wide", store=store_dir).pipeline
-    assert pipeline[:-1].transform(many_categories(5)).shape[1] <= limits.MAX_CATEGORIES + 1
+    assert (
+        pipeline[:-1].transform(many_categories(5)).shape[1] <= limits.current().max_categories + 1
+    )
     # the model still predicts every row, known and unknown codes alike
     rows = json.dumps([{"code": "c1", "x": 0}, {"code": "never seen", "x": 1}])
     reply = await call(jp_fetch, "mlhandler", "wide", method="POST", body=rows, headers=JSON)
     assert reply.code == 200 and len(reply.json()) == 2, reply.text
 
 
-def test_a_training_matrix_over_the_ceiling_is_413(tmp_path, monkeypatch):
-    monkeypatch.setattr(limits, "MAX_MATRIX_CELLS", 10_000)
+def test_a_training_matrix_over_the_ceiling_is_413(tmp_path, ceilings):
+    ceilings(max_matrix_cells=10_000)
     m = MLModel("m", store=tmp_path)
     m.configure(class_="LogisticRegression", target_col="y")
     with pytest.raises(Exception) as caught:

@@ -226,7 +226,7 @@ async def test_bad_config_does_not_stop_the_server(jp_fetch, jp_serverapp, store
 
     app = jp_serverapp.web_app.settings["mlwidget"].registry
     assert isinstance(app, Registry)
-    app._pending["broken"] = app.executor.submit(
+    app.startup.pending["broken"] = app.executor.submit(
         app.create_configured, "broken", {"class": "NoSuchModel", "data": str(TITANIC)}, None
     )
     app.configured["broken"] = ({}, None)

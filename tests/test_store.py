@@ -100,7 +100,7 @@ def test_second_process_sees_changes_without_restart(titanic, store_dir):
 
 
 def _files(folder: Path) -> dict[str, bytes]:
-    return {p.name: p.read_bytes() for p in folder.iterdir() if p.name != ".lock"}
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != ".lock"}
 
 
 def test_bad_append_changes_nothing(titanic, store_dir):
@@ -216,7 +216,7 @@ def test_a_staged_file_left_by_a_dead_writer_is_collected_at_the_next_commit(tit
     one. The next commit removes the half file of a writer that is gone and files a day old,
     and keeps what a live writer is still writing or a job may still commit."""
     staging = store_dir / "titanic" / ".jobs"
-    staging.mkdir()
+    staging.mkdir(exist_ok=True)  # the model's first fit ran in a worker process too
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
     half = staging / f".model-18f0-{dead.pid}.joblib.x1y2.tmp"

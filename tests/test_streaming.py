@@ -14,7 +14,7 @@ import pytest
 from mlwidget_server import streaming
 from rest_helpers import TITANIC, assert_clean_error, call, stored, titanic_server_config
 
-from mlwidget import MLModel, chunked, tables
+from mlwidget import MLModel, chunked
 
 CSV = {"Content-Type": "text/csv"}
 
@@ -85,14 +85,10 @@ async def test_a_ragged_csv_is_a_400_naming_the_line(jp_fetch, small_thresholds)
     assert_clean_error(reply, 400, "CSV", "line 5002")
 
 
-async def test_the_table_ceiling_holds_while_streaming(jp_fetch, small_thresholds):
-    before = tables.set_limits()["max_cells"]
-    tables.set_limits(max_cells=12 * 3000)  # 3000 rows of the file's 12 columns
-    try:
-        body = passengers(5000).to_csv(index=False)
-        reply = await call(jp_fetch, "mlhandler", "titanic", method="POST", body=body, headers=CSV)
-    finally:
-        tables.set_limits(max_cells=before)
+async def test_the_table_ceiling_holds_while_streaming(jp_fetch, small_thresholds, ceilings):
+    ceilings(max_table_cells=12 * 3000)  # 3000 rows of the file's 12 columns
+    body = passengers(5000).to_csv(index=False)
+    reply = await call(jp_fetch, "mlhandler", "titanic", method="POST", body=body, headers=CSV)
     assert_clean_error(reply, 413, "max_table_cells")
 
 

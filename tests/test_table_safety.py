@@ -18,8 +18,8 @@ import pyarrow.parquet as pq
 import pytest
 from conftest import ROOT
 
-from mlwidget import BadRequest, MLModel, PayloadTooLarge, tables
-from mlwidget.tables import read_table, set_limits, to_bytes
+from mlwidget import BadRequest, MLModel, PayloadTooLarge, limits
+from mlwidget.tables import read_table, to_bytes
 
 SHEET_XML = (
     '<worksheet xmlns="http://schemas.openxmlformats.org/spreadsheetml/2006/main">'
@@ -56,40 +56,40 @@ def far_cell_xlsx() -> bytes:
 @pytest.fixture
 def max_cells():
     """Set a low ceiling for one test; the default comes back after it."""
-    before = tables.MAX_CELLS
-    yield lambda n: set_limits(max_cells=n)
-    set_limits(max_cells=before)
+    before = limits.current()
+    yield lambda n: limits.configure(max_table_cells=n)
+    limits.configure(before)
 
 
 # ------------------------------------------------------------------------------ XLSX bombs
 
 BOMB_SCRIPT = """
-import json, resource, sys, time
+import json, resource, sys
 try:  # a regression must not take the test machine down with it
     resource.setrlimit(resource.RLIMIT_AS, (3 * 2**30, 3 * 2**30))
 except (ValueError, OSError, AttributeError):
     pass
-from mlwidget.tables import read_table, set_limits
+from mlwidget import limits
+from mlwidget.tables import read_table
 content = open(sys.argv[1], "rb").read()
 if len(sys.argv) > 2:
-    set_limits(max_cells=int(sys.argv[2]))
+    limits.configure(max_table_cells=int(sys.argv[2]))
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-start = time.monotonic()
 try:
     read_table(content)
     status, message = 200, ""
 except Exception as exc:
     status, message = getattr(exc, "status", 500), str(exc)
-seconds = time.monotonic() - start
 grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
-print(json.dumps({"status": status, "message": message, "seconds": seconds, "kb": grown}))
+print(json.dumps({"status": status, "message": message, "kb": grown}))
 """
 
 
 def read_elsewhere(content: bytes, tmp_path, max_cells: int | None = None) -> dict:
     """read_table(content) in a subprocess with at most 3 GB of address space (so a regression
-    cannot take the test machine down): its status and
-    message, the seconds it took and how many KB its peak memory grew by."""
+    cannot take the test machine down): its status and message, and how many KB its peak
+    memory grew by. A reader that walked the cells a bomb claims (billions) would not finish:
+    the subprocess's timeout bounds that hang, it measures nothing."""
     path = tmp_path / "body.bin"
     path.write_bytes(content)
     args = [sys.executable, "-c", BOMB_SCRIPT, str(path)]
@@ -104,7 +104,7 @@ def read_elsewhere(content: bytes, tmp_path, max_cells: int | None = None) -> di
     return json.loads(run.stdout.strip().splitlines()[-1])
 
 
-def test_far_cell_xlsx_is_413_fast_and_small(tmp_path):
+def test_far_cell_xlsx_is_413_and_small(tmp_path):
     """A 5 KB XLSX whose only far cell is XFD1048576 used to take the process to GBs."""
     content = far_cell_xlsx()
     assert len(content) < 10_000
@@ -113,7 +113,6 @@ def test_far_cell_xlsx_is_413_fast_and_small(tmp_path):
     assert "1,048,576 rows x 16,384 columns" in answer["message"]
     assert "at most 50,000,000 cells" in answer["message"]
     assert "max_table_cells" in answer["message"]
-    assert answer["seconds"] < 10
     assert answer["kb"] < 150 * 1024  # peak memory grew by less than 150 MB
 
 
@@ -138,7 +137,6 @@ def test_xlsx_extent_comes_from_the_cells_present(rows, dimension, tmp_path):
     answer = read_elsewhere(xlsx_with_sheet(rows, dimension), tmp_path, max_cells=1000)
     assert answer["status"] == 413, answer
     assert "at most 1,000 cells" in answer["message"]
-    assert answer["seconds"] < 10
 
 
 def test_xlsx_header_claiming_a_huge_sheet_is_not_trusted_either():
@@ -189,14 +187,14 @@ def test_normal_xlsx_reads_as_pandas_reads_it(tmp_path):
     pd.testing.assert_frame_equal(read_table(content), pd.read_excel(io.BytesIO(content)))
 
 
-def test_set_limits(max_cells):
-    assert set_limits() == {"max_cells": 50_000_000}
-    assert max_cells(10) == {"max_cells": 10}
+def test_the_table_ceiling_is_a_checked_setting(max_cells):
+    assert limits.current().max_table_cells == 50_000_000
+    assert max_cells(10).max_table_cells == 10
     assert len(read_table(b"a,b\n1,2\n3,4\n")) == 2  # 6 cells
     for bad in (0, -1, 2.5, "10", True):
         with pytest.raises(BadRequest, match="positive integer"):
-            set_limits(max_cells=bad)
-    assert tables.MAX_CELLS == 10
+            limits.configure(max_table_cells=bad)
+    assert limits.current().max_table_cells == 10  # a refused value changed nothing
 
 
 # ----------------------------------------------------- the same ceiling for the other formats
@@ -230,7 +228,7 @@ def test_parquet_text_repeated_through_a_dictionary_is_413(tmp_path):
     answer = read_elsewhere(body.getvalue(), tmp_path)
     assert answer["status"] == 413, answer
     assert "unpacks to at least 98 GB" in answer["message"]
-    assert answer["seconds"] < 10 and answer["kb"] < 150 * 1024
+    assert answer["kb"] < 150 * 1024
     small = pa.DictionaryArray.from_arrays(pa.array([0, 1, 0], pa.int32()), pa.array(["a", "b"]))
     body = io.BytesIO()
     pq.write_table(pa.table({"s": small, "n": [1, 2, 3]}), body, store_schema=False)
@@ -420,7 +418,7 @@ async def test_a_transformers_output_is_held_to_max_table_cells(jp_fetch, store_
     assert stored(store_dir) == before
 
 
-async def test_a_transformer_under_the_ceiling_still_predicts(jp_fetch, monkeypatch):
+async def test_a_transformer_under_the_ceiling_still_predicts(jp_fetch, ceilings):
     """degree=2 gives 190 columns a row: 10 rows predict on every face; with the ceiling
     lowered under 10 x 190 cells they are a 413 saying how many rows fit."""
     await polynomial(jp_fetch, 2)
@@ -435,7 +433,7 @@ async def test_a_transformer_under_the_ceiling_still_predicts(jp_fetch, monkeypa
 
     from rest_helpers import assert_clean_error
 
-    monkeypatch.setattr(tables, "MAX_CELLS", 1000)  # 5 rows x 190 columns fit, 10 do not
+    ceilings(max_table_cells=1000)  # 5 rows x 190 columns fit, 10 do not
     replies = await predict_every_way(jp_fetch, rows)
     for face in ("POST", "V2"):
         assert_clean_error(replies[face], 413, "max_table_cells", "10 rows x 190 columns",
@@ -451,12 +449,12 @@ async def test_a_transformer_under_the_ceiling_still_predicts(jp_fetch, monkeypa
 def test_every_transformers_answer_is_held_to_the_ceiling(estimator, tmp_path, max_cells):
     """Whether the width is declared (n_output_features_, n_components_, ...) or learned from
     one row (KBinsDiscretizer says nothing), the ceiling is the answer's real size."""
-    from mlwidget import predicting
+    from mlwidget.answer_limits import declared_width
 
     rows = [{"a": i % 7, "b": float(i) ** 0.5, "c": i % 3} for i in range(60)]
     model = MLModel("t", data=rows, class_=estimator, store=tmp_path, executor="thread")
     width = len(model.predict(rows[:1])[0])
-    declared = predicting.declared_width(model.estimator)
+    declared = declared_width(model.estimator)
     assert declared in (None, width)
     if estimator in ("PolynomialFeatures", "PCA", "RBFSampler", "StandardScaler"):
         assert declared == width

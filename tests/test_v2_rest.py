@@ -234,11 +234,11 @@ class TestCeilings:
     @pytest.fixture(autouse=True)
     def restore_ceilings(self):
         """The server sets the process-wide table ceiling: put it back afterwards."""
-        from mlwidget import tables
+        from mlwidget import limits
 
-        before = tables.MAX_CELLS
+        before = limits.current()
         yield
-        tables.set_limits(max_cells=before)
+        limits.configure(before)
 
     async def test_body_and_table_ceilings(self, titanic, rows, jp_fetch):
         meta = (await v2(jp_fetch, "models", "titanic")).json()

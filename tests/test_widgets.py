@@ -18,6 +18,7 @@ import pytest
 from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER, NOTEBOOKS
 
 from mlwidget import BadRequest, MLModel, list_models
+from mlwidget.display import fmt_num
 from mlwidget.jobs.job import Pause
 from mlwidget.widgets import (
     Dashboard,
@@ -28,7 +29,6 @@ from mlwidget.widgets import (
     UploadForm,
     build_app,
 )
-from mlwidget.widgets._common import fmt_num
 from mlwidget.widgets.summary import importance
 
 PNG = b"\x89PNG"
@@ -669,6 +669,26 @@ def test_new_model_refuses_bad_input_and_keeps_nothing(store_dir: Path) -> None:
     form.create_button.click()
     assert form.status.kind == "error" and "exists already" in form.status.text
     assert list_models(store_dir) == ["iris"]
+
+
+def test_new_model_name_is_the_servers_suggestion_for_a_long_odd_file_name(
+    store_dir: Path,
+) -> None:
+    """The form's suggestion is mlwidget.names.suggested_name (the listing page's too): a long
+    file name is cut to the store's 128 characters, not 100, and stays under it with "-2"."""
+    from mlwidget.names import suggested_name
+    from mlwidget.store import MAX_NAME, Store
+
+    board = Dashboard(store=store_dir)
+    form = board.new_form
+    filename = "Q1 sales (final)..." + "x" * 200 + ".csv"
+    form.upload.value = file_value(NOTEBOOKS / "iris.csv", filename)
+    expected = "Q1-sales-final-." + "x" * (MAX_NAME - 16)
+    assert form.name.value == expected == suggested_name(filename, Store(store_dir))
+    MLModel(expected.upper(), store=store_dir, model={"class": "LogisticRegression"})
+    form.upload.value = ()
+    form.upload.value = file_value(NOTEBOOKS / "iris.csv", filename)
+    assert form.name.value == expected[: MAX_NAME - 2] + "-2"  # its look-alike is taken
 
 
 def test_new_model_training_can_be_cancelled_and_keeps_nothing(

@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 MAX_ROWS = 64
-_MISSING = None
 
 
-class _Unsupported(Exception):
+class Unsupported(Exception):
     """This input (or model) is for the full pipeline.
 
     ``reason`` says why, in words a user can read: every refusal while compiling gives one
@@ -20,11 +19,11 @@ class _Unsupported(Exception):
         self.reason = reason
 
 
-class _TooLarge(_Unsupported):
+class TooLarge(Unsupported):
     """Trees too large to copy into arrays: the estimator's own predict answers."""
 
 
-def _private(obj: Any, name: str) -> Any:
+def sklearn_private(obj: Any, name: str) -> Any:
     """``obj.name`` (``name`` may be dotted: ``"_forest.ForestClassifier"``), a private part of
     scikit-learn the fast path relies on: a scikit-learn version without it is for the pipeline."""
     try:
@@ -32,7 +31,7 @@ def _private(obj: Any, name: str) -> Any:
             obj = getattr(obj, part)
         return obj
     except AttributeError:
-        raise _Unsupported(
+        raise Unsupported(
             f"scikit-learn private attribute {name} missing: this scikit-learn version is not "
             "supported by the fast path"
         ) from None

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from .base import _private
+from .base import sklearn_private
 
 
-class _NaiveBayes:
+class NaiveBayes:
     family = "naive bayes"
 
     def __init__(self, est: Any) -> None:
@@ -18,8 +18,8 @@ class _NaiveBayes:
 
         self.est = est
         self.classes = est.classes_
-        self.logsumexp = _private(nb, "_logsumexp")
-        self.joint_log_likelihood = _private(est, "_joint_log_likelihood")
+        self.logsumexp = sklearn_private(nb, "_logsumexp")
+        self.joint_log_likelihood = sklearn_private(est, "_joint_log_likelihood")
         self.binarize = getattr(est, "binarize", None) if isinstance(est, nb.BernoulliNB) else None
         self.bernoulli = isinstance(est, nb.BernoulliNB)
 

@@ -8,13 +8,13 @@ from typing import Any
 
 import numpy as np
 
-from .base import _private, _TooLarge, _Unsupported
-from .bayes import _NaiveBayes
-from .linear import _Linear
-from .trees import _Boosting, _TreeClassifier, _TreeRegressor
+from .base import TooLarge, Unsupported, sklearn_private
+from .bayes import NaiveBayes
+from .linear import Linear
+from .trees import Boosting, TreeClassifier, TreeRegressor
 
 
-class _OwnPredict:
+class OwnPredict:
     """The estimator's own predict on the transformed rows: skips the DataFrame and the column
     transformer, which is most of the cost (k-neighbours and any other classifier/regressor).
     ``reason`` says why it has no compiled form."""
@@ -31,18 +31,18 @@ class _OwnPredict:
         return self.est.predict_proba(X) if hasattr(self.est, "predict_proba") else None
 
 
-def _family(est: Any, kind: str) -> Any:
-    """The family that answers for ``est`` (raises _Unsupported with the reason if none)."""
+def family_of(est: Any, kind: str) -> Any:
+    """The family that answers for ``est`` (raises Unsupported with the reason if none)."""
     try:
         return _compiled_family(est, kind)
-    except _TooLarge as exc:
+    except TooLarge as exc:
         name = type(est).__name__
-        return _OwnPredict(est, f"{name}.predict", f"{name}: {exc.reason}")
+        return OwnPredict(est, f"{name}.predict", f"{name}: {exc.reason}")
 
 
-def _own(est: Any, family: str) -> _OwnPredict:
+def _own(est: Any, family: str) -> OwnPredict:
     reason = f"estimator family {type(est).__name__} has no compiled form: its own predict is used"
-    return _OwnPredict(est, family, reason)
+    return OwnPredict(est, family, reason)
 
 
 def _compiled_family(est: Any, kind: str) -> Any:
@@ -53,17 +53,17 @@ def _compiled_family(est: Any, kind: str) -> Any:
     if kind == "classifier":
         # Linear models: scikit-learn's decision function, not overridden (subclasses that
         # override predict only for its docstring pass; the self-check catches any other).
-        mixin = _private(linear_model, "_base.LinearClassifierMixin")
+        mixin = sklearn_private(linear_model, "_base.LinearClassifierMixin")
         if isinstance(est, mixin) and cls.decision_function is mixin.decision_function:
-            return _Linear(est, classifier=True)
-        base = _private(tree, "_classes.BaseDecisionTree")
+            return Linear(est, classifier=True)
+        base = sklearn_private(tree, "_classes.BaseDecisionTree")
         if (
             isinstance(est, tree.DecisionTreeClassifier)
             and cls.predict is base.predict
             and cls.predict_proba is tree.DecisionTreeClassifier.predict_proba
         ):
-            return _TreeClassifier(est, [est], forest=False)
-        forest = _private(ensemble, "_forest.ForestClassifier")
+            return TreeClassifier(est, [est], forest=False)
+        forest = sklearn_private(ensemble, "_forest.ForestClassifier")
         if (
             isinstance(est, forest)
             and cls.predict is forest.predict
@@ -71,35 +71,35 @@ def _compiled_family(est: Any, kind: str) -> Any:
             and est.n_outputs_ == 1
             and all(type(t).predict_proba is tree.DecisionTreeClassifier.predict_proba for t in est)
         ):
-            return _TreeClassifier(est, list(est.estimators_), forest=True)
+            return TreeClassifier(est, list(est.estimators_), forest=True)
         if cls is ensemble.GradientBoostingClassifier:
-            return _Boosting(est, classifier=True)
+            return Boosting(est, classifier=True)
         if cls in (naive_bayes.GaussianNB, naive_bayes.BernoulliNB):
-            return _NaiveBayes(est)
+            return NaiveBayes(est)
         if cls is neighbors.KNeighborsClassifier:
             return _own(est, "k-neighbours")
         return _own(est, f"{cls.__name__}.predict")
     if kind == "regressor":
-        linear = _private(linear_model, "_base.LinearModel")
-        if isinstance(est, linear) and cls._decision_function in (
-            _private(linear, "_decision_function"),
-            _private(ElasticNet, "_decision_function"),  # for dense input: LinearModel's
+        linear = sklearn_private(linear_model, "_base.LinearModel")
+        if isinstance(est, linear) and sklearn_private(cls, "_decision_function") in (
+            sklearn_private(linear, "_decision_function"),
+            sklearn_private(ElasticNet, "_decision_function"),  # for dense input: LinearModel's
         ):
-            return _Linear(est, classifier=False)
-        base = _private(tree, "_classes.BaseDecisionTree")
+            return Linear(est, classifier=False)
+        base = sklearn_private(tree, "_classes.BaseDecisionTree")
         if isinstance(est, tree.DecisionTreeRegressor) and cls.predict is base.predict:
-            return _TreeRegressor(est, [est], forest=False)
-        forest = _private(ensemble, "_forest.ForestRegressor")
+            return TreeRegressor(est, [est], forest=False)
+        forest = sklearn_private(ensemble, "_forest.ForestRegressor")
         if (
             isinstance(est, forest)
             and cls.predict is forest.predict
             and est.n_outputs_ == 1
             and all(type(t).predict is base.predict for t in est)
         ):
-            return _TreeRegressor(est, list(est.estimators_), forest=True)
+            return TreeRegressor(est, list(est.estimators_), forest=True)
         if cls is ensemble.GradientBoostingRegressor:
-            return _Boosting(est, classifier=False)
+            return Boosting(est, classifier=False)
         if cls is neighbors.KNeighborsRegressor:
             return _own(est, "k-neighbours")
         return _own(est, f"{cls.__name__}.predict")
-    raise _Unsupported(f"kind {kind!r}: only classifiers and regressors have a fast path")
+    raise Unsupported(f"kind {kind!r}: only classifiers and regressors have a fast path")

@@ -7,10 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from .base import _Unsupported
+from .base import Unsupported
 
 
-class _Linear:
+class Linear:
     family = "linear"
 
     def __init__(self, est: Any, classifier: bool) -> None:
@@ -18,7 +18,7 @@ class _Linear:
 
         coef = est.coef_
         if not isinstance(coef, np.ndarray) or coef.dtype != np.float64:
-            raise _Unsupported(f"{type(est).__name__}.coef_ is not a dense float64 array")
+            raise Unsupported(f"{type(est).__name__}.coef_ is not a dense float64 array")
         self.coef_t = coef.T if coef.ndim == 2 else coef
         self.intercept = est.intercept_
         self.classifier = classifier
@@ -36,12 +36,14 @@ class _Linear:
         scores = self.scores(X)
         if not self.classifier:
             return scores
+        classes = self.classes
+        assert classes is not None  # a fitted classifier has classes_
         if scores.ndim == 1:
-            return self.classes.take((scores > 0).astype(np.intp), axis=0)
-        return self.classes.take(np.argmax(scores, axis=1), axis=0)
+            return classes.take((scores > 0).astype(np.intp), axis=0)
+        return classes.take(np.argmax(scores, axis=1), axis=0)
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray | None:
-        if not self.softmax_proba:
+        if not self.softmax_proba or self.classes is None:  # (softmax_proba: a classifier)
             return None
         from scipy.special import expit
         from sklearn.utils.extmath import softmax

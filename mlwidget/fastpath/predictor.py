@@ -10,10 +10,10 @@ from typing import Any
 import numpy as np
 
 from ..jsonable import to_jsonable
-from .base import _Unsupported
-from .cast import _columns_from_data, _columns_from_query
-from .families import _family, _OwnPredict
-from .transform import _CompiledColumns
+from .base import Unsupported
+from .cast import columns_from_data, columns_from_query
+from .families import OwnPredict, family_of
+from .transform import CompiledColumns
 
 log = logging.getLogger("mlwidget.fastpath")
 
@@ -28,23 +28,23 @@ class FastPredictor:
         from sklearn.pipeline import Pipeline
 
         if not isinstance(pipeline, Pipeline) or len(pipeline.steps) != 2:
-            raise _Unsupported(
+            raise Unsupported(
                 f"{type(pipeline).__name__} is not a two-step Pipeline (columns, estimator)"
             )
         ct, est = pipeline.steps[0][1], pipeline.steps[1][1]
-        self.ct = _CompiledColumns(ct, features)
+        self.ct = CompiledColumns(ct, features)
         n_features = getattr(est, "n_features_in_", None)
         if n_features is None:
-            raise _Unsupported(f"{type(est).__name__} has no n_features_in_")
+            raise Unsupported(f"{type(est).__name__} has no n_features_in_")
         if self.ct.width != n_features:
-            raise _Unsupported(
+            raise Unsupported(
                 f"the ColumnTransformer gives {self.ct.width} columns, {type(est).__name__} "
                 f"expects {n_features}"
             )
         self.sklearn_estimator = est
-        self.estimator = _family(est, kind)
+        self.estimator = family_of(est, kind)
         self.family = self.estimator.family
-        own = isinstance(self.estimator, _OwnPredict)
+        own = isinstance(self.estimator, OwnPredict)
         self.reason: str | None = self.estimator.reason if own else None
         if not own:
             self._self_check(est, kind)
@@ -65,19 +65,19 @@ class FastPredictor:
         )
         ours, theirs = np.asarray(self.estimator.predict(X)), np.asarray(est.predict(X))
         if ours.shape != theirs.shape:
-            raise _Unsupported(differ.format("predict"))
+            raise Unsupported(differ.format("predict"))
         if kind == "classifier":
             if not np.array_equal(ours, theirs):
-                raise _Unsupported(differ.format("predict"))
+                raise Unsupported(differ.format("predict"))
         elif not np.allclose(ours, theirs, rtol=1e-12, atol=1e-12):
-            raise _Unsupported(differ.format("predict"))
+            raise Unsupported(differ.format("predict"))
         proba = self.estimator.predict_proba(X)
         if proba is not None:
             expected = est.predict_proba(X)
             if proba.shape != expected.shape or not np.allclose(
                 proba, expected, rtol=1e-12, atol=1e-12
             ):
-                raise _Unsupported(differ.format("predict_proba"))
+                raise Unsupported(differ.format("predict_proba"))
 
     @property
     def label(self) -> str:
@@ -95,12 +95,12 @@ class FastPredictor:
             return None
 
     def rows(self, data: Any = None, query: Mapping[str, Any] | None = None) -> np.ndarray:
-        """The transformed matrix for the input (raises _Unsupported to defer to the pipeline)."""
+        """The transformed matrix for the input (raises Unsupported to defer to the pipeline)."""
         ct = self.ct
         if query is not None:
-            cols = _columns_from_query(query, ct.names)
+            cols = columns_from_query(query, ct.names)
         else:
-            cols = _columns_from_data(data, ct.names)
+            cols = columns_from_data(data, ct.names)
         return ct.transform(ct.cast(cols))
 
     def predict(self, data: Any = None, query: Mapping[str, Any] | None = None) -> list | None:
@@ -151,7 +151,7 @@ def compile_model(
         try:
             fast = FastPredictor(pipeline, features, kind)
             reason = fast.reason
-        except _Unsupported as exc:
+        except Unsupported as exc:
             reason = exc.reason or "not covered by the fast path"
         except Exception as exc:
             reason = f"compilation failed: {type(exc).__name__}: {exc}"

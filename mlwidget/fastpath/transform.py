@@ -9,11 +9,11 @@ from typing import Any
 
 import numpy as np
 
-from .base import _Unsupported
-from .cast import _as_number, _as_text
+from .base import Unsupported
+from .cast import as_number, as_text
 
 
-class _CompiledColumns:
+class CompiledColumns:
     """What the transform needs, read once from the fitted ColumnTransformer: the feature order
     and dtypes, each category's one-hot position, the imputation values and the scaling arrays.
     Immutable once built (thread-safe)."""
@@ -24,9 +24,9 @@ class _CompiledColumns:
         from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
         if type(ct) is not ColumnTransformer:
-            raise _Unsupported(f"first step {type(ct).__name__} is not a ColumnTransformer")
+            raise Unsupported(f"first step {type(ct).__name__} is not a ColumnTransformer")
         if ct.sparse_threshold != 0:
-            raise _Unsupported("ColumnTransformer with sparse output (sparse_threshold != 0)")
+            raise Unsupported("ColumnTransformer with sparse output (sparse_threshold != 0)")
         dtypes = {f["name"]: f["dtype"] for f in features}
         kinds = {f["name"]: f["kind"] for f in features}
         self.names = [f["name"] for f in features]
@@ -38,29 +38,29 @@ class _CompiledColumns:
         for name, trans, cols in ct.transformers_:
             if name == "remainder":
                 if trans != "drop":
-                    raise _Unsupported("ColumnTransformer remainder is not dropped")
+                    raise Unsupported("ColumnTransformer remainder is not dropped")
                 continue
             if not isinstance(cols, list) or not all(c in dtypes for c in cols):
-                raise _Unsupported(f"transformer {name!r} reads columns that are not features")
+                raise Unsupported(f"transformer {name!r} reads columns that are not features")
             second, fills = _imputed(name, trans, cols)
             block = ct.output_indices_[name]
             if name == "cat" and type(second) is OneHotEncoder:
                 if any(kinds[c] != "category" for c in cols):
-                    raise _Unsupported("OneHotEncoder over features that are not categories")
+                    raise Unsupported("OneHotEncoder over features that are not categories")
                 self.cats = _one_hot(second, cols, fills, block)
             elif name == "num" and type(second) is StandardScaler:
                 sc = second
                 if any(kinds[c] != "number" or dtypes[c] != "number" for c in cols):
-                    raise _Unsupported("StandardScaler over features that are not numbers")
+                    raise Unsupported("StandardScaler over features that are not numbers")
                 if block.stop - block.start != len(cols):
-                    raise _Unsupported("StandardScaler output columns differ from its inputs")
+                    raise Unsupported("StandardScaler output columns differ from its inputs")
                 self.nums = list(cols)
                 self.num_fill = np.asarray(fills, dtype=np.float64)
                 self.num_mean = sc.mean_ if sc.with_mean else None
                 self.num_scale = sc.scale_ if sc.with_std else None
                 num_slice = block
             else:
-                raise _Unsupported(
+                raise Unsupported(
                     f"transformer {name!r} ({type(second).__name__}) has no compiled form"
                 )
             width = max(width, block.stop)
@@ -69,10 +69,10 @@ class _CompiledColumns:
         self.cat_index = {c[0]: pd.Index(list(c[2]), dtype=object) for c in self.cats}
 
     def cast(self, cols: dict[str, list[Any]]) -> dict[str, list[Any]]:
-        """Each value cast as ``schema.cast`` casts it (raises _Unsupported to defer)."""
+        """Each value cast as ``schema.cast`` casts it (raises Unsupported to defer)."""
         out = {}
         for name, dtype in zip(self.names, self.dtypes, strict=True):
-            convert = _as_number if dtype == "number" else _as_text
+            convert = as_number if dtype == "number" else as_text
             out[name] = [convert(v) for v in cols[name]]
         return out
 
@@ -85,7 +85,7 @@ class _CompiledColumns:
                 if type(value) is float and not math.isfinite(value):
                     # the pipeline either rejects it or encodes it as unknown, depending on the
                     # other categorical columns' types: let it decide
-                    raise _Unsupported
+                    raise Unsupported
                 j = mapping.get(fill if value is None else value)
                 if j is not None:
                     X[row, offset + j] = 1.0
@@ -95,14 +95,14 @@ class _CompiledColumns:
             if missing.any():
                 V[missing] = np.broadcast_to(self.num_fill, V.shape)[missing]
             if not np.isfinite(V).all():
-                raise _Unsupported  # the pipeline rejects infinities with its own message
+                raise Unsupported  # the pipeline rejects infinities with its own message
             if self.num_mean is not None:
                 V -= self.num_mean
             if self.num_scale is not None:
                 V /= self.num_scale
             X[:, self.num_slice] = V
         if not np.isfinite(X).all():
-            raise _Unsupported
+            raise Unsupported
         return X
 
     def transform_frame(self, frame: Any) -> np.ndarray:
@@ -112,7 +112,7 @@ class _CompiledColumns:
         for name, fill, _mapping, offset in self.cats:
             col = frame[name]
             if col.dtype.kind == "f" and np.isinf(col.to_numpy()).any():
-                raise _Unsupported  # as in transform
+                raise Unsupported  # as in transform
             if col.hasnans:
                 col = col.fillna(fill)
             codes = self.cat_index[name].get_indexer(col.astype(object))
@@ -124,7 +124,7 @@ class _CompiledColumns:
             if missing.any():
                 V[missing] = np.broadcast_to(self.num_fill, V.shape)[missing]
             if not np.isfinite(V).all():
-                raise _Unsupported
+                raise Unsupported
             if self.num_mean is not None:
                 V -= self.num_mean
             if self.num_scale is not None:
@@ -154,17 +154,17 @@ def _imputed(name: str, trans: Any, cols: list[str]) -> tuple[Any, list[Any]]:
     from sklearn.pipeline import Pipeline
 
     if type(trans) is not Pipeline or len(trans.steps) != 2:
-        raise _Unsupported(f"transformer {name!r} is not a two-step Pipeline")
+        raise Unsupported(f"transformer {name!r} is not a two-step Pipeline")
     imp, second = trans.steps[0][1], trans.steps[1][1]
     if type(imp) is not SimpleImputer:
-        raise _Unsupported(f"transformer {name!r} starts with {type(imp).__name__}")
+        raise Unsupported(f"transformer {name!r} starts with {type(imp).__name__}")
     if imp.add_indicator:
-        raise _Unsupported("SimpleImputer with add_indicator")
+        raise Unsupported("SimpleImputer with add_indicator")
     if imp.missing_values == imp.missing_values:  # only NaN is treated as missing
-        raise _Unsupported(f"SimpleImputer with missing_values={imp.missing_values!r}")
+        raise Unsupported(f"SimpleImputer with missing_values={imp.missing_values!r}")
     fills = list(imp.statistics_)
     if len(fills) != len(cols) or any(v != v for v in fills):
-        raise _Unsupported("SimpleImputer drops an all-missing column")
+        raise Unsupported("SimpleImputer drops an all-missing column")
     return second, fills
 
 
@@ -174,13 +174,13 @@ def _one_hot(
     """``(column, fill value, {category: position}, first output column)`` per column of a
     fitted OneHotEncoder that ignores unknown categories and drops none."""
     if getattr(enc, "_infrequent_enabled", False):
-        raise _Unsupported("OneHotEncoder with infrequent categories")
+        raise Unsupported("OneHotEncoder with infrequent categories")
     if enc.handle_unknown != "ignore":
-        raise _Unsupported(f"OneHotEncoder with handle_unknown={enc.handle_unknown!r}")
+        raise Unsupported(f"OneHotEncoder with handle_unknown={enc.handle_unknown!r}")
     if enc.drop_idx_ is not None:
-        raise _Unsupported("OneHotEncoder with drop")
+        raise Unsupported("OneHotEncoder with drop")
     if enc.dtype not in (np.float64, float):
-        raise _Unsupported(f"OneHotEncoder with dtype {enc.dtype!r}")
+        raise Unsupported(f"OneHotEncoder with dtype {enc.dtype!r}")
     out = []
     offset = block.start
     for col, fill, cats in zip(cols, fills, enc.categories_, strict=True):
@@ -189,5 +189,5 @@ def _one_hot(
         out.append((col, fill, mapping, offset))
         offset += len(cats)
     if offset != block.stop:
-        raise _Unsupported("OneHotEncoder categories do not fill its output columns")
+        raise Unsupported("OneHotEncoder categories do not fill its output columns")
     return out

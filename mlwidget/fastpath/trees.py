@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from .base import _private, _TooLarge, _Unsupported
+from .base import TooLarge, Unsupported, sklearn_private
 
 # Trees up to this many nodes in all (and this deep) become generated Python code; larger
 # ensembles are walked with numpy, level by level, up to WALK_MAX_NODES (about 50 MB of
@@ -16,6 +16,7 @@ from .base import _private, _TooLarge, _Unsupported
 CODEGEN_MAX_NODES = 60_000
 CODEGEN_MAX_DEPTH = 80
 WALK_MAX_NODES = 1_000_000
+ELSE = -1  # a code generator's stack entry that writes "else:" (node ids are never negative)
 
 
 def _codegen(trees: list[Any], offsets: list[int]) -> Any:
@@ -27,11 +28,11 @@ def _codegen(trees: list[Any], offsets: list[int]) -> Any:
         t = tree.tree_
         left, right = t.children_left.tolist(), t.children_right.tolist()
         feature, threshold = t.feature.tolist(), t.threshold.tolist()
-        stack = [(0, 1)]  # (node, indent); else-branches are pushed as ("else", indent)
+        stack = [(0, 1)]  # (node, indent); else-branches are pushed as (ELSE, indent)
         while stack:
             node, indent = stack.pop()
             pad = "    " * indent
-            if node == "else":
+            if node == ELSE:
                 lines.append(pad + "else:")
                 continue
             if left[node] == -1:
@@ -39,7 +40,7 @@ def _codegen(trees: list[Any], offsets: list[int]) -> Any:
                 continue
             lines.append(f"{pad}if x[{feature[node]}] <= {threshold[node]!r}:")
             stack.append((right[node], indent + 1))
-            stack.append(("else", indent))
+            stack.append((ELSE, indent))
             stack.append((left[node], indent + 1))
     lines.append(f"    return ({', '.join(f'l{k}' for k in range(len(trees)))},)")
     namespace: dict[str, Any] = {}
@@ -58,7 +59,7 @@ class _Trees:
     def __init__(self, trees: list[Any]) -> None:
         nodes = sum(int(t.tree_.node_count) for t in trees)
         if nodes > WALK_MAX_NODES:
-            raise _TooLarge(
+            raise TooLarge(
                 f"{nodes:,} tree nodes, more than the {WALK_MAX_NODES:,} copied into arrays "
                 "(WALK_MAX_NODES): its own predict is used"
             )
@@ -67,7 +68,7 @@ class _Trees:
         for tree in trees:
             t = tree.tree_
             if t.n_outputs != 1:
-                raise _Unsupported("trees with several outputs")
+                raise Unsupported("trees with several outputs")
             left = t.children_left.astype(np.int32)
             right = t.children_right.astype(np.int32)
             ids = np.arange(t.node_count, dtype=np.int32)
@@ -95,7 +96,7 @@ class _Trees:
         with np.errstate(over="ignore"):
             X32 = X.astype(np.float32)
         if not np.isfinite(X32).all():
-            raise _Unsupported  # too large for float32: scikit-learn refuses it
+            raise Unsupported  # too large for float32: scikit-learn refuses it
         X32 = X32.astype(np.float64)
         if self.code is not None:
             code = self.code
@@ -117,7 +118,7 @@ class _Trees:
         return node
 
 
-class _TreeClassifier:
+class TreeClassifier:
     def __init__(self, est: Any, trees: list[Any], forest: bool) -> None:
         self.family = "forest" if forest else "tree"
         self.walk = _Trees(trees)
@@ -145,7 +146,7 @@ class _TreeClassifier:
         return self.classes.take(np.argmax(self.predict_proba(X), axis=1), axis=0)
 
 
-class _TreeRegressor:
+class TreeRegressor:
     def __init__(self, est: Any, trees: list[Any], forest: bool) -> None:
         self.family = "forest" if forest else "tree"
         self.walk = _Trees(trees)
@@ -167,7 +168,7 @@ class _TreeRegressor:
         return None
 
 
-class _Boosting:
+class Boosting:
     """GradientBoostingClassifier / Regressor: init + learning_rate * leaf value, stage by stage."""
 
     family = "gradient boosting"
@@ -175,7 +176,7 @@ class _Boosting:
     def __init__(self, est: Any, classifier: bool) -> None:
         stages = est.estimators_  # (n_stages, K) regression trees
         if not isinstance(stages, np.ndarray) or stages.ndim != 2:
-            raise _Unsupported(f"{type(est).__name__}.estimators_ is not a 2-d array of trees")
+            raise Unsupported(f"{type(est).__name__}.estimators_ is not a 2-d array of trees")
         from sklearn.dummy import DummyClassifier, DummyRegressor
 
         init = est.init_
@@ -183,12 +184,12 @@ class _Boosting:
             DummyClassifier,
             DummyRegressor,
         ):
-            raise _Unsupported(
+            raise Unsupported(
                 f"{type(est).__name__} with init={type(init).__name__}: an initial answer that "
                 "depends on the row"
             )
-        loss = _private(est, "_loss")
-        raw_predict_init = _private(est, "_raw_predict_init")
+        loss = sklearn_private(est, "_loss")
+        raw_predict_init = sklearn_private(est, "_raw_predict_init")
         self.K = stages.shape[1]
         n_features = int(est.n_features_in_)
         # constant for these init estimators: computed by the estimator itself, once
@@ -213,9 +214,11 @@ class _Boosting:
         raw = self.raw(X)
         if not self.classifier:
             return raw
+        classes = self.classes
+        assert classes is not None  # a fitted classifier has classes_
         if raw.ndim == 1:
-            return self.classes[(raw >= 0).astype(int)]
-        return self.classes[np.argmax(raw, axis=1)]
+            return classes[(raw >= 0).astype(int)]
+        return classes[np.argmax(raw, axis=1)]
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray | None:
         if not self.classifier:

@@ -1,19 +1,14 @@
-"""A job: one piece of long work on one model (retrain, score, predict), and the board of jobs a
-process knows.
+"""A job: one piece of long work on one model (retrain, score, predict), the errors it ends
+with, and ``board``, the jobs this process knows (see job_board.py).
 
 A ``Job`` is created ``queued``, runs (``running``, with a ``stage`` and, where the estimator
 can say, a ``progress`` fraction), and ends ``done`` (with a result), ``failed`` (with an error)
 or ``cancelled``. Its state is read by any thread (REST's ``?_job``, a widget's progress bar);
 the executor that runs it is the only writer.
-
-The ``board`` holds the jobs of this process by id, and the running writer of each model: a
-second writer to a model whose retrain job is running is refused at once (409) naming that job,
-instead of waiting for the model's lock.
 """
 
 from __future__ import annotations
 
-import collections
 import datetime as _dt
 import logging
 import threading
@@ -23,25 +18,26 @@ from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from typing import Any
 
-from ..errors import Conflict, Forbidden, Gone, MLWidgetError
+from ..errors import Conflict, Forbidden, Gone, MLWidgetError, NotFound
 from . import results as results_
+from .job_board import Board
 from .pause import Pause
 from .results import StoredResult
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
-# The share of a whole job each stage spans, for ``overall`` (a fit's cross-validation refits
-# the model a few times, so it weighs more than the fit itself; without it, cv is skipped).
+# The share of a whole job each stage spans, for ``overall`` (a retrain fits, scores and saves;
+# the crossval job that follows it runs its folds, "cv", and saves the score).
 SPANS = {
     "queued": (0.0, 0.0),
     "load": (0.0, 0.02),
-    "fit": (0.02, 0.4),
-    "cv": (0.4, 0.95),
+    "fit": (0.02, 0.95),
+    "cv": (0.02, 0.95),
     "predict": (0.02, 0.97),
     "score": (0.95, 0.97),
     "save": (0.97, 1.0),
 }
 FINISHED = ("done", "failed", "cancelled")
-KEEP = 20  # finished jobs remembered per model (their result files go with them)
+POLL = 0.05  # seconds between checks of a running job for cancel and timeout
 
 log = logging.getLogger("mlwidget.jobs")
 
@@ -181,8 +177,6 @@ class Job:
         """The answer kept on disk, for ``caller`` (None: this process's own code). Forbidden
         to another caller than the one who started the job; Gone once removed."""
         if self.status != "done" or self.stored is None:
-            from ..errors import NotFound
-
             state = f"is {self.status}" if self.status != "done" else "has no stored rows"
             raise NotFound(
                 f"Job {self.id} ({self.action} of {self.model!r}) {state}: only a finished "
@@ -246,6 +240,15 @@ class Job:
     def _failed(self) -> None:
         for hook in self._failure_hooks:
             _call(hook)
+
+    def check_stop(self, deadline: float | None) -> None:
+        """Raise ``Stop`` if the job was cancelled, or ran past ``deadline`` (the time it waited
+        for a worker process to start not counted): then it is marked timed out."""
+        if self.stop.is_set():
+            raise Stop
+        if deadline is not None and time.time() > deadline + self.waited:
+            self.time_out()
+            raise Stop
 
     def time_out(self) -> None:
         """Stop the job because it ran past its deadline (unless it was cancelled first)."""
@@ -343,94 +346,4 @@ def _call(hook: Any) -> None:
         log.warning("mlwidget: a job's cancel hook failed: %s: %s", type(exc).__name__, exc)
 
 
-class Board:
-    """The jobs of this process: by id, and each model's running writer."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._jobs: dict[str, Job] = {}
-        self._by_model: dict[tuple[str, str], collections.deque[Job]] = {}
-        self._writers: dict[tuple[str, str], Job] = {}
-
-    def add(self, job: Job) -> None:
-        """Register ``job``; a writer while the model has a running writer is a 409."""
-        with self._lock:
-            if job.writer:
-                running = self._writers.get(job.key)
-                if running is not None and not running.done:
-                    raise busy(running)
-                self._writers[job.key] = job
-            self._by_model.setdefault(job.key, collections.deque()).appendleft(job)
-            self._jobs[job.id] = job
-
-    def check_free(self, key: tuple[str, str]) -> None:
-        """409 (naming the job) if a writer job is running on this model."""
-        with self._lock:
-            running = self._writers.get(key)
-        if running is not None and not running.done:
-            raise busy(running)
-
-    def finished(self, job: Job) -> None:
-        """A job ended: the model's writer is free; the oldest finished jobs past ``KEEP`` a
-        model are forgotten, and the oldest stored results past ``KEEP_BYTES`` removed."""
-        with self._lock:
-            if self._writers.get(job.key) is job:
-                del self._writers[job.key]
-            recent = self._by_model.get(job.key, collections.deque())
-            ended = [j for j in recent if j.done]  # newest first
-            dropped = ended[KEEP:]
-            for old in dropped:
-                recent.remove(old)
-                self._jobs.pop(old.id, None)
-            stored = sorted(
-                (j for j in self._jobs.values() if j.stored is not None and not j.removed),
-                key=lambda j: j.finished or 0.0,
-                reverse=True,
-            )
-        for old in dropped:
-            old.forget("the job was forgotten")
-        total = 0
-        for kept in stored:  # newest first: the oldest go past the budget
-            total += kept.stored.bytes if kept.stored is not None else 0
-            if total > results_.KEEP_BYTES and kept is not job:
-                kept.forget(
-                    f"results past {results_.KEEP_BYTES:,} bytes on this server are removed, "
-                    "oldest first"
-                )
-
-    def get(self, job_id: str) -> Job | None:
-        with self._lock:
-            return self._jobs.get(job_id)
-
-    def find(self, key: tuple[str, str], job_id: str) -> Job:
-        """The job ``job_id`` of the model ``key`` (NotFound if this process has none)."""
-        from ..errors import NotFound
-
-        job = self.get(job_id)
-        if job is None or job.key != key:
-            raise NotFound(
-                f"Model {key[1]!r} has no job {job_id!r}: jobs are kept while the process that "
-                "ran them runs (GET ?_jobs lists them; a kernel's jobs: model.jobs())."
-            )
-        return job
-
-    def of_model(self, key: tuple[str, str]) -> list[Job]:
-        """The model's recent jobs, newest first."""
-        with self._lock:
-            return list(self._by_model.get(key, ()))
-
-    def active(self) -> list[Job]:
-        with self._lock:
-            return [job for job in self._jobs.values() if not job.done]
-
-
-def busy(job: Job) -> Conflict:
-    error = Conflict(
-        f"Model {job.model!r} is busy: job {job.id} ({job.action}) is {job.status}. Wait for it "
-        f"(GET ?_job={job.id}) or cancel it (DELETE ?_job={job.id}), then try again."
-    )
-    error.job = job.id  # type: ignore[attr-defined]  # REST adds it to the answer
-    return error
-
-
-board = Board()
+board: Board[Job] = Board()

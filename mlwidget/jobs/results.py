@@ -7,9 +7,10 @@ thread). What travels back to the server is a ``StoredResult``: the file's path 
 (rows, bytes, columns). ``?_job=ID&_result`` streams the file; ``Job.result()`` in Python reads
 it back into the same list the call without a job returns.
 
-Files go when their job is forgotten (``KEEP`` jobs per model, ``KEEP_BYTES`` of results per
-process, oldest first), when the process ends, and, for a process killed before it could remove
-them, at the model's next commit (the process id is in the file's name; see store.py).
+Files go when their job is forgotten (``job_board.KEEP`` jobs per model, ``KEEP_BYTES`` of
+results per process, oldest first), when the process ends, and, for a process killed before it
+could remove them, at the model's next commit (the process id is in the file's name; see
+store.py).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import contextlib
 import json
 import os
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, BinaryIO
+
+from ..jsonable import dumps
 
 READ_BYTES = 1024 * 1024  # bytes read from a result file at a time when it is streamed
 KEEP_BYTES = 1024**3  # result bytes a process keeps on disk; past it the oldest jobs' go
@@ -67,13 +69,8 @@ class StoredResult:
             rows = [{label: row[key] for key, label in keys} for row in rows]
         return rows
 
-    def open(self) -> IO[bytes]:
+    def open(self) -> BinaryIO:
         return open(self.path, "rb")
-
-    def pieces(self, size: int = READ_BYTES) -> Iterator[bytes]:
-        with self.open() as handle:
-            while piece := handle.read(size):
-                yield piece
 
     def remove(self) -> None:
         with contextlib.suppress(OSError):
@@ -86,11 +83,10 @@ class ResultWriter:
     removes its file."""
 
     def __init__(self, path: str, kind: str) -> None:
-        from ..jsonable import to_jsonable
-
-        self._jsonable = to_jsonable
         self.path, self.kind = path, kind
-        self.rows, self.columns, self.labels = 0, [], []
+        self.rows = 0
+        self.columns: list[str] = []
+        self.labels: list[Any] = []
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._tmp = f"{path}.tmp"
         self._handle: IO[str] | None = open(self._tmp, "w", encoding="utf-8")
@@ -103,7 +99,7 @@ class ResultWriter:
             self.columns = [str(key) for key in items[0]]
         if not self.labels and isinstance(items[0], dict) and self.kind == "probabilities":
             self.labels = list(items[0])
-        text = dumps(items, self._jsonable)[1:-1]
+        text = dumps(items)[1:-1]
         self._handle.write(text if self.rows == 0 else "," + text)
         self.rows += len(items)
 
@@ -134,16 +130,6 @@ class ResultWriter:
 def _json_key(label: Any) -> str:
     """The text JSON makes of ``label`` as an object's key."""
     return next(iter(json.loads(json.dumps({label: 0}))))
-
-
-def dumps(obj: Any, to_jsonable: Any = None) -> str:
-    """JSON text of an answer: plain values as they are, NaN / NaT / infinity as null."""
-    try:
-        return json.dumps(obj, allow_nan=False)
-    except (TypeError, ValueError):
-        if to_jsonable is None:
-            from ..jsonable import to_jsonable
-        return json.dumps(to_jsonable(obj))
 
 
 def stored_table(stored: StoredResult) -> Any:

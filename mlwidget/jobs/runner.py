@@ -11,7 +11,7 @@ A job is driven by a thread of this process (its "driver"): it prepares the payl
   (between a forest's chunks of trees, or boosting stages); other estimators finish first and
   their result is discarded. Synchronous calls run in the caller's own thread.
 - ``dask``: a ``distributed.Client`` on ``dask_scheduler``; cancel restarts the worker running
-  the job.
+  the job (see dask_executor.py).
 
 At most ``max_workers`` jobs run at once, and at most ``max_queued`` more wait; past that a new
 job is refused with 429.
@@ -29,16 +29,16 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from ..errors import MLWidgetError, reason
+from ..errors import MLWidgetError
 from . import worker as worker_mod
-from .job import Job, JobCancelled, JobTimeout, Stop, TooManyJobs, WorkerDied, board
+from .dask_executor import DaskExecutor
+from .job import POLL, Job, JobCancelled, JobTimeout, Stop, TooManyJobs, WorkerDied, board
 from .pool import Pool, Worker
 from .results import StoredResult
 
 EXECUTORS = ("process", "thread", "dask")
 ENV_EXECUTOR = "MLWIDGET_EXECUTOR"
 ENV_SCHEDULER = "MLWIDGET_DASK_SCHEDULER"
-POLL = 0.05  # seconds between checks of a running job for cancel and timeout
 
 log = logging.getLogger("mlwidget.jobs")
 
@@ -70,7 +70,7 @@ class Runner:
         self.dask_scheduler = dask_scheduler
         self._slots = threading.BoundedSemaphore(self.max_workers)
         self._pool = Pool(job_memory) if executor == "process" else None
-        self._client: Any = None
+        self._dask = DaskExecutor(dask_scheduler) if executor == "dask" else None
         self._lock = threading.Lock()
         self._jobs: set[Job] = set()
         self._closed = False
@@ -138,12 +138,13 @@ class Runner:
             if not job.start():
                 job.finish_cancelled()
                 return
+            assert job.started is not None  # set by job.start()
             deadline = job.started + self.job_timeout if self.job_timeout else None
             payload = prepare() if prepare is not None else None
-            self._check(job, deadline)
+            job.check_stop(deadline)
             result = self._execute(job, work, payload, deadline) if work is not None else None
             try:
-                self._check(job, deadline)
+                job.check_stop(deadline)
                 job.report("save")
                 if not job.begin_commit():
                     raise Stop
@@ -193,13 +194,6 @@ class Runner:
         else:
             job.finish_cancelled()
 
-    def _check(self, job: Job, deadline: float | None) -> None:
-        if job.stop.is_set():
-            raise Stop
-        if deadline is not None and time.time() > deadline + job.waited:
-            job.time_out()
-            raise Stop
-
     # ------------------------------------------------------------------ executors
 
     def _execute(
@@ -208,13 +202,14 @@ class Runner:
         if self.executor == "thread":
 
             def report(stage: str, fraction: float | None = None) -> None:
-                self._check(job, deadline)
+                job.check_stop(deadline)
                 job.report(stage, fraction)
 
             return work(payload, report)
         if self.executor == "process":
             return self._in_process(job, work, payload, deadline)
-        return self._on_dask(job, work, payload, deadline)
+        assert self._dask is not None
+        return self._dask.run(job, work, payload, deadline)
 
     def _in_process(
         self, job: Job, work: worker_mod.Work, payload: Any, deadline: float | None
@@ -244,7 +239,7 @@ class Runner:
                 job.waited += time.time() - began
             w.conn.send((work, payload))
             while True:
-                self._check(job, deadline)
+                job.check_stop(deadline)
                 if not w.conn.poll(POLL):
                     if not w.alive():
                         raise EOFError
@@ -263,7 +258,7 @@ class Runner:
             with contextlib.suppress(subprocess.TimeoutExpired):  # its own end, not our kill
                 w.process.wait(1)
             self._pool.discard(w)
-            self._check(job, deadline)  # killed on purpose: cancelled or timed out
+            job.check_stop(deadline)  # killed on purpose: cancelled or timed out
             raise self._died(job, w) from None
         except BaseException:  # stopped, Ctrl-C, a message that would not unpickle: while
             if held:  # this job holds the worker, it goes (and its fit with it)
@@ -284,134 +279,6 @@ class Runner:
             "smaller parameters."
         )
 
-    def _dask(self) -> Any:
-        with self._lock:
-            if self._client is None:
-                try:
-                    from distributed import Client
-                except ImportError:
-                    raise MLWidgetError(
-                        "executor='dask' needs the dask extra: pip install 'mlwidget[dask]'.",
-                        status=503,
-                    ) from None
-                try:
-                    self._client = Client(self.dask_scheduler, timeout="10s", set_as_default=False)
-                except Exception as exc:
-                    log.error("mlwidget: no Dask scheduler at %s: %s", self.dask_scheduler, exc)
-                    raise MLWidgetError(
-                        "The Dask scheduler (dask_scheduler) could not be reached; the log has "
-                        f"details ({type(exc).__name__}).",
-                        status=503,
-                    ) from None
-            return self._client
-
-    def _on_dask(
-        self, job: Job, work: worker_mod.Work, payload: Any, deadline: float | None
-    ) -> Any:
-        client = self._dask()
-        if work is worker_mod.predict and payload["action"] != "score":
-            return self._dask_partitions(client, job, payload, deadline)
-        # the payload (the table) travels as data, not inside the task graph; one piece under a
-        # fresh key (a scattered dict would store each value under its key: "options", ...)
-        (shared,) = client.scatter([payload], hash=False)
-        future = client.submit(
-            worker_mod.dask_task,
-            work,
-            shared,
-            job.id,
-            key=f"mlwidget-{job.action}-{job.id}",
-            pure=False,
-        )
-        job.on_cancel(lambda: self._dask_stop(client, future))
-        key = ["mlwidget", job.id]
-        try:
-            # Wait for the task, then fetch its result once, with no poll's timeout: a result()
-            # with one abandons the transfer when it runs out, and the next poll starts it
-            # again from nothing. A 100-tree forest on 100,000 rows (107 MB pickled) takes
-            # ~0.7 s to gather, so polling with result(timeout=0.2) never got it.
-            while not future.done():
-                try:
-                    self._check(job, deadline)
-                except Stop:
-                    self._dask_stop(client, future)
-                    raise
-                with_progress = client.get_metadata(key, None)
-                if with_progress:
-                    job.report(with_progress[0], with_progress[1])
-                if not future.done():
-                    time.sleep(POLL)
-            # (bounded by the job's deadline only: past it, the job has timed out)
-            left = None if deadline is None else max(0.0, deadline - time.time()) + POLL
-            try:
-                answer = future.result(timeout=left)
-            except Exception:
-                self._check(job, deadline)  # cancelled or timed out meanwhile, not a failure
-                raise
-            if isinstance(answer, worker_mod.DaskFailure):
-                raise MLWidgetError(answer[1], status=answer[0])
-            return answer
-        finally:
-            try:
-                client.set_metadata(key, None)
-                shared.release()
-                future.release()  # the fitted model need not stay in the cluster's memory
-            except Exception:  # the scheduler is gone: nothing to clean up
-                pass
-
-    def _dask_partitions(
-        self, client: Any, job: Job, payload: dict[str, Any], deadline: float | None
-    ) -> Any:
-        """Bulk predictions on Dask: the model is sent to every worker once, the rows go in
-        partitions of ``worker.PART_ROWS`` (one task each, spread over the workers), and the
-        answers are gathered back in the rows' order."""
-        frame = payload["frame"]
-        model = {key: value for key, value in payload.items() if key != "frame"}
-        (shared,) = client.scatter([model], broadcast=True, hash=False)
-        size = worker_mod.PART_ROWS
-        parts = client.scatter([frame.iloc[i : i + size] for i in range(0, len(frame), size)])
-        futures = client.map(
-            worker_mod.predict_part,
-            [shared] * len(parts),
-            parts,
-            key=[f"mlwidget-{job.action}-{job.id}-part-{i}" for i in range(len(parts))],
-            pure=False,
-        )
-        job.on_cancel(lambda: client.cancel(futures))
-        job.report("predict", 0.0)
-        try:
-            while True:
-                self._check(job, deadline)
-                done = sum(f.done() for f in futures)
-                job.report("predict", done / max(1, len(futures)))
-                if done == len(futures):
-                    break
-                time.sleep(POLL)
-            answers = client.gather(futures)
-        except Stop:
-            client.cancel(futures)
-            raise
-        except Exception:  # a cancel while gathering cancels the futures: not a failure
-            self._check(job, deadline)
-            raise
-        finally:
-            shared.release()
-            for part in parts:
-                part.release()
-        if payload["action"] == "predict_table":
-            return [row for part in answers for row in part]
-        return [value for part in answers for value in part]
-
-    @staticmethod
-    def _dask_stop(client: Any, future: Any) -> None:
-        """Cancel the task; restart the workers still running it (a thread cannot be stopped)."""
-        try:
-            running = [worker for worker, keys in client.processing().items() if future.key in keys]
-            future.cancel()
-            if running:
-                client.restart_workers(running)
-        except Exception as exc:
-            log.warning("mlwidget: could not stop a Dask task: %s", reason(exc))
-
     # ------------------------------------------------------------------ lifecycle
 
     def warm(self) -> None:
@@ -431,11 +298,8 @@ class Runner:
             job.cancel()
         if self._pool is not None:
             self._pool.close()
-        if self._client is not None:
-            try:
-                self._client.close(timeout=2)
-            except Exception:
-                pass
+        if self._dask is not None:
+            self._dask.close()
 
 
 # ----------------------------------------------------------------------------- shared runners

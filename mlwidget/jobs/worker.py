@@ -49,6 +49,23 @@ def fit(payload: dict[str, Any], report: Callable[..., None]) -> Any:
     return dataclasses.replace(fitted, pipeline=None, staged=str(staged))
 
 
+def crossval(payload: dict[str, Any], report: Callable[..., None]) -> Any:
+    """``training.cross_validate`` of a committed fit (``payload["folds"]`` folds of the same
+    options and table), under the ceilings the job was started with:
+    ``(cv_score, out_of_fold, warnings)``."""
+    from .. import limits, training
+
+    with limits.using(payload.get("limits")) as ceilings:
+        return training.cross_validate(
+            payload["options"],
+            payload["table"],
+            payload["allowed_classes"],
+            payload["folds"],
+            progress=report,
+            limits=ceilings,
+        )
+
+
 NICE = 10  # how much lower a worker process's CPU priority is than its server's
 MEMORY_EXIT = 75  # a worker's exit code when job_memory stopped it outside its work
 CHUNK_ROWS = 20_000  # rows a prediction job predicts between progress reports
@@ -123,7 +140,7 @@ PART_ROWS = 50_000  # rows in one partition of a bulk prediction on Dask
 
 
 def predict_part(model: dict[str, Any], part: Any) -> Any:
-    """One partition of a bulk prediction on a Dask worker (see ``Runner._dask_partitions``):
+    """One partition of a bulk prediction on a Dask worker (see ``DaskExecutor`` (dask_executor.py)):
     its answers come back (a Dask worker may not share the server's disk)."""
     part_payload = {**model, "frame": part.reset_index(drop=True), "result_path": None}
     return predict(part_payload, lambda *_: None)

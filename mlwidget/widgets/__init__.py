@@ -7,7 +7,8 @@ adds a model picker and a "New model" form (make a model from a file, no code) a
 from .app import MLApp, build_app
 from .editor import EditorForm
 from .history import HistoryPanel
-from .picker import Dashboard, NewModelForm
+from .newmodel import NewModelForm
+from .picker import Dashboard
 from .predict import PredictForm
 from .summary import SummaryPanel
 from .upload import UploadForm

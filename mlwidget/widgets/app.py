@@ -11,10 +11,11 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ._common import TaskRunner, esc
+from ._common import esc
 from .editor import EditorForm
 from .history import HistoryPanel
 from .predict import PredictForm
+from .runner import TaskRunner
 from .summary import SummaryPanel
 from .upload import UploadForm
 

@@ -8,18 +8,12 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
+from ..display import fmt_num
 from ..estimators import KINDS
 from ..options import LIST_OPTIONS as COLUMN_OPTIONS
-from ._common import (
-    Status,
-    TaskRunner,
-    button,
-    cancel_button,
-    error_text,
-    fmt_num,
-    progress_bar,
-    tags,
-)
+from ._common import Status, button, error_text, progress_bar
+from .render import tags
+from .runner import TaskRunner, cancel_button
 
 COLUMN_HELP = {
     "include": "the only feature columns to use (wins over exclude)",

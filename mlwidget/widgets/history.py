@@ -8,7 +8,9 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from ._common import Status, button, esc, figure_png, fmt_num
+from ..display import fmt_num
+from ._common import Status, button, esc
+from .render import figure_png
 
 
 def _num(value: Any) -> str:

@@ -6,8 +6,10 @@ from typing import Any
 
 import ipywidgets as widgets
 
+from ..display import fmt_num
 from ..jsonable import to_jsonable as jsonable
-from ._common import Status, button, clean_label, date_format, error_text, esc, fmt_num
+from ._common import Status, button, error_text, esc
+from .render import clean_label, date_format
 
 
 def feature_input(feature: dict, width: int = 120) -> widgets.ValueWidget:

@@ -7,8 +7,10 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
+from ..display import fmt_num
 from ..jsonable import to_jsonable as jsonable
-from ._common import Status, button, clean_label, error_text, esc, figure_png, fmt_num
+from ._common import Status, button, error_text, esc
+from .render import clean_label, figure_png
 
 MAX_PLOT_ROWS = 5000
 MAX_BARS = 15

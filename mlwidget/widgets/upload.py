@@ -5,23 +5,19 @@ from __future__ import annotations
 import base64
 import os
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import ipywidgets as widgets
 
 from ..api import METRICS, UPLOAD_ACTIONS
+from ..display import fmt_num, size_text
 from ..errors import BadRequest, PayloadTooLarge
-from ._common import (
-    Status,
-    TaskRunner,
-    button,
-    cancel_button,
-    error_text,
-    esc,
-    fmt_num,
-    progress_bar,
-    table_html,
-)
+from ._common import Status, button, error_text, esc, progress_bar
+from .render import table_html
+from .runner import TaskRunner, cancel_button
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 RETRAIN_ON = {
     "file": "Retrain on this file (replaces the stored training data)",
@@ -46,10 +42,6 @@ def metrics_for(kind: str | None) -> list[str]:
     return [DEFAULT_METRIC, *CLASSIFIER_METRICS, *REGRESSOR_METRICS]
 
 
-def _mb(n: int) -> str:
-    return f"{n / 1024 / 1024:.1f} MB"
-
-
 def download_link(df, filename: str, max_bytes: int) -> str:
     """An <a download> link carrying ``df`` as a CSV data URI (or a note when too big)."""
     from ..tables import to_bytes
@@ -57,8 +49,9 @@ def download_link(df, filename: str, max_bytes: int) -> str:
     data = to_bytes(df, "csv")[0]  # text cells that would open as formulas are quoted
     if len(data) > max_bytes:
         return (
-            f'<span class="mlwidget-download-too-big">The table is {_mb(len(data))}, too big to '
-            "download through the widget; use the REST API with <code>_format=csv</code>.</span>"
+            f'<span class="mlwidget-download-too-big">The table is {size_text(len(data))}, too '
+            "big to download through the widget; use the REST API with <code>_format=csv</code>."
+            "</span>"
         )
     uri = "data:text/csv;base64," + base64.b64encode(data).decode("ascii")
     return (
@@ -82,7 +75,7 @@ class UploadForm(widgets.VBox):
         self.runner = runner or TaskRunner()
         self.on_change = on_change
         self.max_upload_bytes = max_upload_bytes or DEFAULT_MAX_UPLOAD
-        self.table = None  # the uploaded rows (DataFrame)
+        self.table: pd.DataFrame | None = None  # the uploaded rows
         self.result: Any = None  # the last action's result (DataFrame for predict, else dict)
 
         self.upload = widgets.FileUpload(
@@ -150,7 +143,7 @@ class UploadForm(widgets.VBox):
         self.download = widgets.HTML()
         self.download.add_class("mlwidget-upload-download")
         hint = widgets.HTML(
-            f'<small class="mlwidget-upload-hint">Files up to {_mb(self.max_upload_bytes)}. '
+            f'<small class="mlwidget-upload-hint">Files up to {size_text(self.max_upload_bytes)}. '
             "For bigger files use the REST API: "
             f"<code>POST …/mlhandler/{esc(model.name)}?_action=predict</code> "
             "(or retrain, append, score) on the Jupyter server.</small>"
@@ -183,7 +176,7 @@ class UploadForm(widgets.VBox):
             f"'http://<server>/mlhandler/{self.model.name}?_action={action}'"
         )
 
-    def _read(self):
+    def _read(self) -> pd.DataFrame:
         """The uploaded files as one DataFrame (or raise an error with a readable message)."""
         import pandas as pd
 
@@ -195,8 +188,9 @@ class UploadForm(widgets.VBox):
         size = sum(int(f.get("size") or len(f["content"])) for f in files)
         if size > self.max_upload_bytes:
             raise PayloadTooLarge(
-                f"The upload is {_mb(size)}, more than the {_mb(self.max_upload_bytes)} the widget "
-                f"channel allows. {self.rest_hint(self.action.value)}"
+                f"The upload is {size_text(size)}, more than the "
+                f"{size_text(self.max_upload_bytes)} the widget channel allows. "
+                f"{self.rest_hint(self.action.value)}"
             )
         frames = [
             read_table(

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 
-import tornado.web
-from jupyter_server.auth.decorator import authorized
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Float, Int, List, Unicode, default
 
@@ -15,17 +13,8 @@ from mlwidget.store import default_root, safe_name
 
 from . import v2
 from .handlers import ModelHandler, ModelListHandler
-from .registry import Registry, user_message
-
-
-class ListingHandler(ModelListHandler):
-    """``GET {base_url}mlhandler/``: the models and each one's state, read from the store
-    (never opening, loading or training one): pages.py ``ListingMixin.send_listing``."""
-
-    @tornado.web.authenticated
-    @authorized
-    async def get(self) -> None:
-        await self.send_listing()
+from .registry import Registry
+from .startup import user_message
 
 
 class MLWidgetApp(ExtensionApp):
@@ -222,7 +211,7 @@ class MLWidgetApp(ExtensionApp):
         self.handlers.extend(
             [
                 *v2.routes(deps),  # the Open Inference Protocol, before the model routes
-                (r"mlhandler/?", ListingHandler, deps),
+                (r"mlhandler/?", ModelListHandler, deps),
                 (r"mlhandler/([^/]+)/?", ModelHandler, deps),
             ]
         )

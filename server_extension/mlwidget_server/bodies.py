@@ -12,7 +12,7 @@ from tornado.httputil import parse_body_arguments, parse_qs_bytes
 from mlwidget import BadRequest
 from mlwidget.api import GENERIC_TYPES, JUPYTER_KEYS
 from mlwidget.errors import UnsupportedFormat
-from mlwidget.jsonable import to_jsonable
+from mlwidget.jsonable import dumps, to_jsonable
 from mlwidget.options import LIST_OPTIONS, from_request
 
 if TYPE_CHECKING:
@@ -46,7 +46,7 @@ def put_changes(body: bytes, query: dict[str, list[str]]) -> dict[str, Any]:
     return from_request(changes)
 
 
-def _clip(message: str, limit: int = 2000) -> str:
+def clip(message: str, limit: int = 2000) -> str:
     """An error message of bounded size: what arrived is quoted, but never all of a huge value."""
     if len(message) <= limit:
         return message
@@ -100,10 +100,10 @@ def parse_body(body: bytes, content_type: str, args: dict[str, list[str]]) -> pd
         try:
             return read_table(body)
         except UnsupportedFormat:
-            fields = _form_fields(body)
-            if not fields:
+            form = _form_fields(body)
+            if not form:
                 raise  # neither a table nor a form: never a silent retrain on the stored data
-            for key, values in fields.items():
+            for key, values in form.items():
                 if key not in JUPYTER_KEYS:
                     args.setdefault(key, []).extend(v.decode("utf-8", "replace") for v in values)
             return None
@@ -126,13 +126,6 @@ def _form_fields(body: bytes) -> dict[str, list[bytes]] | None:
 def _specific(content_type: str | None) -> str | None:
     main = (content_type or "").split(";")[0].strip().lower()
     return None if main in GENERIC_TYPES else main
-
-
-def dumps(obj: Any) -> str:
-    try:  # predictions from the core are plain Python values already: no walk needed
-        return json.dumps(obj, allow_nan=False)
-    except (TypeError, ValueError):
-        return json.dumps(to_jsonable(obj))  # NaN, NaT, inf: null
 
 
 def preview(body: bytes, content_type: str, args: dict[str, list[str]]) -> dict[str, Any]:
@@ -174,7 +167,7 @@ def wants_flag(args: dict[str, list[str]], key: str) -> bool:
         return True
     if value in ("false", "0", "no"):
         return False
-    raise BadRequest(f"Expected {key}=true or {key}=false, got {_clip(value)!r}.")
+    raise BadRequest(f"Expected {key}=true or {key}=false, got {clip(value)!r}.")
 
 
 def wants_wait(args: dict[str, list[str]]) -> bool:
@@ -184,4 +177,4 @@ def wants_wait(args: dict[str, list[str]]) -> bool:
         return True
     if value in ("false", "0", "no"):
         return False
-    raise BadRequest(f"Expected _wait=true or _wait=false, got {_clip(value)!r}.")
+    raise BadRequest(f"Expected _wait=true or _wait=false, got {clip(value)!r}.")

@@ -16,6 +16,7 @@ from mlwidget import BadRequest, Conflict
 from mlwidget.api import CACHE_FORMATS
 from mlwidget.jobs.results import READ_BYTES, StoredResult, stored_table
 
+from . import answers
 from .bodies import last
 
 if TYPE_CHECKING:
@@ -85,7 +86,8 @@ class JobsMixin:
         if fmt not in (None, "", "json"):
             if fmt not in CACHE_FORMATS:
                 raise BadRequest(f"Unknown _format {fmt!r}. Use {', '.join(CACHE_FORMATS)}.")
-            await self.send_table(await self.registry.run(stored_table, stored), fmt, stem)
+            table = await self.registry.run(stored_table, stored)
+            await answers.send_table(self, table, fmt, stem)
             return
         self.set_header("Content-Type", "application/json; charset=UTF-8")
         with stored.open() as handle:

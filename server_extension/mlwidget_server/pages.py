@@ -15,12 +15,18 @@ from jupyter_server.utils import url_escape, url_path_join
 
 from mlwidget import NotFound
 from mlwidget.api import METRICS
+from mlwidget.display import fmt_num
 from mlwidget.jsonable import to_jsonable as jsonable
+
+from .bodies import last
 
 if TYPE_CHECKING:
     from mlwidget import MLModel
 
+    from .base import BaseHandler as Handler  # what the mixins are mixed into
     from .registry import Registry
+else:
+    Handler = object
 
 TEMPLATES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "templates")
 _loader = tornado.template.Loader(TEMPLATES)
@@ -61,7 +67,14 @@ def server_url(handler: Any) -> str:
     return f"{handler.request.protocol}://{handler.request.host}"
 
 
-class PageMixin:
+class PagesBase(Handler):
+    """What the page mixins share: the URL of a model's API."""
+
+    def api_url(self, name: str) -> str:
+        return url_path_join(self.base_url, "mlhandler", url_escape(name))
+
+
+class PageMixin(PagesBase):
     """Rendering of the model page, for ``ModelHandler``."""
 
     async def render_page(self, m: MLModel) -> None:
@@ -222,13 +235,10 @@ def status(registry: Registry, name: str) -> dict[str, Any]:
     return out
 
 
-class ListingMixin:
+class ListingMixin(PagesBase):
     """The listing page (``GET {base_url}mlhandler/`` from a browser), for ``ModelListHandler``:
     the models, and the "New model" flow (preview a file, pick the target and the class,
     create and train, land on the model page)."""
-
-    def api_url(self, name: str) -> str:
-        return url_path_join(self.base_url, "mlhandler", url_escape(name))
 
     def wants_html(self) -> bool:
         return prefers_html(self.request.headers.get("Accept", ""))
@@ -240,7 +250,7 @@ class ListingMixin:
 
         if self.request.method == "GET" and self.wants_html():
             return JupyterHandler.get_login_url(self)
-        return super().get_login_url()  # type: ignore[misc]
+        return super().get_login_url()
 
     async def send_listing(self) -> None:
         """``GET {base_url}mlhandler/``: the listing page for a browser, else JSON. Both show
@@ -297,5 +307,32 @@ class ListingMixin:
             estimators={kind: list_estimators(kind) for kind in KINDS},
             default_classes=DEFAULT_CLASSES,
             script_json=script_json,
+            fmt_num=fmt_num,
         )
         send_page(self, html)
+
+    async def send_preview(
+        self, body: bytes, content_type: str, args: dict[str, list[str]]
+    ) -> None:
+        """``POST mlhandler/?_action=preview``: what a model made from the body's table would
+        be (``bodies.preview``), and its name as the server decides it (``mlwidget.names``):
+        ``suggested_name`` from ``filename=`` (the uploaded file's name), and ``name_error``,
+        why ``name=`` (else the suggested name) cannot name a new model, or null. With
+        ``name=`` and no body: only ``name`` and ``name_error`` (a typed name, checked
+        without sending the file again)."""
+        from mlwidget.names import name_error, suggested_name
+
+        from .bodies import preview
+
+        run, store = self.registry.run, self.registry.store
+        typed = last(args, "name")
+        if typed is not None and not body.strip():
+            answer: dict[str, Any] = {"name": typed}
+        else:
+            answer = await run(preview, body, content_type, args)
+            taken = list(self.registry.configured)  # models made at the server's start
+            filename = last(args, "filename") or ""
+            answer["suggested_name"] = await run(suggested_name, filename, store, taken)
+            answer["name"] = typed or answer["suggested_name"]
+        answer["name_error"] = await run(name_error, answer["name"], store)
+        await self.send_json(answer)

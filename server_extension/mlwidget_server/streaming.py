@@ -11,19 +11,47 @@ chunk is predicted before the first byte is written, so an error anywhere is sti
 from __future__ import annotations
 
 import tempfile
-from typing import IO, TYPE_CHECKING, Any
+from collections.abc import Awaitable
+from typing import IO, TYPE_CHECKING, Any, Protocol
 
 from mlwidget import chunked
 from mlwidget.errors import UnsupportedFormat
+from mlwidget.jsonable import dumps
 from mlwidget.tables import format_of
 
-from .bodies import dumps, parse_body
+from .bodies import parse_body
 
 if TYPE_CHECKING:
+    from tornado.httputil import HTTPServerRequest
+
     from mlwidget import MLModel
+    from mlwidget.jobs import Job
+
+    from .registry import Registry
 
 SPOOL_BYTES = 8 * 1024 * 1024
 STREAM_BYTES = 16 * 1024 * 1024
+
+
+class PredictHandler(Protocol):
+    """What answering a large predict body needs of its handler (``ModelHandler``)."""
+
+    request: HTTPServerRequest
+    registry: Registry
+
+    def spool(self) -> IO[bytes] | None: ...
+
+    def body(self) -> bytes: ...
+
+    async def answer_job(self, m: MLModel, job: Job, wait: bool) -> None: ...
+
+    def set_header(self, name: str, value: Any) -> None: ...
+
+    def write(self, chunk: str | bytes | dict) -> None: ...
+
+    def flush(self, include_footers: bool = False) -> Awaitable[None]: ...
+
+    def finish(self, chunk: str | bytes | dict | None = None) -> Awaitable[None]: ...
 
 
 def new_spool() -> IO[bytes]:
@@ -50,7 +78,7 @@ def streams(spool: IO[bytes] | None, content_type: str, args: dict[str, list[str
     """Whether this predict request goes chunk by chunk: a CSV body over ``STREAM_BYTES``,
     answered as JSON predictions (other answers and formats take the whole-table path)."""
     fmt = (args.get("_format") or [""])[-1]
-    if fmt not in ("", "json") or size(spool) <= STREAM_BYTES:
+    if spool is None or fmt not in ("", "json") or size(spool) <= STREAM_BYTES:
         return False
     end = spool.tell()
     spool.seek(0)
@@ -62,7 +90,9 @@ def streams(spool: IO[bytes] | None, content_type: str, args: dict[str, list[str
         return False
 
 
-async def answer_large(handler: Any, m: MLModel, wait: bool, args: dict[str, list[str]]) -> bool:
+async def answer_large(
+    handler: PredictHandler, m: MLModel, wait: bool, args: dict[str, list[str]]
+) -> bool:
     """Answer a synchronous ``POST ?_action=predict`` of a large CSV body (see ``streams``), and
     say whether it was: on a Dask executor as a job of partitions over the cluster (the answer
     awaited, as a plain POST waits for a retrain), else chunk by chunk in this process."""
@@ -91,7 +121,7 @@ def _inner_json(preds: list[Any]) -> str:
     return dumps(preds)[1:-1]
 
 
-async def write_json_pieces(handler: Any, pieces: list[str]) -> None:
+async def write_json_pieces(handler: PredictHandler, pieces: list[str]) -> None:
     """``[piece,piece,...]``, written and flushed piece by piece."""
     handler.set_header("Content-Type", "application/json; charset=UTF-8")
     handler.write("[")

@@ -6,16 +6,19 @@ the protocol's ``{"error": ...}`` with a 4xx."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import tornado.web
 
-from mlwidget import NotFound, PayloadTooLarge, __version__, oip, tables, versions
-from mlwidget.jsonable import to_jsonable
+from mlwidget import NotFound, __version__, limits, oip, versions
+from mlwidget.jsonable import dumps, to_jsonable
 from mlwidget.store import check_name
 
-from .bodies import dumps
-from .handlers import BaseHandler
+from .base import BaseHandler
+from .spooling import SpoolingHandler
+
+if TYPE_CHECKING:
+    from mlwidget import MLModel
 
 PREFIX = r"mlhandler/v2"
 MODEL = r"models/([^/]+)(?:/versions/([^/]+))?"
@@ -24,12 +27,10 @@ MODEL = r"models/([^/]+)(?:/versions/([^/]+))?"
 class V2Handler(BaseHandler):
     """Authenticated (as every mlwidget handler) and authorized to ``read``."""
 
-    async def prepare(self) -> None:
-        await super().prepare()
-        if not self._finished and self.current_user:
-            await self.check_authorized("read")
+    async def admit(self) -> None:
+        await self.check_authorized("read")
 
-    async def model(self, name: str, version: str | None) -> Any:
+    async def model(self, name: str, version: str | None) -> MLModel:
         model = await self.registry.get_model(name)
         if version is not None:
             kept = [str(v["version"]) for v in reversed(await self.registry.run(model.versions))]
@@ -67,9 +68,9 @@ class ModelMetadataHandler(V2Handler):
             kept = [v["version"] for v in reversed(m.versions())]
             model = m.pipeline
             if version is not None and version != str(info.get("version")):
-                entry = _entry(m, version)
-                model = m._version_pipeline(entry)
-                info = {**info, "schema": entry["schema"], "version": entry["version"]}
+                kept_version = m.snapshot(version)  # detached: that version's own pipeline
+                model = kept_version.pipeline()
+                info = {**info, "schema": kept_version.schema, "version": int(version)}
             classes = getattr(model, "classes_", None)
             listed = None if classes is None else to_jsonable(list(classes))
             return oip.metadata(info, kept, listed)
@@ -94,34 +95,19 @@ class ModelReadyHandler(V2Handler):
 
 
 @tornado.web.stream_request_body
-class InferHandler(V2Handler):
+class InferHandler(V2Handler, SpoolingHandler):
     """The body is read as it arrives, within ``max_body_size`` (413 past it, as for the
     MLHandler API), and the table within ``max_table_cells``."""
 
-    def initialize(self, name: str, registry: Any) -> None:  # type: ignore[override]
-        super().initialize(name, registry)
-        self._chunks: list[bytes] = []
-        self._received = 0
-
-    async def prepare(self) -> None:
-        await super().prepare()
-        if self._finished or not self.current_user:
-            return
+    async def admit(self) -> None:
+        await super().admit()
         self.limit_body()
-
-    def data_received(self, chunk: bytes) -> None:
-        self._received += len(chunk)
-        if self._received <= self.registry.max_body_size:
-            self._chunks.append(chunk)
 
     @tornado.web.authenticated
     async def post(self, name: str, version: str | None = None) -> None:
         m = await self.model(name, version)
         header = self.request.headers.get("Inference-Header-Content-Length")
-        if self._received > self.registry.max_body_size:
-            raise PayloadTooLarge("The request body is over MLWidgetApp.max_body_size.")
-        body = b"".join(self._chunks)
-        self._chunks = []
+        body = self.body()
         # A loaded, compiled model answers a few rows from memory, on the loop (as the REST
         # GET does); anything else (loading, compiling, many rows, errors) on a worker.
         answer = None if version is not None else answer_on_loop(m, name, body, header)
@@ -149,7 +135,7 @@ class InferHandler(V2Handler):
 SMALL_BODY = 16 * 1024  # bytes: parsed on the event loop in well under a millisecond
 
 
-def answer_on_loop(m: Any, name: str, body: bytes, header: str | None) -> dict | None:
+def answer_on_loop(m: MLModel, name: str, body: bytes, header: str | None) -> dict | None:
     """The V2 answer of a small request by the serving model's compiled predictor, if it is
     loaded and compiled already and answers these rows; else None, and the worker thread
     answers (or refuses) as always. Never loads, compiles or raises: the answers are those the
@@ -157,7 +143,7 @@ def answer_on_loop(m: Any, name: str, body: bytes, header: str | None) -> dict |
     if len(body) > SMALL_BODY or not getattr(m, "fast_path", False):
         return None
     try:
-        snap = m._snapshot()
+        snap = m.snapshot()
         fast, pipeline = snap.loaded_fast(), snap.loaded_pipeline()
         if fast is None or pipeline is None:
             return None
@@ -175,7 +161,7 @@ def answer_on_loop(m: Any, name: str, body: bytes, header: str | None) -> dict |
                 return None
         if "predict_proba" in outputs:
             cells = len(rows[names[0]]) * len(fast.classes_json or [])
-            if not hasattr(pipeline, "predict_proba") or cells > tables.MAX_CELLS:
+            if not hasattr(pipeline, "predict_proba") or cells > limits.current().max_table_cells:
                 return None  # the worker's 400 or 413
             probabilities = fast.predict_proba(rows)
             if probabilities is None:
@@ -185,12 +171,9 @@ def answer_on_loop(m: Any, name: str, body: bytes, header: str | None) -> dict |
         return None
 
 
-def _entry(m: Any, version: str) -> dict:
-    return versions.find(m._snapshot().state, version, m.name)
-
-
-def _schema_of(m: Any, version: str) -> list[dict]:
-    return list(_entry(m, version)["schema"])
+def _schema_of(m: MLModel, version: str) -> list[dict]:
+    """The input schema of the kept ``version`` (from the state: nothing is loaded)."""
+    return list(versions.find(m.snapshot().state, version, m.name)["schema"])
 
 
 def routes(deps: dict[str, Any]) -> list[tuple[str, type, dict[str, Any]]]:
