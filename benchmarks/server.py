@@ -26,9 +26,10 @@ def free_port() -> int:
 class Server:
     """``python -m jupyter_server`` on core ``cpu`` with the store at ``store``."""
 
-    def __init__(self, store: Path, cpu: int = 0) -> None:
+    def __init__(self, store: Path, cpu: int | None = 0, args: tuple[str, ...] = ()) -> None:
         self.store = store
-        self.cpu = cpu
+        self.cpu = cpu  # None: not pinned
+        self.args = args  # more command-line options (--MLWidgetApp.*)
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}/"
         self.tmp = Path(tempfile.mkdtemp(prefix="mlwidget-bench-server-"))
@@ -45,13 +46,15 @@ class Server:
             "true", "True"
         )
         cmd = [
-            *(["taskset", "-c", str(self.cpu)] if shutil.which("taskset") else []),
+            *(["taskset", "-c", str(self.cpu)] if shutil.which("taskset") and self.cpu is not None else []),
             sys.executable, "-m", "jupyter_server", "--allow-root", "--ip=127.0.0.1",
             f"--port={self.port}", "--ServerApp.port_retries=0", "--no-browser",
             f"--IdentityProvider.token={TOKEN}", f"--ServerApp.root_dir={self.tmp}",
             f"--ServerApp.jpserver_extensions={extensions}", "--ServerApp.log_level=WARN",
+            *self.args,
         ]  # fmt: skip
         self.log = open(self.tmp / "server.log", "wb")
+        self.started = time.monotonic()  # when the process was spawned
         self.proc = subprocess.Popen(cmd, env=env, stdout=self.log, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -34,11 +34,7 @@ T = TypeVar("T")
 
 def list_models(store: str | os.PathLike[str] | Store | None = None) -> list[str]:
     """Names of the models in a store (default: the shared default store)."""
-    return _as_store(store).names()
-
-
-def _as_store(store: Any) -> Store:
-    return store if isinstance(store, Store) else Store(store)
+    return Store.of(store).names()
 
 
 class MLModel(JobsMixin, VersionsMixin):
@@ -58,9 +54,8 @@ class MLModel(JobsMixin, VersionsMixin):
 
     # False: every prediction comes from the pipeline itself (to compare against the fast path)
     fast_path: bool = True
-    # Seconds a write waits for another process's (or thread's) change to the model to finish
-    # before it raises Busy (409). The server uses 0 and waits on its event loop instead, so no
-    # worker thread is held by a waiting write.
+    # Seconds a write waits for another process's (or thread's) change to finish before Busy
+    # (409). The server uses 0 and waits on its event loop, holding no worker thread.
     lock_timeout: float = LOCK_TIMEOUT
 
     def __init__(
@@ -76,14 +71,18 @@ class MLModel(JobsMixin, VersionsMixin):
         executor: str | None = None,
         dask_scheduler: str | None = None,
         job_timeout: float | None = None,
+        dask_cluster: Any = None,
+        dask_worker_wait: float | None = None,
         **options: Any,
     ) -> None:
         self.name = check_name(name)
-        self.store = _as_store(store)
+        self.store = Store.of(store)
         self.allowed_classes = tuple(allowed_classes)
-        # where jobs run (see jobs/): the arguments, else $MLWIDGET_EXECUTOR /
-        # $MLWIDGET_DASK_SCHEDULER (set: dask), else worker processes; a server sets its own
-        self.runner = jobs_.shared_runner(executor, dask_scheduler, job_timeout)
+        # where jobs run (docs/jobs.md): the arguments, else $MLWIDGET_EXECUTOR and the
+        # $MLWIDGET_DASK_* variables, else worker processes; a server sets its own
+        self.runner = jobs_.shared_runner(
+            executor, dask_scheduler, job_timeout, "process", dask_cluster, dask_worker_wait
+        )
         # this model's jobs on the process's board (jobs/job.py): one running writer at a time
         self.job_key = (str(self.store.root), self.name)
         self.repo = ModelRepo(self.store, self.name)
@@ -117,8 +116,9 @@ class MLModel(JobsMixin, VersionsMixin):
         **run: Any,
     ) -> MLModel:
         """Attach to an existing model; NotFound if the store has none by that name. ``run``:
-        ``executor``, ``dask_scheduler``, ``job_timeout`` as for ``MLModel(...)``."""
-        st = _as_store(store)
+        ``executor``, ``dask_scheduler``, ``dask_cluster``, ``dask_worker_wait``,
+        ``job_timeout`` as for ``MLModel(...)``."""
+        st = Store.of(store)
         if not st.exists(check_name(name)):
             known = ", ".join(st.names()) or "none yet"
             raise NotFound(

@@ -159,6 +159,11 @@ class Store:
     def __init__(self, root: str | os.PathLike[str] | None = None) -> None:
         self.root = Path(root).expanduser() if root is not None else default_root()
 
+    @classmethod
+    def of(cls, store: str | os.PathLike[str] | Store | None) -> Store:
+        """``store`` if it is a Store, else the Store at that folder (None: the default)."""
+        return store if isinstance(store, Store) else cls(store)
+
     def __repr__(self) -> str:
         return f"Store({str(self.root)!r})"
 

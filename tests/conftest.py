@@ -60,6 +60,7 @@ GUIDE_OPTIONS = {
 SPLIT = {"test_binder.py", "test_kernel_hygiene.py", "test_server_crash.py", "test_shutdown.py"}
 SLOW = {
     "test_binder.py::test_fresh_environment_from_binder_serves_rest_and_dashboard": 93,
+    "test_dask_faults.py": 100,
     "test_fuzz_openapi.py": 62,
     "test_dashboard_browser.py": 56,
     "test_jobs_dask.py": 52,

@@ -22,7 +22,7 @@ errors = []
 def work(i):
     barrier.wait()
     try:
-        (estimators._kinds if i % 2 else estimators._catalog)()
+        (estimators._kinds if i % 2 else estimators.catalog)()
         estimators.list_estimators("classifier")
     except Exception as exc:
         errors.append(repr(exc))

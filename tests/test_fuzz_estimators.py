@@ -446,6 +446,15 @@ class Fuzzer:
         return response
 
     def info(self) -> dict[str, Any]:
+        """``?_model`` once the model's jobs are over: a retrain's crossval job commits its
+        cv_score after the retrain answers, and must not look like a change made later."""
+        for _ in range(600):
+            jobs = self.call("GET", {"_jobs": ""}, name="GET ?_jobs")
+            if jobs.status_code != 200 or all(
+                j["status"] in ("done", "failed", "cancelled") for j in jobs.json()
+            ):
+                break
+            time.sleep(0.1)
         reply = self.call("GET", {"_model": ""}, name="GET ?_model")
         if reply.status_code != 200:
             self.fail(f"?_model answered {reply.status_code}")

@@ -2,6 +2,7 @@
 cancellable. ``Job`` is one job's state; ``Runner`` runs jobs on an executor (``process``,
 ``thread`` or ``dask``); ``board`` knows this process's jobs. See docs/jobs.md."""
 
+from .dask_cluster import ENV_WORKER_WAIT
 from .job import (
     FINISHED,
     STATUSES,
@@ -12,11 +13,21 @@ from .job import (
     WorkerDied,
     board,
 )
-from .runner import ENV_EXECUTOR, ENV_SCHEDULER, EXECUTORS, Runner, resolve, shared_runner
+from .runner import (
+    ENV_CLUSTER,
+    ENV_EXECUTOR,
+    ENV_SCHEDULER,
+    EXECUTORS,
+    Runner,
+    resolve,
+    shared_runner,
+)
 
 __all__ = [
+    "ENV_CLUSTER",
     "ENV_EXECUTOR",
     "ENV_SCHEDULER",
+    "ENV_WORKER_WAIT",
     "EXECUTORS",
     "FINISHED",
     "STATUSES",

@@ -1,60 +1,114 @@
-"""The ``dask`` executor: a job's work as one task on a ``distributed.Client`` connected to
-``dask_scheduler``; bulk predictions as partitions of rows spread over the workers, the model
-sent to each once. The job's driver thread (see runner.py) polls the task for progress, cancel
-and timeout; a cancel restarts the worker running the task (a thread cannot be stopped).
+"""The ``dask`` executor: a job's work as one task on a Dask cluster (``dask_scheduler``, or
+the cluster ``dask_cluster`` makes: see dask_cluster.py); bulk predictions as partitions of rows
+spread over the workers, the model sent to each once. The job's driver thread (see runner.py)
+polls the task for progress, cancel and timeout; a cancel restarts the worker running the task
+(a thread cannot be stopped). A job whose worker leaves the cluster while it runs is sent again
+once (the driver still has its payload), then fails naming the worker and why it left.
 """
 
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from typing import Any
 
 from ..errors import MLWidgetError, reason
 from . import worker as worker_mod
-from .job import POLL, Job, Stop
+from .dask_cluster import ClusterSpec, Connection, lost_worker
+from .job import POLL, Job, Stop, WorkerDied
 
 log = logging.getLogger("mlwidget.jobs")
 
 
-class DaskExecutor:
-    """Runs jobs' work on a Dask cluster through one client, made on first use."""
+class WorkerLost(Exception):
+    """A task of the job was lost with the worker that held or ran it."""
 
-    def __init__(self, scheduler: str | None) -> None:
-        self.scheduler = scheduler
-        self._client: Any = None
-        self._lock = threading.Lock()
+    def __init__(self, worker: str, cause: str) -> None:
+        super().__init__(f"worker {worker} left the cluster: {cause}")
+        self.worker, self.cause = worker, cause
+
+
+class DaskExecutor:
+    """Runs jobs' work on a Dask cluster through one client (made again when it closes)."""
+
+    def __init__(
+        self,
+        scheduler: str | None,
+        cluster: ClusterSpec | None = None,
+        worker_wait: float = 60.0,
+    ) -> None:
+        self.connection = Connection(scheduler, cluster, worker_wait)
+
+    @property
+    def scheduler(self) -> str | None:
+        return self.connection.scheduler
 
     def client(self) -> Any:
-        """The client, connected on first use (a 503 when the dask extra or the scheduler is
-        missing)."""
-        with self._lock:
-            if self._client is None:
-                try:
-                    from distributed import Client
-                except ImportError:
-                    raise MLWidgetError(
-                        "executor='dask' needs the dask extra: pip install 'mlwidget[dask]'.",
-                        status=503,
-                    ) from None
-                try:
-                    self._client = Client(self.scheduler, timeout="10s", set_as_default=False)
-                except Exception as exc:
-                    log.error("mlwidget: no Dask scheduler at %s: %s", self.scheduler, exc)
-                    raise MLWidgetError(
-                        "The Dask scheduler (dask_scheduler) could not be reached; the log has "
-                        f"details ({type(exc).__name__}).",
-                        status=503,
-                    ) from None
-            return self._client
+        """A running client (a 503 when the dask extra or the scheduler is missing)."""
+        return self.connection.client()
 
     def run(self, job: Job, work: worker_mod.Work, payload: Any, deadline: float | None) -> Any:
         """``work(payload)`` as a task on the cluster, relaying its progress; bulk predictions
-        in partitions. Raises ``Stop`` when the job is cancelled or times out."""
-        client = self.client()
-        if work is worker_mod.predict and payload["action"] != "score":
-            return self._partitions(client, job, payload, deadline)
+        in partitions. Raises ``Stop`` when the job is cancelled or times out. A worker that
+        leaves with the job's task: sent once more, then a ``WorkerDied`` naming it."""
+        first: WorkerLost | None = None
+        while True:
+            try:
+                client = self.connection.ready(job)  # (again: the only worker may be gone)
+                if work is worker_mod.predict and payload["action"] != "score":
+                    return self._partitions(client, job, payload, deadline, retry=bool(first))
+                return self._task(client, job, work, payload, deadline, retry=bool(first))
+            except OSError as exc:  # distributed's CommClosedError too: the scheduler went away
+                if isinstance(exc, TimeoutError):  # not a lost connection
+                    raise
+                raise MLWidgetError(
+                    f"Job {job.id} ({job.action} of {job.model!r}) lost its connection to "
+                    f"{self.connection.where} ({reason(exc)}); nothing was stored. Try again once "
+                    "the scheduler is back: the next job connects again.",
+                    status=503,
+                ) from None
+            except WorkerLost as lost:
+                if first is not None:
+                    raise WorkerDied(
+                        f"The Dask worker {lost.worker} running job {job.id} ({job.action} of "
+                        f"{job.model!r}) left the cluster: {lost.cause}. The job had already "
+                        f"been sent again once, after worker {first.worker} left the same way; "
+                        "nothing was stored. Check the workers' logs (out of memory?), give "
+                        "them more memory or the job less data, and try again."
+                    ) from None
+                log.warning(
+                    "mlwidget: job %s lost its Dask worker (%s); sending it again once",
+                    job.id,
+                    lost,
+                )
+                first = lost
+
+    def _failed(self, client: Any, job: Job, keys: list[str], deadline: float | None) -> None:
+        """After a task or gather raised: a Stop if the job was stopped meanwhile, a
+        ``WorkerLost`` if a worker left with its keys, an error naming a lost scheduler; else
+        nothing (the caller re-raises)."""
+        job.check_stop(deadline)  # cancelled or timed out meanwhile, not a failure
+        lost = lost_worker(client, keys)
+        if lost is not None:
+            raise WorkerLost(*lost) from None
+        if client.status != "running":
+            raise MLWidgetError(
+                f"Job {job.id} ({job.action} of {job.model!r}) lost "
+                f"{self.connection.where} while it ran (the client is {client.status}); "
+                "nothing was stored. Try again once the scheduler is back: the next job "
+                "connects again.",
+                status=503,
+            ) from None
+
+    def _task(
+        self,
+        client: Any,
+        job: Job,
+        work: worker_mod.Work,
+        payload: Any,
+        deadline: float | None,
+        retry: bool,
+    ) -> Any:
         # the payload (the table) travels as data, not inside the task graph; one piece under a
         # fresh key (a scattered dict would store each value under its key: "options", ...)
         (shared,) = client.scatter([payload], hash=False)
@@ -63,7 +117,7 @@ class DaskExecutor:
             work,
             shared,
             job.id,
-            key=f"mlwidget-{job.action}-{job.id}",
+            key=f"mlwidget-{job.action}-{job.id}{'-retry' if retry else ''}",
             pure=False,
         )
         job.on_cancel(lambda: self._stop(client, future))
@@ -73,23 +127,23 @@ class DaskExecutor:
             # with one abandons the transfer when it runs out, and the next poll starts it
             # again from nothing. A 100-tree forest on 100,000 rows (107 MB pickled) takes
             # ~0.7 s to gather, so polling with result(timeout=0.2) never got it.
-            while not future.done():
-                try:
-                    job.check_stop(deadline)
-                except Stop:
-                    self._stop(client, future)
-                    raise
-                with_progress = client.get_metadata(key, None)
-                if with_progress:
-                    job.report(with_progress[0], with_progress[1])
-                if not future.done():
-                    time.sleep(POLL)
-            # (bounded by the job's deadline only: past it, the job has timed out)
-            left = None if deadline is None else max(0.0, deadline - time.time()) + POLL
             try:
+                while not future.done():
+                    try:
+                        job.check_stop(deadline)
+                    except Stop:
+                        self._stop(client, future)
+                        raise
+                    with_progress = client.get_metadata(key, None)
+                    if with_progress:
+                        job.report(with_progress[0], with_progress[1])
+                    if not future.done():
+                        time.sleep(POLL)
+                # (bounded by the job's deadline only: past it, the job has timed out)
+                left = None if deadline is None else max(0.0, deadline - time.time()) + POLL
                 answer = future.result(timeout=left)
             except Exception:
-                job.check_stop(deadline)  # cancelled or timed out meanwhile, not a failure
+                self._failed(client, job, [future.key, shared.key], deadline)
                 raise
             if isinstance(answer, worker_mod.DaskFailure):
                 raise MLWidgetError(answer[1], status=answer[0])
@@ -103,7 +157,7 @@ class DaskExecutor:
                 pass
 
     def _partitions(
-        self, client: Any, job: Job, payload: dict[str, Any], deadline: float | None
+        self, client: Any, job: Job, payload: dict[str, Any], deadline: float | None, retry: bool
     ) -> Any:
         """Bulk predictions on Dask: the model is sent to every worker once, the rows go in
         partitions of ``worker.PART_ROWS`` (one task each, spread over the workers), and the
@@ -112,12 +166,13 @@ class DaskExecutor:
         model = {key: value for key, value in payload.items() if key != "frame"}
         (shared,) = client.scatter([model], broadcast=True, hash=False)
         size = worker_mod.PART_ROWS
+        again = "-retry" if retry else ""
         parts = client.scatter([frame.iloc[i : i + size] for i in range(0, len(frame), size)])
         futures = client.map(
             worker_mod.predict_part,
             [shared] * len(parts),
             parts,
-            key=[f"mlwidget-{job.action}-{job.id}-part-{i}" for i in range(len(parts))],
+            key=[f"mlwidget-{job.action}-{job.id}{again}-part-{i}" for i in range(len(parts))],
             pure=False,
         )
         job.on_cancel(lambda: client.cancel(futures))
@@ -135,12 +190,16 @@ class DaskExecutor:
             client.cancel(futures)
             raise
         except Exception:  # a cancel while gathering cancels the futures: not a failure
-            job.check_stop(deadline)
+            keys = [shared.key] + [f.key for f in futures] + [part.key for part in parts]
+            self._failed(client, job, keys, deadline)
             raise
         finally:
-            shared.release()
-            for part in parts:
-                part.release()
+            try:
+                shared.release()
+                for part in parts:
+                    part.release()
+            except Exception:  # the scheduler is gone: nothing to clean up
+                pass
         if payload["action"] == "predict_table":
             return [row for part in answers for row in part]
         return [value for part in answers for value in part]
@@ -158,8 +217,4 @@ class DaskExecutor:
 
     def close(self) -> None:
         """Close the client, if one was made."""
-        if self._client is not None:
-            try:
-                self._client.close(timeout=2)
-            except Exception:
-                pass
+        self.connection.close()

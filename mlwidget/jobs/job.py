@@ -106,6 +106,7 @@ class Job:
         self.answer_format: str | None = None  # the _format its answer was asked in, if any
         self.stored: StoredResult | None = None  # an answer kept on disk (see results.py)
         self.removed: str | None = None  # why the stored answer is gone, once it is
+        self.dashboard: str | None = None  # the Dask dashboard's URL, for a job on Dask
         self._lock = threading.Lock()
         self._cancel_hooks: list[Any] = []
         self._failure_hooks: list[Any] = []
@@ -145,6 +146,8 @@ class Job:
             }
             if url is not None:
                 out["url"] = url
+            if self.dashboard:
+                out["dashboard"] = self.dashboard
             if self.status == "done" and result and self.stored is not None:
                 out["result"] = self.stored.summary(None if url is None else f"{url}&_result")
                 if self.removed:

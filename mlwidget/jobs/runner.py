@@ -10,8 +10,10 @@ A job is driven by a thread of this process (its "driver"): it prepares the payl
 - ``thread``: in the driver thread. Cancel and timeout take effect at the next progress report
   (between a forest's chunks of trees, or boosting stages); other estimators finish first and
   their result is discarded. Synchronous calls run in the caller's own thread.
-- ``dask``: a ``distributed.Client`` on ``dask_scheduler``; cancel restarts the worker running
-  the job (see dask_executor.py).
+- ``dask``: a ``distributed.Client`` on ``dask_scheduler`` (or the cluster ``dask_cluster``
+  makes), connected again after the scheduler comes back; a job waits up to
+  ``dask_worker_wait`` seconds for a worker, is sent again once if its worker dies, and a cancel
+  restarts the worker running it (see dask_executor.py and dask_cluster.py).
 
 At most ``max_workers`` jobs run at once, and at most ``max_queued`` more wait; past that a new
 job is refused with 429.
@@ -31,6 +33,7 @@ from typing import Any
 
 from ..errors import MLWidgetError
 from . import worker as worker_mod
+from .dask_cluster import DASK_WORKER_WAIT, ClusterSpec, worker_wait
 from .dask_executor import DaskExecutor
 from .job import POLL, Job, JobCancelled, JobTimeout, Stop, TooManyJobs, WorkerDied, board
 from .pool import Pool, Worker
@@ -39,6 +42,7 @@ from .results import StoredResult
 EXECUTORS = ("process", "thread", "dask")
 ENV_EXECUTOR = "MLWIDGET_EXECUTOR"
 ENV_SCHEDULER = "MLWIDGET_DASK_SCHEDULER"
+ENV_CLUSTER = "MLWIDGET_DASK_CLUSTER"
 
 log = logging.getLogger("mlwidget.jobs")
 
@@ -54,14 +58,17 @@ class Runner:
         max_queued: int = 16,
         job_memory: int | None = None,
         dask_scheduler: str | None = None,
+        dask_cluster: ClusterSpec | None = None,
+        dask_worker_wait: float = DASK_WORKER_WAIT,
     ) -> None:
         if executor not in EXECUTORS:
             raise ValueError(
                 f"Expected executor to be one of {', '.join(EXECUTORS)}, got {executor!r}."
             )
-        if executor == "dask" and not dask_scheduler:
+        if executor == "dask" and not (dask_scheduler or dask_cluster):
             raise ValueError(
-                f"executor='dask' needs dask_scheduler='tcp://host:port' (or ${ENV_SCHEDULER})."
+                f"executor='dask' needs dask_scheduler='tcp://host:port' (or ${ENV_SCHEDULER}), "
+                f"or dask_cluster='package.module:callable' (or ${ENV_CLUSTER})."
             )
         self.executor = executor
         self.max_workers = max(1, int(max_workers))
@@ -70,7 +77,11 @@ class Runner:
         self.dask_scheduler = dask_scheduler
         self._slots = threading.BoundedSemaphore(self.max_workers)
         self._pool = Pool(job_memory) if executor == "process" else None
-        self._dask = DaskExecutor(dask_scheduler) if executor == "dask" else None
+        self._dask = (
+            DaskExecutor(dask_scheduler, dask_cluster, dask_worker_wait)
+            if executor == "dask"
+            else None
+        )
         self._lock = threading.Lock()
         self._jobs: set[Job] = set()
         self._closed = False
@@ -286,6 +297,11 @@ class Runner:
         if self._pool is not None:
             self._pool.warm()
 
+    @property
+    def dask(self) -> DaskExecutor | None:
+        """The Dask executor (its ``connection``: the client, its status, the dashboard)."""
+        return self._dask
+
     def worker_pids(self) -> list[int]:
         return self._pool.pids() if self._pool is not None else []
 
@@ -309,12 +325,19 @@ _shared_lock = threading.Lock()
 
 
 def resolve(
-    executor: str | None, dask_scheduler: str | None, default: str
+    executor: str | None,
+    dask_scheduler: str | None,
+    default: str,
+    dask_cluster: ClusterSpec | None = None,
 ) -> tuple[str, str | None]:
     """The executor and scheduler to use: the arguments, else the environment
-    (``MLWIDGET_EXECUTOR``; ``MLWIDGET_DASK_SCHEDULER`` set means dask), else ``default``."""
+    (``MLWIDGET_EXECUTOR``; ``MLWIDGET_DASK_SCHEDULER`` or ``MLWIDGET_DASK_CLUSTER`` set means
+    dask), else ``default``."""
     scheduler = dask_scheduler or os.environ.get(ENV_SCHEDULER) or None
-    chosen = executor or os.environ.get(ENV_EXECUTOR) or ("dask" if scheduler else default)
+    cluster = dask_cluster or os.environ.get(ENV_CLUSTER) or None
+    chosen = (
+        executor or os.environ.get(ENV_EXECUTOR) or ("dask" if scheduler or cluster else default)
+    )
     if chosen not in EXECUTORS:
         raise ValueError(f"Expected executor to be one of {', '.join(EXECUTORS)}, got {chosen!r}.")
     return chosen, scheduler if chosen == "dask" else None
@@ -325,11 +348,16 @@ def shared_runner(
     dask_scheduler: str | None = None,
     job_timeout: float | None = None,
     default: str = "process",
+    dask_cluster: ClusterSpec | None = None,
+    dask_worker_wait: float | None = None,
 ) -> Runner:
     """The runner this process shares for these settings (one pool of worker processes per
-    kernel, however many models it opens)."""
-    chosen, scheduler = resolve(executor, dask_scheduler, default)
-    key = (chosen, scheduler, job_timeout)
+    kernel, however many models it opens). ``dask_cluster`` and ``dask_worker_wait`` default
+    to ``$MLWIDGET_DASK_CLUSTER`` and ``$MLWIDGET_DASK_WORKER_WAIT``."""
+    chosen, scheduler = resolve(executor, dask_scheduler, default, dask_cluster)
+    cluster = (dask_cluster or os.environ.get(ENV_CLUSTER) or None) if chosen == "dask" else None
+    wait = worker_wait(dask_worker_wait)
+    key = (chosen, scheduler, job_timeout, cluster, wait)
     with _shared_lock:
         runner = _shared.get(key)
         if runner is None:
@@ -340,6 +368,8 @@ def shared_runner(
                 max_workers=max(2, usable_cpus()),
                 job_timeout=job_timeout,
                 dask_scheduler=scheduler,
+                dask_cluster=cluster,
+                dask_worker_wait=wait,
             )
             _shared[key] = runner
         return runner

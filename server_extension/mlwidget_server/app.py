@@ -8,7 +8,7 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Float, Int, List, Unicode, default
 
 from mlwidget import limits
-from mlwidget.jobs import Runner, resolve
+from mlwidget.jobs import ENV_CLUSTER, Runner, resolve
 from mlwidget.store import default_root, safe_name
 
 from . import v2
@@ -121,6 +121,21 @@ class MLWidgetApp(ExtensionApp):
         Default: $MLWIDGET_DASK_SCHEDULER. Its workers need mlwidget and the same versions of
         scikit-learn, pandas and numpy as the server.""",
     )
+    dask_cluster = Unicode(
+        "",
+        config=True,
+        help="""Import path (``package.module:callable``) of a function returning a
+        ``distributed.Client`` or a Dask cluster object (Dask Gateway, dask-kubernetes, a
+        ``Client`` with a TLS ``Security``), used instead of ``dask_scheduler``; implies
+        ``executor="dask"``. Called on the first job; when its client closes (the scheduler went
+        away) a new one connects to the same cluster. Default: $MLWIDGET_DASK_CLUSTER.""",
+    )
+    dask_worker_wait = Float(
+        60.0,
+        config=True,
+        help="""Seconds a job on Dask waits for the cluster to have a worker (an autoscaler may
+        be starting one) before it fails with 503 "No Dask workers", naming the scheduler.""",
+    )
     job_timeout = Float(
         0.0,
         config=True,
@@ -169,7 +184,10 @@ class MLWidgetApp(ExtensionApp):
             **{f: getattr(self, f) for f in limits.FIELDS if self.has_trait(f)}
         )
         self.log.debug("mlwidget: %r", configured)
-        executor, scheduler = resolve(self.executor or None, self.dask_scheduler or None, "process")
+        cluster = self.dask_cluster or os.environ.get(ENV_CLUSTER) or None
+        executor, scheduler = resolve(
+            self.executor or None, self.dask_scheduler or None, "process", cluster
+        )
         runner = Runner(
             executor,
             max_workers=self.max_workers,
@@ -177,6 +195,8 @@ class MLWidgetApp(ExtensionApp):
             max_queued=self.max_queued,
             job_memory=self.job_memory or None,
             dask_scheduler=scheduler,
+            dask_cluster=cluster if executor == "dask" else None,
+            dask_worker_wait=self.dask_worker_wait,
         )
         self.log.info("mlwidget: jobs run on %r", runner)
         self.registry = Registry(
