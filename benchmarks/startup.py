@@ -20,6 +20,7 @@ import json
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.parse
 from collections import Counter
 from pathlib import Path
@@ -76,7 +77,11 @@ def main() -> None:
             loaded = []
             query = urllib.parse.urlencode(PASSENGER)
             for m in sorted(models):
-                assert json.loads(server.get(f"mlhandler/{m}?{query}")) in ([0], [1])
+                try:
+                    answer = json.loads(server.get(f"mlhandler/{m}?{query}"))
+                except urllib.error.HTTPError as exc:
+                    raise SystemExit(f"{m}: {exc.code} {exc.read().decode()[:300]}") from None
+                assert answer in ([0], [1]), answer
                 loaded.append(sum(1 for row in listing(server) if row.get("loaded")))
         finally:
             server.stop()

@@ -97,7 +97,13 @@ def retrain_job(
                 )
                 answer["cv_score"] = tx.state["fitted"]["cv_score"]
         if follow is not None and folds:
-            crossval_job(model, follow, answer["version"], options, payload["table"], folds)
+            try:
+                crossval_job(model, follow, answer["version"], options, payload["table"], folds)
+            except MLWidgetError as exc:  # the fit is stored and serves: only its cv is lost
+                record_cv(
+                    model, answer["version"], None, None, [f"No cross-validated score: {exc}"]
+                )
+                answer["cv_score"] = None
         return {**answer, "notes": tx.state.get("notes") or []}
 
     job = jobs_.Job("retrain", model.name, model.job_key, writer=True)
@@ -132,7 +138,7 @@ def crossval_job(
             record_cv(model, version, None, None, ["No cross-validated score: the job failed."])
 
     job.on_failure(failed)
-    return model.runner.start(job, prepare, worker.crossval, commit)
+    return model.runner.start(job, prepare, worker.crossval, commit, follow_up=True)
 
 
 def record_cv(model: Any, version: int, cv_score: Any, out_of_fold: Any, warns: list[str]) -> None:

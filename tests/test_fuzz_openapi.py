@@ -233,11 +233,15 @@ def test_document_describes_the_model(server):
     # the listing's preview, and the bulk results table
     preview = doc["paths"]["/mlhandler/"]["post"]
     assert {p["name"]: p["schema"].get("enum") for p in preview["parameters"]} == {
-        "_action": ["preview"], "target_col": None,
+        "_action": ["preview"], "target_col": None, "filename": None, "name": None,
     }  # fmt: skip
     assert preview["responses"]["200"]["content"]["application/json"]["schema"] == {
-        "$ref": "#/components/schemas/Preview"
+        "oneOf": [
+            {"$ref": "#/components/schemas/Preview"},
+            {"$ref": "#/components/schemas/NameCheck"},
+        ]
     }
+    assert {"suggested_name", "name", "name_error"} <= set(schemas["Preview"]["properties"])
     assert post["_proba"]["schema"]["enum"] == ["true", "false"]
     assert "table" in post["_format"]["schema"]["enum"]
     assert "notes" in schemas["ModelInfo"]["properties"]

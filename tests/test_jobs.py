@@ -16,7 +16,7 @@ from conftest import GUIDE_OPTIONS
 from rest_helpers import stored
 
 from mlwidget import BadRequest, Conflict, MLModel
-from mlwidget.jobs import Job, JobCancelled, Runner
+from mlwidget.jobs import Job, JobCancelled, Runner, TooManyJobs
 from mlwidget.jobs.job import Pause
 from mlwidget.widgets import build_app
 
@@ -392,3 +392,26 @@ def test_a_cancel_whose_executor_fails_to_stop_still_cancels(caplog) -> None:
     assert job.cancel()
     assert job.stop.is_set() and not job.begin_commit()
     assert "cancel hook failed: ZeroDivisionError" in caplog.text
+
+
+def test_a_full_queue_never_fails_a_stored_retrain(titanic: MLModel) -> None:
+    """A retrain's crossval job follows its commit: with the queue full (one slot, no queue)
+    it used to be refused with 429 after the fit was stored, so the retrain reported a failure
+    for a model that serves (and 20 configured models failed at a server's start). The
+    crossval is a follow-up: it waits for the slot the retrain frees."""
+    titanic.runner = Runner("thread", max_workers=1, max_queued=0)
+    try:
+        answer = titanic.retrain(wait=False).result(120)
+        assert answer["version"] == 2 and answer["cv_score"]["pending"], answer
+        cv_score = titanic.job(answer["cv_score"]["job"]).result(120)
+        assert cv_score["on"] == "5-fold cv"
+        assert titanic.versions()[0]["cv_score"] == cv_score
+        # a new request is still bounded: one job running, none queued
+        with Pause("score") as pause:
+            held = titanic.start_job("score", titanic.data())
+            wait_until(pause.reached.is_set)
+            with pytest.raises(TooManyJobs, match="max_queued=0"):
+                titanic.start_job("predict", titanic.data())
+        assert held.result(120)["score"] > 0.5
+    finally:
+        titanic.runner.shutdown()

@@ -98,15 +98,18 @@ class Runner:
         work: worker_mod.Work | None,
         commit: Callable[[Any, Any], Any],
         inline: bool = False,
+        follow_up: bool = False,
     ) -> Job:
         """Run ``job``: ``prepare()`` -> payload (here), ``work(payload, report)`` -> result
         (on the executor; None: no work there), ``commit(result, payload)`` -> the job's result
-        (here). ``inline`` drives it in the calling thread (and returns when it is over)."""
+        (here). ``inline`` drives it in the calling thread (and returns when it is over).
+        ``follow_up``: the job finishes one already accepted (a retrain's crossval), so a full
+        queue does not refuse it (it still counts for the jobs that come after)."""
         with self._lock:
             if self._closed:
                 raise JobCancelled("The server is shutting down; the job was not started.")
             waiting = sum(1 for j in self._jobs if not j.done)
-            if waiting >= self.max_workers + self.max_queued:
+            if waiting >= self.max_workers + self.max_queued and not follow_up:
                 raise TooManyJobs(
                     f"{waiting} jobs are running or queued, the most this server takes "
                     f"(MLWidgetApp.max_workers={self.max_workers} running + max_queued="
@@ -125,6 +128,11 @@ class Runner:
             )
             thread.start()
         return job
+
+    def active(self) -> list[Job]:
+        """The jobs running or queued here."""
+        with self._lock:
+            return [j for j in self._jobs if not j.done]
 
     def _drive(
         self,

@@ -141,13 +141,13 @@ class Startup:
 
     def start_job(self, name: str, model: MLModel, created: bool) -> Job:
         """Start the first fit of ``model`` on the runner; while its queue is full, wait for
-        another start-up job to end."""
+        another job to end."""
         while True:
             try:
                 job = model.start_retrain()
                 break
-            except TooManyJobs:
-                running = [j.future for j in list(self.training.values()) if not j.done]
+            except TooManyJobs:  # the server's own work: it waits for room, never refused
+                running = [j.future for j in model.runner.active()]
                 if not running:
                     raise
                 concurrent.futures.wait(running, return_when=concurrent.futures.FIRST_COMPLETED)
