@@ -113,11 +113,8 @@ def training_frame(
             entry["default"] = est.to_jsonable(counts.index[0]) if len(counts) else None
         else:
             entry["categories"] = None
-            entry["default"] = (
-                est.to_jsonable(float((clean if numeric else to_numbers(clean)).median()))
-                if len(clean)
-                else None
-            )
+            as_numbers = clean if pd.api.types.is_numeric_dtype(clean) else to_numbers(clean)
+            entry["default"] = est.to_jsonable(float(as_numbers.median())) if len(clean) else None
             if entry["default"] is not None and pd.api.types.is_integer_dtype(series):
                 entry["default"] = int(round(entry["default"]))
         schema.append(entry)

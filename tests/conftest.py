@@ -12,6 +12,12 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
 
+# Playwright's expect() waits 5 s by default: a page that shows what it should, only later on a
+# busy machine, is not a failure. The browser tests wait up to this bound, never measure.
+from playwright.sync_api import expect  # noqa: E402
+
+expect.set_options(timeout=90_000)
+
 
 @pytest.fixture
 def titanic_csv(tmp_path: Path) -> Path:

@@ -287,3 +287,20 @@ async def wait_until_async(check: Any, within: float = 60.0, what: str = "the co
     while not check():
         assert time.monotonic() < deadline, f"{what} did not happen within {within:g} s"
         await asyncio.sleep(0.05)
+
+
+async def settled(jp_fetch: Any, within: float = 120.0) -> None:
+    """Wait until no model of the server has a job queued or running (a retrain's crossval job
+    commits its cv_score after the retrain answers: compare stored state after this)."""
+    import time
+
+    deadline = time.monotonic() + within
+    listing = (await call(jp_fetch, "mlhandler", "")).json()
+    names = [m["name"] for m in listing["models"]]
+    for name in names:
+        while True:
+            jobs = (await call(jp_fetch, "mlhandler", name, params={"_jobs": ""})).json()
+            if not any(j["status"] in ("queued", "running") for j in jobs):
+                break
+            assert time.monotonic() < deadline, f"{name}'s jobs did not end within {within:g} s"
+            await asyncio.sleep(0.05)

@@ -16,6 +16,7 @@ from rest_helpers import (
     assert_clean_error,
     call,
     multipart,
+    settled,
     titanic_server_config,
 )
 
@@ -441,6 +442,7 @@ class TestEveryRouteNeedsAuthentication:
         routes.append(("app", "ml"))  # a YAML model at its own pattern
         for route in routes:  # the models exist and answer an authenticated request
             assert (await call(jp_fetch, *route, params={"_model": ""})).code == 200, route
+        await settled(jp_fetch)  # the start-up fits' crossval jobs have stored their scores
         before = snapshot(store_dir)
         checked = 0
         for route in routes:
