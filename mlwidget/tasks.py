@@ -154,9 +154,8 @@ def record_cv(model: Any, version: int, cv_score: Any, out_of_fold: Any, warns: 
             timings = dict(tx.state["fitted"].get("timings") or {})
             timings["cv"] = cv_score["seconds"] if cv_score else None
             tx.state["fitted"]["timings"] = timings
-            for text in warns:
-                if text not in tx.state["warnings"]:
-                    tx.state["warnings"].append(text)
+            known = tx.state.setdefault("warnings", [])
+            known.extend(text for text in warns if text not in known)
 
 
 def predict_job(model: Any, action: str, frame: Any, metric: str | None) -> jobs_.Job:
