@@ -84,7 +84,9 @@ def start_kernel(url: str, token: str, server: int, runtime: Path) -> int:
     assert reply.status_code == 201, reply.text
     client = BlockingKernelClient()
     client.load_connection_file(str(runtime / f"kernel-{reply.json()['id']}.json"))
-    client.start_channels()
+    # no heartbeat channel: on a busy machine a heartbeat late by a second made
+    # wait_for_ready report "Kernel died" while the kernel was starting up
+    client.start_channels(hb=False)
     try:
         client.wait_for_ready(timeout=120)
     finally:
