@@ -15,6 +15,7 @@ import pandas as pd
 from . import options as opt
 from . import schema
 from . import state as state_
+from .errors import Conflict
 from .repo import Transaction
 from .sources import source_warnings
 from .tables import read_table
@@ -73,6 +74,13 @@ def configure(tx: Transaction, asked: Configuration, allowed_classes: tuple[str,
 
 def append(tx: Transaction, stored: pd.DataFrame | None, rows: pd.DataFrame) -> dict[str, Any]:
     """Add ``rows`` to the ``stored`` training data (the same columns)."""
+    source = (tx.state.get("data_source") or {}).get("source")
+    if source:
+        raise Conflict(
+            f"Model {tx.repo.name!r} trains from source {source!r}: its rows are the source's, "
+            "so append them to the source's files (and retrain), or retrain with rows to make "
+            "them the model's own data."
+        )
     combined = state_.appended(stored, rows)
     tx.put_data(combined)
     return {"rows": len(combined), "appended": len(rows)}
@@ -92,6 +100,9 @@ def delete_data(tx: Transaction, name: str, stored: pd.DataFrame | None) -> dict
     """Drop the training data, remembering its columns and dtypes (what ``data()`` shows
     from now on: the columns, no rows). Gramex's idempotent answer, as ``"cache"``."""
     state = tx.state
+    if state.get("data_source"):  # no rows of its own: it forgets the source it trains from
+        state["data_source"], state["data_rows"] = None, 0
+        return state_.delete_answer(name, "cache", done=True)
     if not state.get("data"):
         tx.unchanged()
         return state_.delete_answer(name, "cache", done=False)

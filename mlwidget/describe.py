@@ -45,6 +45,7 @@ def info(
     features = state.get("schema") or []
     stale_reasons = _stale_reasons(state)
     path = options.get("path")
+    has_data = bool(state.get("data") or state.get("data_source"))
     return {
         "name": name,
         "model": configured,
@@ -54,7 +55,9 @@ def info(
         "features": [f["name"] for f in features],
         "schema": features,
         "options": {k: v for k, v in _public_options(options).items()},
-        "rows": int(state.get("data_rows") or 0) if state.get("data") else 0,
+        "rows": int(state.get("data_rows") or 0) if has_data else 0,
+        # the configured source the workers read its training data from (its name only)
+        "source": (state.get("data_source") or {}).get("source"),
         "rows_explained": _rows_explained(state),
         "fitted": fitted,
         "stale": bool(stale_reasons),

@@ -355,13 +355,19 @@ def default_class(options: dict[str, Any], table: pd.DataFrame | None) -> list[s
 
 
 def record_fit(
-    state: dict[str, Any], table: pd.DataFrame, result: Any, model_file: str, metric: str | None
+    state: dict[str, Any], table: Any, result: Any, model_file: str, metric: str | None
 ) -> dict[str, Any]:
     """Record in ``state`` the fit ``result`` (a ``training.Fitted``) of ``table``, whose
     pipeline is stored in ``model_file``; returns the retrain answer."""
-    fitted = {**result.fitted, "trained_at": now(), "data_rows": len(table)}
-    state["data_rows"] = len(table)
-    state["data_columns"] = [str(c) for c in table.columns]
+    if result.data_rows is not None:  # a source the worker read
+        rows, columns = result.data_rows, list(result.data_columns or ())
+    else:
+        rows, columns = len(table), [str(c) for c in table.columns]
+    fitted = {**result.fitted, "trained_at": now(), "data_rows": rows}
+    state["data_rows"] = rows
+    state["data_columns"] = columns
+    if state.get("data_source"):
+        fitted["source"] = state["data_source"]["source"]
     fitted["data"] = state.get("data")
     versions.materialize(state)  # a fit from before versions existed stays as version 1
     state["model"] = model_file

@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import crossval, limits, training, versions
+from . import crossval, datasets, limits, source_jobs, training, versions
 from . import jobs as jobs_
 from . import state as state_
 from .errors import BadRequest, MLWidgetError, NotFound
@@ -43,7 +43,16 @@ def retrain_job(
     options = dict(snap.options)
     if target_col:
         options["target_col"] = str(target_col)
-    if table is None and not snap.state.get("data"):
+    source = table if isinstance(table, datasets.Dataset) else None
+    if table is None and snap.state.get("data_source"):  # trained from a source: read it again
+        source = datasets.from_reference(snap.state["data_source"])
+    if source is not None and not options.get("class"):
+        raise BadRequest(
+            f"Model {model.name!r} trains from source {source.name!r}, whose rows only the "
+            "workers read, so no model class can be chosen from them. Set one first: "
+            "configure(class_='XGBClassifier') (REST: PUT ?_model&class=...)."
+        )
+    if table is None and source is None and not snap.state.get("data"):
         raise NotFound(
             f"Model {model.name!r} has no training data. Retrain with data "
             "(REST: POST a CSV/JSON body with ?_action=retrain) or append rows first."
@@ -65,7 +74,9 @@ def retrain_job(
 
     def prepare() -> dict[str, Any]:
         frame, known = table, None
-        if table is None:  # the stored data, with the fingerprint stored beside it
+        if source is not None:  # the worker reads it
+            frame = source
+        elif table is None:  # the stored data, with the fingerprint stored beside it
             frame, known = model.repo.read(lambda s: (s.data(), s.state.get("data_hash")))
         if frame is None:
             raise NotFound(f"Model {model.name!r} lost its training data meanwhile.")
@@ -89,7 +100,8 @@ def retrain_job(
             tx.state["options"] = options
             if notes is not None:
                 tx.state["notes"] = notes
-            answer = store_fit(tx, payload["table"], fitted, table is not None, metric)
+            new_data = table is not None or source is not None
+            answer = store_fit(tx, payload["table"], fitted, new_data, metric)
             if follow is not None and folds:
                 tx.state["fitted"]["cv_score"] = crossval.pending(folds, follow.id)
                 versions.update(
@@ -184,6 +196,7 @@ def predict_job(model: Any, action: str, frame: Any, metric: str | None) -> jobs
                 "name": model.name,
                 "state": dict(snap.state),
                 "pipeline": require_pipeline(snap, model.name),
+                "digest": source_jobs.model_digest(model, snap),
             }
 
         return {
@@ -224,15 +237,18 @@ def wait(job: jobs_.Job) -> Any:
 
 def store_fit(
     tx: Transaction,
-    table: pd.DataFrame,
+    table: pd.DataFrame | datasets.Dataset,
     result: training.Fitted,
     new_data: bool,
     metric_name: str | None,
 ) -> dict[str, Any]:
     """Record the fit ``result`` of ``table`` in the transaction ``tx`` (committed on its exit);
     returns the retrain answer."""
-    if new_data:
+    if isinstance(table, datasets.Dataset):  # the source is the data: its rows stay there
+        tx.state.update(data=None, data_hash=None, data_source=datasets.reference(table))
+    elif new_data:
         tx.put_data(table)
+        tx.state.pop("data_source", None)
     if result.staged:  # written by the worker process: moved in
         filename = tx.adopt_model(result.staged)
     else:

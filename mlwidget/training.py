@@ -9,6 +9,7 @@ encoded matrix's size), and every failure of the estimator is a clear ``MLWidget
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import time
 import warnings as _warnings
@@ -44,6 +45,14 @@ class Fitted:
     asked: float | None = None
     staged: str | None = None  # the model file a worker process wrote (then pipeline is None)
     cv_folds: int | None = None  # the cross-validation to run after the commit (crossval.plan)
+    # the table's rows and columns, when it was read where the fit ran (a source)
+    data_rows: int | None = None
+    data_columns: tuple[str, ...] | None = None
+
+    def of_table(self, table: pd.DataFrame) -> Fitted:
+        """This fit, noting the rows and columns of ``table`` (a source read by the worker)."""
+        columns = tuple(str(c) for c in table.columns)
+        return dataclasses.replace(self, data_rows=len(table), data_columns=columns)
 
     def discard(self) -> None:
         """Remove the staged model file, if it was not committed (moved into the store)."""

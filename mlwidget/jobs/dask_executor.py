@@ -9,15 +9,21 @@ once (the driver still has its payload), then fails naming the worker and why it
 from __future__ import annotations
 
 import logging
+import pickle
 import time
 from typing import Any
 
 from ..errors import MLWidgetError, reason
+from . import source_work
 from . import worker as worker_mod
 from .dask_cluster import ClusterSpec, Connection, lost_worker
 from .job import POLL, Job, Stop, WorkerDied
 
 log = logging.getLogger("mlwidget.jobs")
+
+
+# what a bulk job's payload holds of the serving version (the rest is the job's own)
+MODEL_KEYS = ("name", "state", "pipeline", "digest")
 
 
 class WorkerLost(Exception):
@@ -38,6 +44,7 @@ class DaskExecutor:
         worker_wait: float = 60.0,
     ) -> None:
         self.connection = Connection(scheduler, cluster, worker_wait)
+        self.models = ModelCache()
 
     @property
     def scheduler(self) -> str | None:
@@ -55,6 +62,8 @@ class DaskExecutor:
         while True:
             try:
                 client = self.connection.ready(job)  # (again: the only worker may be gone)
+                if work is source_work.predict_source:
+                    return self._source_parts(client, job, payload, deadline, retry=bool(first))
                 if work is worker_mod.predict and payload["action"] != "score":
                     return self._partitions(client, job, payload, deadline, retry=bool(first))
                 return self._task(client, job, work, payload, deadline, retry=bool(first))
@@ -163,14 +172,15 @@ class DaskExecutor:
         partitions of ``worker.PART_ROWS`` (one task each, spread over the workers), and the
         answers are gathered back in the rows' order."""
         frame = payload["frame"]
-        model = {key: value for key, value in payload.items() if key != "frame"}
-        (shared,) = client.scatter([model], broadcast=True, hash=False)
+        shared = self.models.get(client, {key: payload[key] for key in MODEL_KEYS})
+        task = {key: v for key, v in payload.items() if key not in MODEL_KEYS and key != "frame"}
         size = worker_mod.PART_ROWS
         again = "-retry" if retry else ""
         parts = client.scatter([frame.iloc[i : i + size] for i in range(0, len(frame), size)])
         futures = client.map(
             worker_mod.predict_part,
             [shared] * len(parts),
+            [task] * len(parts),
             parts,
             key=[f"mlwidget-{job.action}-{job.id}{again}-part-{i}" for i in range(len(parts))],
             pure=False,
@@ -195,14 +205,54 @@ class DaskExecutor:
             raise
         finally:
             try:
-                shared.release()
                 for part in parts:
                     part.release()
             except Exception:  # the scheduler is gone: nothing to clean up
                 pass
+        answers = [pickle.loads(block) for block in answers]
         if payload["action"] == "predict_table":
             return [row for part in answers for row in part]
         return [value for part in answers for value in part]
+
+    def _source_parts(
+        self, client: Any, job: Job, payload: dict[str, Any], deadline: float | None, retry: bool
+    ) -> Any:
+        """A bulk prediction from a source: one task per partition, each reading its rows and
+        writing its answers itself; the serving version goes to the workers once (ModelCache)
+        and only counts and a few preview rows come back."""
+        model = self.models.get(client, payload["model"])
+        task = {key: value for key, value in payload.items() if key != "model"}
+        again = "-retry" if retry else ""
+        indexes = list(range(len(payload["parts"])))
+        futures = client.map(
+            source_work.predict_source_part,
+            [model] * len(indexes),
+            [task] * len(indexes),
+            indexes,
+            key=[f"mlwidget-source-{job.id}{again}-part-{i}" for i in indexes],
+            pure=False,
+        )
+        job.on_cancel(lambda: client.cancel(futures))
+        job.report("predict", 0.0)
+        try:
+            while True:
+                job.check_stop(deadline)
+                done = sum(f.done() for f in futures)
+                job.report("predict", done / max(1, len(futures)))
+                if done == len(futures):
+                    break
+                time.sleep(POLL)
+            counts = client.gather(futures)
+        except Stop:
+            client.cancel(futures)
+            raise
+        except Exception:
+            self._failed(client, job, [model.key] + [f.key for f in futures], deadline)
+            raise
+        preview: list[Any] = []
+        for _, head in counts:
+            preview.extend(head[: source_work.PREVIEW_ROWS - len(preview)])
+        return source_work.answer(payload, sum(rows for rows, _ in counts), preview)
 
     @staticmethod
     def _stop(client: Any, future: Any) -> None:
@@ -218,3 +268,30 @@ class DaskExecutor:
     def close(self) -> None:
         """Close the client, if one was made."""
         self.connection.close()
+
+
+class ModelCache:
+    """The serving versions sent to the cluster: each goes to every worker once (a broadcast
+    scatter) and stays there for the jobs after it, under its digest; the oldest goes when
+    more than ``KEEP`` are held, and all are sent again to a new client (a scheduler that came
+    back has forgotten them)."""
+
+    KEEP = 4
+
+    def __init__(self) -> None:
+        self.client: Any = None
+        self.futures: dict[str, Any] = {}
+
+    def get(self, client: Any, model: dict[str, Any]) -> Any:
+        """The cluster's copy of ``model`` (state, pipeline and its ``digest``)."""
+        if client is not self.client:
+            self.futures, self.client = {}, client
+        digest = model["digest"]
+        future = self.futures.pop(digest, None)
+        if future is None or future.status != "finished":
+            (future,) = client.scatter([model], broadcast=True, hash=False)
+        self.futures[digest] = future  # the newest last
+        while len(self.futures) > self.KEEP:
+            oldest = next(iter(self.futures))
+            self.futures.pop(oldest).release()
+        return future

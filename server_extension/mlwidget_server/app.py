@@ -7,7 +7,7 @@ import os
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Float, Int, List, Unicode, default
 
-from mlwidget import limits
+from mlwidget import datasets, limits
 from mlwidget.jobs import ENV_CLUSTER, Runner, resolve
 from mlwidget.store import default_root, safe_name
 
@@ -136,6 +136,16 @@ class MLWidgetApp(ExtensionApp):
         help="""Seconds a job on Dask waits for the cluster to have a worker (an autoscaler may
         be starting one) before it fails with 503 "No Dask workers", naming the scheduler.""",
     )
+    data_sources = Dict(
+        key_trait=Unicode(),
+        config=True,
+        help="""Sources that workers read themselves, by name: a url (a Parquet or CSV file,
+        folder or glob; a local or shared path or any fsspec URL such as ``s3://bucket/sales/``)
+        or ``{"url": ..., "format": "parquet"|"csv", "storage_options": {...}}``. Requests
+        name them (``?_action=retrain&source=NAME``, ``?_action=predict&source=NAME&output=NAME``),
+        never a path or a URL (403). An output is a folder each job writes a new folder of
+        Parquet partitions into. Also from $MLWIDGET_DATA_SOURCES (JSON).""",
+    )
     job_timeout = Float(
         0.0,
         config=True,
@@ -184,6 +194,9 @@ class MLWidgetApp(ExtensionApp):
             **{f: getattr(self, f) for f in limits.FIELDS if self.has_trait(f)}
         )
         self.log.debug("mlwidget: %r", configured)
+        sources = datasets.configure(self.data_sources or datasets.from_environment())
+        if sources:
+            self.log.info("mlwidget: data sources %s", ", ".join(sorted(sources)))
         cluster = self.dask_cluster or os.environ.get(ENV_CLUSTER) or None
         executor, scheduler = resolve(
             self.executor or None, self.dask_scheduler or None, "process", cluster
