@@ -9,8 +9,18 @@ from .options import BOOL_OPTIONS, LIST_OPTIONS
 __all__ = ["BOOL_OPTIONS", "LIST_OPTIONS"]
 
 # POST ?_action=...
-ACTIONS = ("predict", "predict_proba", "score", "retrain", "train", "append", "rollback")
-WRITE_ACTIONS = ("retrain", "train", "append", "rollback")  # need `write` (the rest need `read`)
+ACTIONS = (
+    "predict",
+    "predict_proba",
+    "score",
+    "retrain",
+    "train",
+    "append",
+    "rollback",
+    "search",
+)
+# need `write` (the rest need `read`)
+WRITE_ACTIONS = ("retrain", "train", "append", "rollback", "search")
 # What the widgets' Upload tab offers (the same actions, those a file upload makes sense for).
 UPLOAD_ACTIONS = ("predict", "retrain", "append", "score")
 # GET ?<key> (besides feature values), and DELETE items
@@ -27,7 +37,7 @@ GET_KEYS = (
 )
 # POST ?_action=...&_wait=false: start a job and answer 202 at once (MLModel.start_job takes
 # the model-level names, tasks.PREDICT_JOB_ACTIONS)
-JOB_ACTIONS = ("retrain", "train", "score", "predict", "predict_proba")
+JOB_ACTIONS = ("retrain", "train", "score", "predict", "predict_proba", "search")
 DELETE_ITEMS = ("model", "cache")
 # PUT ?<flag>: `_model` (Gramex's spelling, optional); `_create` creates only (409 if it exists)
 PUT_KEYS = ("_model", "_create")

@@ -190,7 +190,7 @@ def test_document_describes_the_model(server):
         assert flag in get, flag
     post = {p["name"]: p for p in item["post"]["parameters"]}
     assert post["_action"]["schema"]["enum"] == [
-        "predict", "predict_proba", "score", "retrain", "train", "append", "rollback",
+        "predict", "predict_proba", "score", "retrain", "train", "append", "rollback", "search",
     ]  # fmt: skip
     assert post["_wait"]["schema"]["enum"] == ["true", "false"]
     assert post["version"]["schema"]["type"] == "integer"

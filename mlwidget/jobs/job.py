@@ -32,6 +32,7 @@ SPANS = {
     "load": (0.0, 0.02),
     "fit": (0.02, 0.95),
     "cv": (0.02, 0.95),
+    "search": (0.02, 0.9),  # a search's candidates and folds; then its best is refit ("fit")
     "predict": (0.02, 0.97),
     "score": (0.95, 0.97),
     "save": (0.97, 1.0),

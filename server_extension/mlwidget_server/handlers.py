@@ -21,7 +21,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from mlwidget import BadRequest, NotFound
 from mlwidget.api import ACTIONS, CACHE_FORMATS, LIST_ACTIONS, WRITE_ACTIONS
 
-from . import answers, streaming
+from . import answers, search_api, source_requests, streaming
 from .bodies import clip, last, parse_body, put_changes, wants_wait
 from .jobs_api import JobsMixin
 from .pages import ListingMixin, PageMixin
@@ -186,10 +186,16 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
                 )
             await self.send_json(await run(m.rollback, version))
             return
+        if action == "search":  # a JSON grid body or grid.<param> query keys (search_api.py)
+            await search_api.answer(self, m, args)
+            return
         metric = last(args, "_metric") or last(args, "metric") or None
         wait = wants_wait(args)
         ctype = self.request.headers.get("Content-Type", "")
         self.check_body_size()
+        if source_requests.names_a_source(action, args):  # workers read the rows
+            await source_requests.answer(self, m, action, args)
+            return
         if action == "predict" and await streaming.answer_large(self, m, wait, args):
             return
         df = await run(parse_body, self.body(), ctype, args)
