@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import GUIDE_OPTIONS
+from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
 from rest_helpers import call
 
 from mlwidget import MLModel
@@ -192,3 +192,33 @@ class TestServer:
         assert reply.json() == expected  # the answer a plain POST gives, every row in order
         parts = [t for t in stream.data if "-part-" in str(t["key"])]
         assert len(parts) == 3  # 50,000 + 50,000 + 20,000 rows, on the cluster
+
+    async def test_a_get_during_a_cancel_answers_before_the_cancel_does(
+        self, jp_fetch, store_dir, titanic_csv, client
+    ):
+        """A cancel restarts the worker running the job, which takes seconds; it once ran on
+        the event loop, and a one-row GET sent meanwhile waited for it (4.7 s, median 6 ms).
+        Now the GET's answer arrives while the cancel is still under way."""
+        model = MLModel("titanic", data=str(titanic_csv), store=store_dir, **GUIDE_OPTIONS)
+        model.configure({"class": "SGDClassifier", "max_iter": 2_000_000_000, "tol": None})
+        started = await call(
+            jp_fetch, "mlhandler", "titanic", method="POST",
+            params={"_action": "retrain", "_wait": "false"},
+        )  # fmt: skip
+        assert started.code == 202, started.text
+        job = started.json()["job"]
+        while not any(client.processing().values()):  # the fit runs on a worker
+            await asyncio.sleep(0.1)
+        cancel = asyncio.ensure_future(
+            call(jp_fetch, "mlhandler", "titanic", method="DELETE", params={"_job": job})
+        )
+        get = asyncio.ensure_future(
+            call(jp_fetch, "mlhandler", "titanic", params=GUIDE_PASSENGER)
+        )
+        done, _ = await asyncio.wait({cancel, get}, return_when=asyncio.FIRST_COMPLETED)
+        assert get in done and cancel not in done
+        assert get.result().code == 200, get.result().text
+        assert (await cancel).code == 200
+        state = (await call(jp_fetch, "mlhandler", "titanic", params={"_job": job})).json()
+        assert state["status"] == "cancelled"
+        client.wait_for_workers(2, timeout=60)
