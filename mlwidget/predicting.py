@@ -257,11 +257,17 @@ def _free_name(frame: pd.DataFrame, name: str) -> str:
 
 
 def predict_results(
-    snap: Snapshot, name: str, frame: pd.DataFrame, fast: Any, proba: bool = False
+    snap: Snapshot,
+    name: str,
+    frame: pd.DataFrame,
+    fast: Any,
+    proba: bool = False,
+    scored: bool = True,
 ) -> dict[str, Any]:
     """Bulk results a person reads (see ``MLModel.predict_results``): the input as given, the
     predictions, class probabilities if asked, and ``correct`` / ``error`` with the score when
-    the input has the target column."""
+    the input has the target column (``scored=False``: without the score, which predicts the
+    rows a second time: a source job's partitions)."""
     extra = 2 + (len(_classes(require_pipeline(snap, name))) if proba else 0)
     what = "the results table" + (" with class probabilities" if proba else "")
     check_answer(len(frame), len(frame.columns) + extra, what)
@@ -288,7 +294,7 @@ def predict_results(
             column = _free_name(table, f"P({label})")
             table[column] = [float(row[label]) for row in rows]
             proba_columns.append(column)
-    actual, scored = None, None
+    actual, answer_score = None, None
     supervised = kind in ("classifier", "regressor")
     if supervised and target and target in [str(c) for c in frame.columns] and len(table):
         actual = target
@@ -311,12 +317,12 @@ def predict_results(
             table[_free_name(table, "error")] = predicted_numbers - pd.to_numeric(
                 truth, errors="coerce"
             )
-        if known.any():
-            scored = score(snap, name, frame, None)
+        if known.any() and scored:
+            answer_score = score(snap, name, frame, None)
     return {
         "table": table,
         "predicted": predicted,
         "actual": actual,
-        "score": scored,
+        "score": answer_score,
         "proba": proba_columns,
     }

@@ -58,7 +58,7 @@ def predict_one(snap: Any, payload: dict[str, Any], index: int, part: Any) -> tu
 
     frame = datasets.read_part(payload["source"], part)
     results = predicting.predict_results(
-        snap, snap.name, frame, None, proba=bool(payload.get("proba"))
+        snap, snap.name, frame, None, proba=bool(payload.get("proba")), scored=False
     )
     table = results["table"]
     keys = payload.get("keys")
