@@ -53,7 +53,9 @@ class Dataset:
 
     def __post_init__(self) -> None:
         if not isinstance(self.url, str) or not self.url.strip():
-            raise BadRequest(f"A source needs a url (a path, folder, glob or URL), got {self.url!r}.")
+            raise BadRequest(
+                f"A source needs a url (a path, folder, glob or URL), got {self.url!r}."
+            )
         # a folder or a glob without an extension: Parquet, the format partitions come in
         fmt = (self.format or guess_format(self.url) or "parquet").lower()
         if fmt not in FORMATS:
@@ -259,7 +261,9 @@ def from_environment() -> dict[str, Any]:
     except ValueError as exc:
         raise BadRequest(f"Expected ${ENV_SOURCES} to be a JSON object: {exc}.") from None
     if not isinstance(value, dict):
-        raise BadRequest(f"Expected ${ENV_SOURCES} to be a JSON object, got {type(value).__name__}.")
+        raise BadRequest(
+            f"Expected ${ENV_SOURCES} to be a JSON object, got {type(value).__name__}."
+        )
     return value
 
 

@@ -252,9 +252,7 @@ def search_job(
             "options": options,
             "table": frame,
             "data_hash": known,
-            "stage": str(model.store.staging(model.name))
-            if model.runner.executor == "process"
-            else None,
+            **tasks.staging(model),
             "allowed_classes": allowed,
             "metric": None,  # the refit's: its score is on the training rows, as a retrain's
             "limits": ceilings,

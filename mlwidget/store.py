@@ -16,6 +16,7 @@ import os
 import re
 import tempfile
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from .errors import BadRequest, Busy, Conflict
 ENV_VAR = "MLWIDGET_STORE"
 STATE = "state.json"
 STAGING = ".jobs"  # a model's files written by worker processes, not yet committed
+STORE_ID = ".store-id"  # the store's random id (Store.identity)
 STAGING_AGE = 86_400.0  # seconds after which a staged file nobody committed is removed
 LOCK_TIMEOUT = 600.0
 MAX_NAME = 128
@@ -269,6 +271,20 @@ class Store:
         folder (the same file system, so moving it in is a rename; gone with the model)."""
         return self.dir(name) / STAGING
 
+    def identity(self) -> str:
+        """This store's random id, kept in ``<root>/.store-id`` (written once): a Dask worker
+        that reads the same id there sees the same files, and writes a fitted model into the
+        staging folder itself instead of sending it back (see ``sees_store``)."""
+        marker = self.root / STORE_ID
+        try:
+            return marker.read_text().strip()
+        except FileNotFoundError:
+            self.root.mkdir(parents=True, exist_ok=True)
+            atomic_write(
+                marker, lambda tmp: None if Path(tmp).write_text(uuid.uuid4().hex) else None
+            )
+            return marker.read_text().strip()
+
     def adopt_file(self, name: str, kind: str, suffix: str, staged: str) -> str:
         """Move ``staged`` (a file in ``staging(name)``) into the model's folder under a fresh
         name (call with the lock held); returns that name."""
@@ -307,3 +323,12 @@ class Store:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(folder / STATE)
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def sees_store(stage: str, store_id: str) -> bool:
+    """Whether this process sees the store whose id is ``store_id`` at the staging folder
+    ``stage`` (``<root>/<model>/.jobs``): shared storage, or the same machine."""
+    try:
+        return (Path(stage).parents[1] / STORE_ID).read_text().strip() == store_id
+    except (OSError, IndexError):
+        return False

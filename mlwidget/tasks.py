@@ -84,10 +84,7 @@ def retrain_job(
             "options": options,
             "table": frame,
             "data_hash": known,
-            # a worker process beside the store writes the model file itself (see worker.fit)
-            "stage": str(model.store.staging(model.name))
-            if model.runner.executor == "process"
-            else None,
+            **staging(model),
             "allowed_classes": model.allowed_classes,
             "metric": metric,
             "limits": ceilings,
@@ -120,6 +117,18 @@ def retrain_job(
 
     job = jobs_.Job("retrain", model.name, model.job_key, writer=True)
     return model.runner.start(job, prepare, worker.fit, commit, inline=inline)
+
+
+def staging(model: Any) -> dict[str, Any]:
+    """Where the worker of a fit writes the model file itself (see ``worker.fit``) rather than
+    send the pipeline back (a 100-tree forest on 100,000 rows: over 300 MB): a worker process
+    beside the store always; a Dask worker when it sees the same store (shared storage: it
+    finds the store's id at ``stage``); threads never."""
+    executor = model.runner.executor
+    if executor not in ("process", "dask"):
+        return {"stage": None, "store_id": None}
+    stage = str(model.store.staging(model.name))
+    return {"stage": stage, "store_id": model.store.identity() if executor == "dask" else None}
 
 
 def crossval_job(

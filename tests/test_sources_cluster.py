@@ -115,3 +115,28 @@ def test_the_coordinator_never_holds_the_rows_of_a_large_source(
     measured = json.loads(run.stdout.strip().splitlines()[-1])
     assert measured["rows"] == BIG
     assert measured["grew_kb"] < size_kb / 10, (measured, size_kb)
+
+
+def test_a_dask_worker_that_sees_the_store_writes_the_fitted_model_itself(
+    cluster, sources, store_dir, monkeypatch
+):
+    """The workers run on this machine, so they see the store (they find its id there): the
+    fitted model goes from the worker into the model's staging folder and is moved in at the
+    commit; the pipeline is not sent back to the process that started the job."""
+    from mlwidget import tasks
+
+    committed: list = []
+
+    def store_fit(tx, table, result, new_data, metric):  # observes, then does the real work
+        committed.append((result.pipeline, result.staged))
+        return real(tx, table, result, new_data, metric)
+
+    real = tasks.store_fit
+    monkeypatch.setattr(tasks, "store_fit", store_fit)
+    model = trained(store_dir, "dask", dask_scheduler=cluster.address)  # its first fit
+    assert model.retrain(source="train")["rows"] == 6_000
+    assert len(committed) == 2
+    pipeline, staged = committed[-1]
+    assert pipeline is None and Path(staged).parent == store_dir / "sales" / ".jobs"
+    assert not Path(staged).exists()  # moved into the store
+    assert len(model.predict(make_rows(3, 9).drop(columns="y"))) == 3

@@ -24,33 +24,46 @@ def fit(payload: dict[str, Any], report: Callable[..., None]) -> Any:
     """``training.fit`` under the ceilings the job was started with (``payload["limits"]``:
     a worker process or a Dask worker has its own defaults, and serves many jobs)."""
     from .. import datasets, limits, training
+    from .dask_fit import fit_on_dask
 
-    with limits.using(payload.get("limits")) as ceilings:
-        # a source's rows are read here, where the work runs, not where the job started
-        table = datasets.materialize(payload["table"])
-        fitted = training.fit(
-            payload["options"],
-            table,
-            payload["allowed_classes"],
-            metric=payload["metric"],
-            progress=report,
-            known_hash=payload.get("data_hash"),
-            limits=ceilings,
-        )
-    if isinstance(payload["table"], datasets.Dataset):  # what the commit records of the data
-        fitted = fitted.of_table(table)
-    if not payload.get("stage"):
+    fitted = fit_on_dask(payload, report)  # on a Dask worker: over the whole cluster, or None
+    if fitted is None:
+        with limits.using(payload.get("limits")) as ceilings:
+            # a source's rows are read here, where the work runs, not where the job started
+            table = datasets.materialize(payload["table"])
+            fitted = training.fit(
+                payload["options"],
+                table,
+                payload["allowed_classes"],
+                metric=payload["metric"],
+                progress=report,
+                known_hash=payload.get("data_hash"),
+                limits=ceilings,
+            )
+        if isinstance(payload["table"], datasets.Dataset):  # what the commit records of it
+            fitted = fitted.of_table(table)
+    return staged(fitted, payload)
+
+
+def staged(fitted: Any, payload: dict[str, Any]) -> Any:
+    """``fitted``, its model file written into the store's staging folder ``payload["stage"]``
+    when this process sees it (a worker process beside the store; a Dask worker that finds
+    the store's id there), to be moved in at the commit: the pipeline (a 100-tree forest: over
+    100 MB) is then not pickled back, unpickled by the server and pickled again to disk."""
+    stage = payload.get("stage")
+    if stage and payload.get("store_id"):  # a Dask worker: only if it sees the same store
+        from ..store import sees_store
+
+        stage = stage if sees_store(stage, payload["store_id"]) else None
+    if not stage:
         return fitted
-    # A worker process on the server's machine writes the model file beside the store, to be
-    # moved in at the commit: the pipeline (a 100-tree forest: over 100 MB) is not pickled
-    # over the socket, unpickled by the server and pickled again to disk.
     import dataclasses
 
     from ..store import atomic_write, dump_model
 
-    staged = Path(payload["stage"]) / f"model-{time.time_ns():x}-{os.getpid()}.joblib"
-    atomic_write(staged, lambda tmp: dump_model(fitted.pipeline, tmp))
-    return dataclasses.replace(fitted, pipeline=None, staged=str(staged))
+    path = Path(stage) / f"model-{time.time_ns():x}-{os.getpid()}.joblib"
+    atomic_write(path, lambda tmp: dump_model(fitted.pipeline, tmp))
+    return dataclasses.replace(fitted, pipeline=None, staged=str(path))
 
 
 def crossval(payload: dict[str, Any], report: Callable[..., None]) -> Any:
