@@ -65,7 +65,8 @@ class Dataset:
             )
         object.__setattr__(self, "format", fmt)
         object.__setattr__(self, "storage_options", dict(self.storage_options or {}))
-        object.__setattr__(self, "name", self.name or self.url)
+        # unnamed (given in Python or a YAML data.url): its last part, never a whole path
+        object.__setattr__(self, "name", self.name or last_part(self.url))
 
     def describe(self) -> dict[str, Any]:
         """What a model's info and a job's answer say of the source: its name and format."""
@@ -137,6 +138,39 @@ class Dataset:
 
                 return [str(n) for n in pq.ParquetFile(handle).schema_arrow.names]
             return [str(c) for c in pd.read_csv(handle, nrows=0).columns]
+
+
+def last_part(url: str) -> str:
+    """The last part of a url or path (``s3://b/sales/`` -> ``sales``)."""
+    return url.rstrip("/").rsplit("/", 1)[-1] or url
+
+
+# fsspec's remote protocols a configured data.url may use (other "scheme://" urls are
+# SQLAlchemy databases, which Gramex's data sources read in the server)
+REMOTE = ("s3", "s3a", "gs", "gcs", "abfs", "abfss", "az", "adl", "hdfs", "webhdfs", "file")
+
+
+def worker_source(spec: Any, base_dir: str | None = None) -> Dataset | None:
+    """The source a configured model's ``data`` names, when workers should read it: ``{source:
+    NAME}`` (a configured source), or ``{url: ...}`` that is a remote fsspec URL (``s3://...``)
+    or a local folder or glob. None for anything else (a file or a database, which the server
+    reads as Gramex does)."""
+    if not isinstance(spec, Mapping):
+        return None
+    if set(spec) == {"source"}:
+        return resolve(spec["source"])
+    url = spec.get("url")
+    if not isinstance(url, str):
+        return None
+    fmt = str(spec.get("format") or spec.get("ext") or "").lstrip(".")
+    options = dict(spec.get("storage_options") or {})
+    scheme = url.split("://", 1)[0].lower() if "://" in url else ""
+    if scheme:
+        return Dataset(url, fmt, options) if scheme in REMOTE else None
+    path = url if os.path.isabs(url) or not base_dir else os.path.join(base_dir, url)
+    if GLOB.search(path) or os.path.isdir(path):
+        return Dataset(path, fmt, options)
+    return None
 
 
 def why(exc: BaseException) -> str:
@@ -251,6 +285,16 @@ def configure(sources: Mapping[str, Any]) -> dict[str, Dataset]:
     return dict(parsed)
 
 
+def add(name: str, source: Dataset) -> Dataset:
+    """Name one more source (a configured model's ``data`` that workers read); returns it
+    under that name."""
+    named_source = parse(name, source)
+    named()  # the environment's, if nothing was configured yet
+    with _LOCK:
+        _NAMED[name] = named_source
+    return named_source
+
+
 def from_environment() -> dict[str, Any]:
     """The sources $MLWIDGET_DATA_SOURCES names (JSON), or none."""
     text = os.environ.get(ENV_SOURCES, "").strip()
@@ -321,6 +365,6 @@ def from_reference(ref: Mapping[str, Any]) -> Dataset:
     """The source a model's state names: the configured one of that name, if any (with its
     storage options), else the url it was trained from."""
     known = named().get(str(ref.get("source")))
-    if known is not None:
+    if known is not None and known.url == ref.get("url"):
         return known
     return Dataset(str(ref["url"]), str(ref.get("format") or ""), {}, str(ref.get("source") or ""))

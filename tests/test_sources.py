@@ -14,9 +14,10 @@ import pandas as pd
 import pytest
 from rest_helpers import (
     assert_clean_error,
+    assert_no_leak,
     call,
-    stored,
     settled,
+    stored,
     titanic_server_config,
 )
 
@@ -239,3 +240,35 @@ async def test_rest_refuses_paths_urls_and_bodies_with_sources(jp_fetch, store_d
     )  # fmt: skip
     assert_clean_error(reply, 400, "got both")
     assert stored(store_dir) == before
+
+
+class TestConfiguredSource:
+    """A configured model whose ``data: {url: ...}`` is a folder (or a glob, or an s3:// URL)
+    trains from it as a source at start-up: its job's worker reads the rows."""
+
+    @pytest.fixture
+    def jp_server_config(self, store_dir: Path, tmp_path: Path) -> dict:
+        write_source(tmp_path / "yaml-rows", make_rows(ROWS, 0))
+        options = {"class": "LogisticRegression", "target_col": "y", "exclude": ["id"]}
+        yield {
+            "ServerApp": {"jpserver_extensions": {"mlwidget_server": True}},
+            "MLWidgetApp": {
+                "store_dir": str(store_dir),
+                "models": {"yaml_sales": {"data": {"url": str(tmp_path / "yaml-rows")}, **options}},
+            },
+        }
+        datasets.configure({})
+
+    async def test_it_trains_from_the_folder_and_retrains_from_it(self, jp_fetch, tmp_path):
+        await settled(jp_fetch)  # the start-up job
+        reply = await call(jp_fetch, "mlhandler", "yaml_sales", params={"_model": ""})
+        assert reply.code == 200, reply.text
+        info = reply.json()
+        assert info["source"] == "yaml_sales.data" and info["rows"] == ROWS
+        assert_no_leak(reply.text)  # the source's name, not its path
+        write_source(tmp_path / "yaml-rows" / "more", make_rows(60, 1, start=ROWS), files=1)
+        again = await call(
+            jp_fetch, "mlhandler", "yaml_sales", method="POST", params={"_action": "retrain"}
+        )
+        assert again.code == 200, again.text
+        assert again.json()["rows"] == ROWS + 60

@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from concurrent.futures import Future
 from typing import Any, Protocol
 
-from mlwidget import MLModel, MLWidgetError
+from mlwidget import MLModel, MLWidgetError, datasets
 from mlwidget import options as opt
 from mlwidget.jobs import Job, TooManyJobs
 from mlwidget.store import Store
@@ -73,6 +73,8 @@ class Startup:
         # start-up job id -> whether that start created the model; gone once the job's end
         # was dealt with (settle)
         self.created: dict[str, bool] = {}
+        # configured models whose data is a source that workers read (datasets.worker_source)
+        self.sources: dict[str, datasets.Dataset] = {}
         self.settle_lock = threading.Lock()
         self.closing = False  # shutting down: a start-up job cancelled then is no error
         self.failed: dict[str, str] = {}
@@ -129,6 +131,14 @@ class Startup:
         """The model, adopted, and whether it needs its first fit now."""
         host = self.host
         kwargs: dict[str, Any] = {"store": host.store_dir, "allowed_classes": host.allowed_classes}
+        source = datasets.worker_source(options.get("data"), base_dir)
+        if source is not None:  # workers read it: the model is made without its rows
+            # named "<model>.data" among the sources, with its storage options, for retrains
+            source = datasets.add(f"{name}.data", source)
+            self.sources[name] = source
+            model = MLModel(name, base_dir=base_dir, **kwargs, **dict(options, data=None))
+            stored = (host.store.read_state(name)[0] if existed else None) or {}
+            return host.adopt(model), not stored.get("model") and "versions" not in stored
         plan = None if existed else deferred_fit(options, base_dir)
         if plan is None:  # opened as stored, or created with nothing to train
             model = MLModel(name, base_dir=base_dir, **kwargs, **options)
@@ -144,7 +154,7 @@ class Startup:
         another job to end."""
         while True:
             try:
-                job = model.start_retrain()
+                job = model.start_retrain(self.sources.get(name))
                 break
             except TooManyJobs:  # the server's own work: it waits for room, never refused
                 running = [j.future for j in model.runner.active()]
