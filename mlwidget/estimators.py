@@ -1,7 +1,8 @@
 """Estimator lookup (an allow-list), typed parameter parsing, and the preprocessing pipeline.
 
-Only scikit-learn's own estimators (``sklearn.utils.all_estimators``) and dotted paths that the
-caller allows explicitly can be named; nothing else is ever imported. Parameters that arrive as
+Only scikit-learn's own estimators (``sklearn.utils.all_estimators``), XGBoost's XGBClassifier
+and XGBRegressor when xgboost is installed (boosting.py), and dotted paths that the caller allows
+explicitly can be named; nothing else is ever imported. Parameters that arrive as
 strings (from a URL) are typed by the estimator's declared ``_parameter_constraints`` (see
 param_types.py) and then checked by scikit-learn itself, so its own messages reach the user.
 """
@@ -23,7 +24,9 @@ from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.utils import all_estimators
+from sklearn.utils._param_validation import validate_parameter_constraints
 
+from . import boosting
 from .errors import BadRequest
 from .jsonable import to_jsonable as _to_jsonable
 from .param_types import INNER_ESTIMATOR, INNER_ESTIMATORS, describe, parse_param
@@ -49,6 +52,8 @@ def _build_catalog() -> tuple[dict[str, type], dict[str, str]]:
                 for kind in ("transformer", "cluster", "regressor", "classifier"):
                     for name, _ in all_estimators(type_filter=kind):
                         kinds[name] = "clusterer" if kind == "cluster" else kind
+                for name, (cls, kind) in boosting.classes().items():  # with the xgboost extra
+                    catalog[name], kinds[name] = cls, kind
                 _CATALOG = catalog, kinds
     return _CATALOG
 
@@ -197,11 +202,14 @@ def make_estimator(cls: type, params: dict[str, Any], allowed: Iterable[str] = (
             "given from Python), or choose another estimator."
         ) from None
     validate = getattr(est, "_validate_params", None)
-    if callable(validate) and hasattr(cls, "_parameter_constraints"):
-        try:
+    declared = boosting.constraints(cls)  # XGBoost declares none of its own
+    try:
+        if declared is not None:
+            validate_parameter_constraints(declared, est.get_params(deep=False), cls.__name__)
+        elif callable(validate) and hasattr(cls, "_parameter_constraints"):
             validate()
-        except (ValueError, TypeError) as exc:
-            raise BadRequest(f"{exc} Change the value and try again.") from None
+    except (ValueError, TypeError) as exc:
+        raise BadRequest(f"{exc} Change the value and try again.") from None
     return est
 
 

@@ -15,6 +15,8 @@ from typing import Any
 
 from sklearn.utils._param_validation import Hidden, Interval, Options, StrOptions, make_constraint
 
+from . import boosting
+
 # Parameters that take another estimator: a URL can name one by its short class name.
 INNER_ESTIMATOR = "estimator"
 INNER_ESTIMATORS = "estimators"
@@ -54,8 +56,10 @@ def declared(cls: type, name: str) -> list[Any] | None:
     """What ``cls`` declares the parameter ``name`` may be (its ``_parameter_constraints``
     entry, in scikit-learn's vocabulary: ``"boolean"``, ``None``, ``Interval(...)``,
     ``StrOptions(...)``, a type...), hidden ones unwrapped, without the entries scikit-learn
-    does not know; None when nothing is declared."""
-    items = getattr(cls, "_parameter_constraints", {}).get(name)
+    does not know; None when nothing is declared. XGBoost's estimators declare nothing
+    themselves: mlwidget's declarations for them are read (boosting.py)."""
+    own = boosting.constraints(cls) or getattr(cls, "_parameter_constraints", {})
+    items = own.get(name)
     if not isinstance(items, list):
         return None
     out = []

@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 import inspect
 import re
+import textwrap
 from typing import Any
 
 _SECTION = re.compile(r"^-{3,}\s*$")
@@ -35,6 +36,16 @@ def param_docs(cls: type) -> dict[str, str]:
             break
     if start is None:
         return {}
+    # XGBoost indents the whole section: read it as scikit-learn's (entries at column 0)
+    end = next(
+        (
+            i
+            for i in range(start, len(lines) - 1)
+            if lines[i].strip() and _SECTION.match(lines[i + 1].strip())
+        ),
+        len(lines),
+    )
+    lines = lines[:start] + textwrap.dedent("\n".join(lines[start:end])).splitlines() + lines[end:]
     docs: dict[str, list[str]] = {}
     current: list[str] = []
     skipping = False

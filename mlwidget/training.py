@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import sys
 import time
 import warnings as _warnings
 from collections.abc import Iterable, Mapping
@@ -21,7 +22,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from . import crossval, schema, versions
+from . import boosting, crossval, schema, versions
 from . import estimators as est
 from . import limits as limits_
 from . import options as opt
@@ -128,7 +129,10 @@ def prepare(
     grouped, width_warns = _encoding_width(X, cats, nums, limits)
     warns += width_warns
     pipeline = est.build_pipeline(
-        estimator, cats, nums, max_categories=limits.max_categories if grouped else None
+        boosting.for_labels(estimator, y),  # XGBoost's classifiers learn codes 0..k-1 only
+        cats,
+        nums,
+        max_categories=limits.max_categories if grouped else None,
     )
     return Prepared(cls, kind, estimator, pipeline, X, y, features, warns)
 
@@ -160,7 +164,7 @@ def _fit(
     limits: limits_.Limits,
 ) -> Fitted:
     ready = prepare(options, table, allowed_classes, limits, metric)
-    cls, kind, estimator, pipeline = ready.cls, ready.kind, ready.estimator, ready.pipeline
+    cls, kind, pipeline = ready.cls, ready.kind, ready.pipeline
     X, y, features, warns = ready.X, ready.y, ready.features, list(ready.warnings)
     started = time.perf_counter()
     with _warnings.catch_warnings(record=True) as caught:
@@ -208,13 +212,37 @@ def _fit(
             asked = float(get_scorer(metric)(pipeline, X, y))
         except (ValueError, TypeError, AttributeError) as exc:
             raise BadRequest(f"Could not compute {metric}: {reason(exc)}") from None
-    fitted = {
-        "model": cls.__name__,
-        "params": est.to_jsonable(estimator.get_params(deep=False)),
-        "kind": kind,
+    scored = (score, scored_by, scored_rows)
+    fingerprint = known_hash or data_hash(table)
+    fitted = fit_record(options, ready, len(X), scored, fingerprint, fit_seconds, started)
+    return Fitted(pipeline, features, warns, fitted, asked, cv_folds=cv_folds)
+
+
+def fit_record(
+    options: Mapping[str, Any],
+    ready: Prepared,
+    rows: int,
+    scored: tuple[float | None, str | None, int],
+    fingerprint: str,
+    fit_seconds: float,
+    started: float,
+) -> dict[str, Any]:
+    """``Fitted.fitted``: what a model's info says of a fit of ``ready`` on ``rows`` rows
+    (``scored``: ``training_score``'s answer; ``fingerprint``: the data's hash; ``started``:
+    the ``perf_counter`` the fit began at). The data-parallel fit on Dask (jobs/dask_fit.py)
+    makes it too, so that both record the same."""
+    score, scored_by, scored_rows = scored
+    y = ready.y
+    libraries = versions.libraries()
+    if boosting.is_xgboost(ready.cls):  # the pickled pipeline needs it too
+        libraries["xgboost"] = str(getattr(sys.modules.get("xgboost"), "__version__", ""))
+    return {
+        "model": ready.cls.__name__,
+        "params": est.to_jsonable(ready.estimator.get_params(deep=False)),
+        "kind": ready.kind,
         "score": score,
         "metric": scored_by,
-        "rows": len(X),
+        "rows": rows,
         "target_col": options.get("target_col") if y is not None else None,
         "target_dtype": str(y.dtype) if y is not None else None,
         "config": {k: options.get(k) for k in opt.CONFIG_KEYS},
@@ -223,15 +251,14 @@ def _fit(
         "score_rows": scored_rows,
         "cv_score": None,  # filled after the commit (crossval.pending until then)
         "out_of_fold": None,
-        "data_hash": known_hash or data_hash(table),
+        "data_hash": fingerprint,
         "timings": {
             "fit": round(fit_seconds, 3),
             "cv": None,
             "total": round(time.perf_counter() - started, 3),
         },
-        "libraries": versions.libraries(),
+        "libraries": libraries,
     }
-    return Fitted(pipeline, features, warns, fitted, asked, cv_folds=cv_folds)
 
 
 def training_score(

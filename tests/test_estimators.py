@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sklearn.utils import all_estimators
 
-from mlwidget import BadRequest
+from mlwidget import BadRequest, boosting
 from mlwidget.estimators import (
     build_pipeline,
     list_estimators,
@@ -53,6 +53,8 @@ def test_suggests_close_name():
 def test_every_listed_estimator_can_be_created(kind):
     names = [name for name, _ in all_estimators(type_filter=kind)]
     assert len(names) > 30
+    # scikit-learn's own, and XGBoost's when it is installed (the xgboost extra)
+    names += [name for name, (_, k) in boosting.classes().items() if k == kind]
     assert set(list_estimators(kind)) == set(names)
     for name in names:
         est = make_estimator(resolve_class(name), {})

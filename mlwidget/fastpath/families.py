@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import boosting
 from .base import TooLarge, Unsupported, sklearn_private
 from .bayes import NaiveBayes
 from .linear import Linear
@@ -50,6 +51,8 @@ def _compiled_family(est: Any, kind: str) -> Any:
     from sklearn.linear_model import ElasticNet
 
     cls = type(est)
+    if boosting.is_xgboost_model(est):  # its predict is XGBoost's own: the pipeline answers
+        raise Unsupported(f"{cls.__name__} (XGBoost) has no fast path: the pipeline predicts")
     if kind == "classifier":
         # Linear models: scikit-learn's decision function, not overridden (subclasses that
         # override predict only for its docstring pass; the self-check catches any other).
