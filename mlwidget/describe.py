@@ -68,6 +68,7 @@ def info(
         "path": os.path.basename(path) if path else "store",
         # the serving version (see versions.py), and how many commits the state has seen
         "version": versions.serving(state),
+        "changed_by": state.get("changed_by"),  # who made the last change (the audit)
         "commit": state.get("version"),
         # whether this process has the fitted pipeline in memory; what answers few-row
         # predictions ("fast (...)", "pipeline"; "not loaded" until the first prediction)

@@ -2,9 +2,8 @@
 
 No HTTP and no widgets: the faces parse their input, call an MLModel and render what it returns.
 Reads go through the model's repository (repo.py: snapshots, reloaded when another process
-commits); every write is its one transaction, with the changes in changes.py, fits in tasks.py
-(jobs: model_jobs.py) and versions in history.py.
-"""
+commits); every write is its one transaction: changes in changes.py, fits in tasks.py (jobs:
+model_jobs.py), versions in history.py, keys in sharing.py."""
 
 from __future__ import annotations
 
@@ -25,6 +24,7 @@ from .errors import BadRequest, MLWidgetError, NotFound
 from .history import VersionsMixin
 from .model_jobs import JobsMixin
 from .repo import ModelRepo, Transaction
+from .sharing import SharingMixin
 from .snapshot import Snapshot
 from .store import LOCK_TIMEOUT, Store, check_name
 from .tables import from_query, read_table
@@ -37,7 +37,7 @@ def list_models(store: str | os.PathLike[str] | Store | None = None) -> list[str
     return Store.of(store).names()
 
 
-class MLModel(JobsMixin, VersionsMixin):
+class MLModel(JobsMixin, VersionsMixin, SharingMixin):
     """A named scikit-learn model in the shared store.
 
     ``MLModel(name, data=..., class_=..., target_col=..., ...)`` creates the model if the store has

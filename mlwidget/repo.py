@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from . import training, versions
+from . import access, training, versions
 from .errors import Conflict, NotFound
 from .snapshot import Snapshot, Snapshots
 from .store import LOCK_TIMEOUT, Store, dump_model
@@ -178,6 +178,7 @@ class ModelRepo:
             yield tx
             if not tx.changed:
                 return
+            tx.state["changed_by"] = access.acting()  # the audit: who made the last change
             self.store.commit(self.name, tx.state)
             self.snapshots.invalidate()
             if tx.pipeline is not None:  # just fitted here: the next read need not load it

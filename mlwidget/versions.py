@@ -16,6 +16,7 @@ import platform
 from collections.abc import Mapping
 from typing import Any
 
+from . import access
 from .errors import BadRequest, NotFound
 
 KEEP = 10  # versions kept when the model's keep_versions option is not set
@@ -106,7 +107,8 @@ def add(state: dict[str, Any]) -> int:
     Call ``materialize`` before the state's model is replaced."""
     kept = list(state.get("versions") or [])
     number = max([e["version"] for e in kept], default=0) + 1
-    state["fitted"] = {**state["fitted"], "version": number}
+    # who made it (the audit): a key's label, a JupyterHub user, or the owner
+    state["fitted"] = {**state["fitted"], "version": number, "trained_by": access.acting()}
     kept.append(_entry(number, state))
     keep = keep_count(state.get("options") or {})
     while len(kept) > keep:
@@ -197,6 +199,7 @@ def public(entry: Mapping[str, Any], serving_version: int | None) -> dict[str, A
         "params": fitted.get("params"),
         "options": entry.get("options"),
         "trained_at": fitted.get("trained_at"),
+        "trained_by": fitted.get("trained_by"),
         "rows": fitted.get("rows"),
         "data_rows": fitted.get("data_rows"),
         "data_hash": fitted.get("data_hash"),

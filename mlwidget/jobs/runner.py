@@ -22,6 +22,7 @@ job is refused with 429.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import logging
 import os
 import signal
@@ -120,9 +121,10 @@ class Runner:
         if inline:
             self._drive(job, prepare, work, commit, wait_slot=True)
         else:
+            # the job commits in the context it was started from (access.ACTING: who asked)
             thread = threading.Thread(
-                target=self._drive,
-                args=(job, prepare, work, commit),
+                target=contextvars.copy_context().run,
+                args=(self._drive, job, prepare, work, commit),
                 name=f"mlwidget-job-{job.id}",
                 daemon=True,
             )

@@ -15,10 +15,13 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_path_join
 
-from mlwidget import MLWidgetError
+from mlwidget import MLWidgetError, access
+from mlwidget import keys as keys_
 from mlwidget.api import JUPYTER_KEYS
+from mlwidget.errors import Forbidden
 from mlwidget.jsonable import dumps
 
+from . import callers
 from .bodies import clip
 
 if TYPE_CHECKING:
@@ -37,7 +40,9 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
     # APIHandler.prepare takes no ``_redirect_to_login`` (jupyter_server ignores the same
     # override there): this one is called as tornado calls it, without arguments.
     async def prepare(self) -> None:  # type: ignore[override]
-        await super().prepare()  # identifies the user and checks XSRF
+        await super().prepare()  # identifies the user (or key: callers.py) and checks XSRF
+        if self.current_user:  # every write below records who made it (the audit)
+            access.ACTING.set(self.caller_access().name)
         if not self._finished and not self.current_user:
             # as @tornado.web.authenticated does (the login page for a browser, else 403), for
             # every method: an unauthenticated request learns nothing, not even which methods
@@ -49,6 +54,28 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
     async def admit(self) -> None:
         """An authenticated request's own checks, before its body is read (a handler's size
         limit, the authorizer's verdict for its action). Nothing here."""
+
+    @property
+    def identity_provider(self) -> Any:
+        """Jupyter's, plus mlwidget's scoped keys: they are known on mlwidget's routes only."""
+        return callers.KeyIdentity(super().identity_provider, keys_.ring(self.registry.store))
+
+    def caller_access(self) -> access.Caller:
+        """Who sends this request: a key, a JupyterHub user with mlwidget's scopes, or the
+        server's own user (callers.py)."""
+        found = getattr(self, "_caller_access", None)
+        if found is None:
+            found = self._caller_access = callers.caller_of(self)
+        return found
+
+    async def require(self, role: str, model: str, what: str, owner_action: str) -> None:
+        """403 unless the caller holds ``role`` on ``model``; the server's own user is asked
+        of Jupyter's authorizer for ``owner_action`` (read or write), as before roles."""
+        caller = self.caller_access()
+        if caller.is_owner:
+            await self.check_authorized(owner_action)
+        elif not caller.may(role, model):
+            raise Forbidden(caller.refusal(role, model, what))
 
     def write_error(self, status_code: int, **kwargs: Any) -> None:
         """Every error is ``{"error": message}``; never a traceback or a server path."""
@@ -65,7 +92,7 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
                 except (TypeError, ValueError):
                     pass
             reply = {"message": message, "reason": exc.reason}
-            if status_code == 403 and not self.current_user:
+            if status_code == 403 and not self.current_user and not self.key_refused():
                 message = (
                     "Expected the Jupyter server's token, got a request without a valid one. "
                     'Send it as a header (curl -H "Authorization: token $TOKEN" ...) or in the '
@@ -80,11 +107,17 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
         message = clip(message)
         if getattr(exc, "job", None):  # a busy model: the job that holds it
             reply["job"] = exc.job
+        if getattr(exc, "retry_after", None):  # a key past its rate
+            self.set_header("Retry-After", str(exc.retry_after))
         self.set_status(status_code)
         self.set_header("Content-Type", "application/json")
         if status_code == 405:  # RFC 9110: say which methods are supported
             self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.finish(json.dumps({"error": message, **reply}))
+
+    def key_refused(self) -> bool:
+        """Whether the request sent an mlwidget key (refused: its own message says why)."""
+        return callers.key_text(self) is not None
 
     def allowed_methods(self) -> list[str]:
         base = tornado.web.RequestHandler

@@ -18,7 +18,7 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import JupyterHandler
 
-from mlwidget import BadRequest, NotFound
+from mlwidget import BadRequest, Forbidden, NotFound, access
 from mlwidget.api import ACTIONS, CACHE_FORMATS, LIST_ACTIONS, WRITE_ACTIONS
 
 from . import answers, search_api, source_requests, streaming
@@ -28,7 +28,7 @@ from .pages import ListingMixin, PageMixin
 from .spooling import SpoolingHandler
 
 if TYPE_CHECKING:
-    from mlwidget import MLModel
+    from mlwidget import MLModel, access
 
     from .registry import Registry
 
@@ -41,10 +41,16 @@ class ModelListHandler(ListingMixin, SpoolingHandler):
     async def admit(self) -> None:
         """Authenticated (see BaseHandler); before a POST's body is read: its size, and the
         ``write`` permission (a preview reads an upload, as a write does)."""
+        caller = self.caller_access()
         if self.request.method != "POST":
+            if not caller.is_owner and not caller.grants:  # a key or user with no role at all
+                raise Forbidden(caller.refusal("viewer", "*", "Listing the models"))
             return
         self.limit_body()
-        await self.check_authorized("write")
+        if caller.is_owner:
+            await self.check_authorized("write")
+        elif not any(access.rank(g.role) >= access.rank("trainer") for g in caller.grants):
+            raise Forbidden(caller.refusal("trainer", "*", "A preview of a new model"))
 
     @tornado.web.authenticated
     async def post(self) -> None:
@@ -89,7 +95,13 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
         """Authenticated (see BaseHandler); before the body is read: its size, and the
         permission its action needs."""
         self.limit_body()
-        await self.check_authorized(self._auth_action())
+        method, keys = self.request.method or "GET", list(self.request.query_arguments)
+        action = self.get_query_argument("_action", None)
+        role = access.needed(method, keys, action if method == "POST" else None)
+        name = self.model_name or (self.path_args[0] if self.path_args else "")
+        asked = f"_action={action}" if action else "&".join(k for k in keys if k.startswith("_"))
+        what = f"{method}{' ?' + asked if asked else ''}"
+        await self.require(role, str(name), what, self._auth_action())
 
     def get_login_url(self) -> str:
         """A browser opening the page without being logged in goes to Jupyter's login page

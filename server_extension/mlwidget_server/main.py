@@ -264,7 +264,12 @@ def server_url(serverapp: Any) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args, extra = parse_args(sys.argv[1:] if argv is None else argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["keys"]:  # jupyter mlwidget keys create|list|revoke
+        from .keys_cli import main as keys_main
+
+        return keys_main(argv[1:])
+    args, extra = parse_args(argv)
     if args.store:
         os.environ["MLWIDGET_STORE"] = str(Path(args.store).expanduser().resolve())
     from mlwidget.store import default_root

@@ -257,7 +257,8 @@ class ListingMixin(PagesBase):
         each model's state from the store, at once: none is opened, loaded or waited for."""
         app = self.registry
         self.set_header("Vary", "Accept")
-        names = await app.run(app.model_names)
+        caller = self.caller_access()  # a key or a colleague sees the models it has a role on
+        names = [name for name in await app.run(app.model_names) if caller.sees(name)]
         if self.wants_html():  # a browser: the listing page and "New model"
             await self.render_listing(names)
             return

@@ -15,6 +15,7 @@ and whether this process holds the pipeline. The first prediction loads and comp
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import functools
 import inspect
 import logging
@@ -171,7 +172,10 @@ class Registry:
         the event loop, with backoff, for up to ``lock_wait`` seconds: waiting writers hold no
         worker thread, so other models and requests keep answering (then 409)."""
         loop = asyncio.get_running_loop()
-        call = functools.partial(func, *args, **kwargs)
+        # in this request's context: the audit's caller (access.ACTING) goes along
+        call = functools.partial(
+            contextvars.copy_context().run, functools.partial(func, *args, **kwargs)
+        )
         deadline = loop.time() + self.lock_wait
         delay = 0.01
         while True:

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import tornado.web
 
 from mlwidget import NotFound, __version__, limits, oip, versions
+from mlwidget.errors import Forbidden
 from mlwidget.jsonable import dumps, to_jsonable
 from mlwidget.store import check_name
 
@@ -28,7 +29,15 @@ class V2Handler(BaseHandler):
     """Authenticated (as every mlwidget handler) and authorized to ``read``."""
 
     async def admit(self) -> None:
-        await self.check_authorized("read")
+        """A viewer of the model named in the path (the server's routes: any caller with a
+        role), or the server's own user with Jupyter's ``read``."""
+        name = str(self.path_args[0]) if self.path_args else None
+        caller = self.caller_access()
+        if name is None and not caller.is_owner:
+            if not caller.grants:
+                raise Forbidden(caller.refusal("viewer", "*", "The V2 server's metadata"))
+            return
+        await self.require("viewer", name or "*", f"V2 {self.request.method}", "read")
 
     async def model(self, name: str, version: str | None) -> MLModel:
         model = await self.registry.get_model(name)
