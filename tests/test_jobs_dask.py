@@ -212,9 +212,7 @@ class TestServer:
         cancel = asyncio.ensure_future(
             call(jp_fetch, "mlhandler", "titanic", method="DELETE", params={"_job": job})
         )
-        get = asyncio.ensure_future(
-            call(jp_fetch, "mlhandler", "titanic", params=GUIDE_PASSENGER)
-        )
+        get = asyncio.ensure_future(call(jp_fetch, "mlhandler", "titanic", params=GUIDE_PASSENGER))
         done, _ = await asyncio.wait({cancel, get}, return_when=asyncio.FIRST_COMPLETED)
         assert get in done and cancel not in done
         assert get.result().code == 200, get.result().text
