@@ -5,13 +5,13 @@ from __future__ import annotations
 import os
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Dict, Float, Int, List, Unicode, default
+from traitlets import Bool, Dict, Float, Int, List, Unicode, default
 
 from mlwidget import datasets, limits
 from mlwidget.jobs import ENV_CLUSTER, Runner, resolve
 from mlwidget.store import default_root, safe_name
 
-from . import v2
+from . import hub_auth, v2
 from .handlers import ModelHandler, ModelListHandler
 from .registry import Registry
 from .startup import user_message
@@ -146,6 +146,14 @@ class MLWidgetApp(ExtensionApp):
         never a path or a URL (403). An output is a folder each job writes a new folder of
         Parquet partitions into. Also from $MLWIDGET_DATA_SOURCES (JSON).""",
     )
+    cors_origins = List(
+        Unicode(),
+        config=True,
+        help="""Origins of web apps (``https://app.example.com``) that may call mlwidget's REST
+        routes from a browser (CORS), with a key or token in the Authorization header (never a
+        cookie); ``*``: any origin. A key may add its own (``origins=``). Default: none (same
+        origin only).""",
+    )
     job_timeout = Float(
         0.0,
         config=True,
@@ -179,6 +187,16 @@ class MLWidgetApp(ExtensionApp):
         config=True,
         help="""Jobs that may wait for a free worker beyond the ``max_workers`` running; past
         that a new job gets 429.""",
+    )
+
+    hub_guard = Bool(
+        None,
+        allow_none=True,
+        config=True,
+        help="""On a JupyterHub single-user server: refuse every handler but mlwidget's (Voila,
+        JupyterLab's pages, settings and workspaces, ``/api/me``...) to anyone but the server's
+        own user (docs/sharing.md). Default (None): on when ``ServerApp.authorizer_class`` is
+        ``mlwidget_server.hub_auth.HubAuthorizer``.""",
     )
 
     @default("store_dir")
@@ -222,6 +240,7 @@ class MLWidgetApp(ExtensionApp):
             max_loaded_models=self.max_loaded_models,
             training_wait=self.training_wait,
         )
+        self.registry.cors_origins = tuple(self.cors_origins)
         # name -> (options, folder that relative paths in the options are relative to)
         specs: dict[str, tuple[dict, str | None]] = {}
         if self.config_yaml:
@@ -233,6 +252,7 @@ class MLWidgetApp(ExtensionApp):
                 self.log.warning("mlwidget: model %r in `models` replaces the YAML entry", name)
             specs[name] = (dict(options), root_dir)
         self.registry.configure_models(specs)
+        hub_auth.install(self, self.hub_guard)
         self.log.info(
             "mlwidget: serving the model store at %s (%d configured models)",
             self.store_dir,

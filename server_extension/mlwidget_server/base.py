@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 import tornado.web
 from jupyter_core.utils import ensure_async
+from jupyter_server.auth.decorator import allow_unauthenticated
 from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_path_join
@@ -21,7 +22,7 @@ from mlwidget.api import JUPYTER_KEYS
 from mlwidget.errors import Forbidden
 from mlwidget.jsonable import dumps
 
-from . import callers
+from . import callers, cors, hub
 from .bodies import clip
 
 if TYPE_CHECKING:
@@ -41,6 +42,14 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
     # override there): this one is called as tornado calls it, without arguments.
     async def prepare(self) -> None:  # type: ignore[override]
         await super().prepare()  # identifies the user (or key: callers.py) and checks XSRF
+        if self.request.method == "OPTIONS":  # a CORS preflight: answered by options()
+            return
+        if not cors.allowed(self):
+            raise Forbidden(
+                f"Requests from {cors.cross_origin(self)} are not allowed here: the server's "
+                "owner lists the origins of web apps that may call it (MLWidgetApp.cors_origins, "
+                "or origins= of a key)."
+            )
         if self.current_user:  # every write below records who made it (the audit)
             access.ACTING.set(self.caller_access().name)
         if not self._finished and not self.current_user:
@@ -54,6 +63,31 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
     async def admit(self) -> None:
         """An authenticated request's own checks, before its body is read (a handler's size
         limit, the authorizer's verdict for its action). Nothing here."""
+
+    def check_origin(self, origin_to_satisfy_tornado: str = "") -> bool:
+        """Every origin reaches ``prepare``, which refuses the ones not allowed with a 403
+        saying so (Jupyter answers them 404); see cors.py."""
+        return True
+
+    def set_cors_headers(self) -> None:
+        """mlwidget's own CORS (cors.py), not Jupyter's (which lets any origin send a token)."""
+        if cors.allowed(self):
+            cors.allow(self)
+
+    @allow_unauthenticated
+    def options(self, *args: Any, **kwargs: Any) -> None:
+        """A CORS preflight: answered for the origins the owner allows, else 403."""
+        if not cors.preflight_allowed(self):
+            raise Forbidden(
+                f"Requests from {cors.cross_origin(self) or 'this page'} are not allowed here "
+                "(MLWidgetApp.cors_origins, or origins= of a key)."
+            )
+        cors.allow(self)
+        self.set_header("Access-Control-Allow-Methods", cors.METHODS)
+        self.set_header("Access-Control-Allow-Headers", cors.HEADERS)
+        self.set_header("Access-Control-Max-Age", cors.MAX_AGE)
+        self.set_status(204)
+        self.finish()
 
     @property
     def identity_provider(self) -> Any:
@@ -92,8 +126,10 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
                 except (TypeError, ValueError):
                     pass
             reply = {"message": message, "reason": exc.reason}
-            if status_code == 403 and not self.current_user and not self.key_refused():
-                message = (
+            if status_code == 403 and self.current_user and "xsrf" in message.lower():
+                message = hub.xsrf_refusal(self, message)
+            elif status_code == 403 and not self.current_user and not self.key_refused():
+                message = hub.unauthenticated(self) or (  # on JupyterHub: which case it is
                     "Expected the Jupyter server's token, got a request without a valid one. "
                     'Send it as a header (curl -H "Authorization: token $TOKEN" ...) or in the '
                     "URL (?token=...); `jupyter server list` shows the token of a running "
@@ -111,6 +147,8 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
             self.set_header("Retry-After", str(exc.retry_after))
         self.set_status(status_code)
         self.set_header("Content-Type", "application/json")
+        if cors.cross_origin(self) and cors.allowed(self):  # send_error cleared the headers
+            cors.allow(self)  # a web app reads its errors too
         if status_code == 405:  # RFC 9110: say which methods are supported
             self.set_header("Allow", ", ".join(self.allowed_methods()))
         self.finish(json.dumps({"error": message, **reply}))

@@ -45,6 +45,8 @@ class KeyIdentity:
     def get_user(self, handler: Any) -> Any:
         text = key_text(handler)
         if text is None:
+            if cross_origin_cookie(handler):  # a browser's cookie never authenticates CORS
+                return None
             return self.inner.get_user(handler)
         key = self.ring.check(text)  # 403 (unknown, revoked, expired) or 429, with the reason
         handler.mlwidget_key = key
@@ -54,6 +56,18 @@ class KeyIdentity:
         if getattr(handler, "mlwidget_key", None) is not None:
             return True
         return bool(self.inner.is_token_authenticated(handler))
+
+
+def cross_origin_cookie(handler: Any) -> bool:
+    """A request from another origin whose only credential could be a cookie (no
+    ``Authorization`` header, no ``?token=``)."""
+    from .cors import cross_origin
+
+    return (
+        cross_origin(handler) is not None
+        and not handler.request.headers.get("Authorization")
+        and "token" not in handler.request.query_arguments
+    )
 
 
 def owner_name() -> str:

@@ -46,6 +46,8 @@ RESERVED_KEYS = set(inspect.signature(MLModel).parameters) - {"options"}
 class Registry:
     """Models by name, created or opened once per server, and the workers that run them."""
 
+    cors_origins: tuple[str, ...] = ()  # MLWidgetApp.cors_origins (cors.py)
+
     def __init__(
         self,
         store_dir: str,
