@@ -26,7 +26,8 @@ ROLES = ("viewer", "trainer", "owner")
 VIEWER_ACTIONS = ("predict", "predict_proba", "explain")
 # GET ?<key> that need more than a viewer
 TRAINER_KEYS = ("_job", "_jobs", "_result", "_versions", "_log", "_monitor")
-OWNER_KEYS = ("_download", "_cache")
+OWNER_KEYS = ("_download", "_cache", "_keys")
+OWNER_ACTIONS = ("share",)  # POST ?_action=share: a new key
 
 
 def check_role(role: Any) -> str:
@@ -51,6 +52,8 @@ def needed(method: str, keys: Iterable[str], action: str | None = None) -> str:
             return "owner"
         return "trainer" if keys & set(TRAINER_KEYS) else "viewer"
     if method == "POST":
+        if action in OWNER_ACTIONS:
+            return "owner"
         return "viewer" if (action or "predict") in VIEWER_ACTIONS else "trainer"
     if method == "DELETE":
         return "trainer" if "_job" in keys else "owner"

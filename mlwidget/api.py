@@ -18,9 +18,10 @@ ACTIONS = (
     "append",
     "rollback",
     "search",
+    "share",
 )
 # need `write` (the rest need `read`)
-WRITE_ACTIONS = ("retrain", "train", "append", "rollback", "search")
+WRITE_ACTIONS = ("retrain", "train", "append", "rollback", "search", "share")
 # What the widgets' Upload tab offers (the same actions, those a file upload makes sense for).
 UPLOAD_ACTIONS = ("predict", "retrain", "append", "score")
 # GET ?<key> (besides feature values), and DELETE items
@@ -34,6 +35,7 @@ GET_KEYS = (
     "_result",
     "_jobs",
     "_versions",
+    "_keys",
 )
 # POST ?_action=...&_wait=false: start a job and answer 202 at once (MLModel.start_job takes
 # the model-level names, tasks.PREDICT_JOB_ACTIONS)

@@ -21,7 +21,7 @@ from jupyter_server.base.handlers import JupyterHandler
 from mlwidget import BadRequest, Forbidden, NotFound, access
 from mlwidget.api import ACTIONS, CACHE_FORMATS, LIST_ACTIONS, WRITE_ACTIONS
 
-from . import answers, search_api, source_requests, streaming
+from . import answers, keys_api, search_api, source_requests, streaming
 from .bodies import clip, last, parse_body, put_changes, wants_wait
 from .jobs_api import JobsMixin
 from .pages import ListingMixin, PageMixin
@@ -121,7 +121,8 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
         method = self.request.method
         if method in ("GET", "HEAD"):
             # the model file is a pickle: only writers (who could replace it) may fetch it
-            return "write" if "_download" in self.request.query_arguments else "read"
+            owners = ("_download", "_keys")  # a pickle; the keys of the model
+            return "write" if any(k in self.request.query_arguments for k in owners) else "read"
         if method == "POST":
             action = self.get_query_argument("_action", "predict")
             return "write" if action in WRITE_ACTIONS else "read"
@@ -150,6 +151,8 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
 
             info = await run(m.info)
             await self.send_json(openapi_document(info, self.base_url))
+        elif "_keys" in args:
+            await keys_api.send_keys(self, m)
         elif "_versions" in args:
             await self.send_json(await run(m.versions))
         elif "_download" in args:
@@ -197,6 +200,9 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
                     "(GET ?_versions lists them)."
                 )
             await self.send_json(await run(m.rollback, version))
+            return
+        if action == "share":  # a new key on this model (the owner's: keys_api.py)
+            await keys_api.share(self, m, args)
             return
         if action == "search":  # a JSON grid body or grid.<param> query keys (search_api.py)
             await search_api.answer(self, m, args)
@@ -270,6 +276,9 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
         args = self.query_args()
         if "_job" in args:
             await self.cancel_job(await self.resolve(name), args)
+            return
+        if "_key" in args:  # revoke a key (keys_api.py)
+            await keys_api.revoke(self, await self.resolve(name), args)
             return
         items = []
         for key, values in args.items():
