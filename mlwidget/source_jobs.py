@@ -54,18 +54,8 @@ def predict_job(
     job.on_failure(lambda: remove_folder(out, folder))
 
     def prepare() -> dict[str, Any]:
-        def take(snap: Snapshot) -> dict[str, Any]:
-            from .predicting import require_pipeline
-
-            return {
-                "name": model.name,
-                "state": dict(snap.state),
-                "pipeline": require_pipeline(snap, model.name),
-                "digest": model_digest(model, snap),
-            }
-
         return {
-            "model": model.repo.read(take),
+            "model": serving_model(model),
             "source": src,
             "output": out,
             "parts": src.parts(),
@@ -79,6 +69,23 @@ def predict_job(
         return answer
 
     return model.runner.start(job, prepare, source_work.predict_source, keep)
+
+
+def serving_model(model: Any) -> dict[str, Any]:
+    """What a bulk job sends of the serving version: its name, state, pipeline and digest
+    (what workers that keep it know it by: model_digest)."""
+
+    def take(snap: Snapshot) -> dict[str, Any]:
+        from .predicting import require_pipeline
+
+        return {
+            "name": model.name,
+            "state": dict(snap.state),
+            "pipeline": require_pipeline(snap, model.name),
+            "digest": model_digest(model, snap),
+        }
+
+    return dict(model.repo.read(take))
 
 
 def check_output(src: datasets.Dataset, out: datasets.Dataset) -> None:

@@ -198,18 +198,8 @@ def predict_job(model: Any, action: str, frame: Any, metric: str | None) -> jobs
         job.on_failure(lambda: results.remove_partial(path))  # a worker killed mid-write
 
     def prepare() -> dict[str, Any]:
-        def take(snap: Snapshot) -> dict[str, Any]:
-            from .predicting import require_pipeline
-
-            return {
-                "name": model.name,
-                "state": dict(snap.state),
-                "pipeline": require_pipeline(snap, model.name),
-                "digest": source_jobs.model_digest(model, snap),
-            }
-
         return {
-            **model.repo.read(take),
+            **source_jobs.serving_model(model),
             "action": action,
             "frame": frame,
             "metric": metric,

@@ -185,24 +185,9 @@ class DaskExecutor:
             key=[f"mlwidget-{job.action}-{job.id}{again}-part-{i}" for i in range(len(parts))],
             pure=False,
         )
-        job.on_cancel(lambda: client.cancel(futures))
-        job.report("predict", 0.0)
         try:
-            while True:
-                job.check_stop(deadline)
-                done = sum(f.done() for f in futures)
-                job.report("predict", done / max(1, len(futures)))
-                if done == len(futures):
-                    break
-                time.sleep(POLL)
-            answers = client.gather(futures)
-        except Stop:
-            client.cancel(futures)
-            raise
-        except Exception:  # a cancel while gathering cancels the futures: not a failure
-            keys = [shared.key] + [f.key for f in futures] + [part.key for part in parts]
-            self._failed(client, job, keys, deadline)
-            raise
+            keys = [shared.key] + [part.key for part in parts]
+            answers = self._gather_parts(client, job, futures, keys, deadline)
         finally:
             try:
                 for part in parts:
@@ -232,6 +217,18 @@ class DaskExecutor:
             key=[f"mlwidget-source-{job.id}{again}-part-{i}" for i in indexes],
             pure=False,
         )
+        counts = self._gather_parts(client, job, futures, [model.key], deadline)
+        preview: list[Any] = []
+        for _, head in counts:
+            preview.extend(head[: source_work.PREVIEW_ROWS - len(preview)])
+        return source_work.answer(payload, sum(rows for rows, _ in counts), preview)
+
+    def _gather_parts(
+        self, client: Any, job: Job, futures: list[Any], keys: list[str], deadline: float | None
+    ) -> list[Any]:
+        """Wait for a bulk job's partition tasks, reporting the share done; their answers, in
+        order. A cancel or timeout cancels them; a failure names a lost worker or scheduler
+        (``keys``: the job's other data on the cluster)."""
         job.on_cancel(lambda: client.cancel(futures))
         job.report("predict", 0.0)
         try:
@@ -242,17 +239,13 @@ class DaskExecutor:
                 if done == len(futures):
                     break
                 time.sleep(POLL)
-            counts = client.gather(futures)
+            return list(client.gather(futures))
         except Stop:
             client.cancel(futures)
             raise
-        except Exception:
-            self._failed(client, job, [model.key] + [f.key for f in futures], deadline)
+        except Exception:  # a cancel while gathering cancels the futures: not a failure
+            self._failed(client, job, keys + [f.key for f in futures], deadline)
             raise
-        preview: list[Any] = []
-        for _, head in counts:
-            preview.extend(head[: source_work.PREVIEW_ROWS - len(preview)])
-        return source_work.answer(payload, sum(rows for rows, _ in counts), preview)
 
     @staticmethod
     def _stop(client: Any, future: Any) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from jupyter_server.extension.application import ExtensionApp
-from traitlets import Bool, Dict, Float, Int, List, Unicode, default
+from traitlets import Dict, Float, Int, List, Unicode, default
 
 from mlwidget import datasets, limits
 from mlwidget.jobs import ENV_CLUSTER, Runner, resolve
@@ -189,16 +189,6 @@ class MLWidgetApp(ExtensionApp):
         that a new job gets 429.""",
     )
 
-    hub_guard = Bool(
-        None,
-        allow_none=True,
-        config=True,
-        help="""On a JupyterHub single-user server: refuse every handler but mlwidget's (Voila,
-        JupyterLab's pages, settings and workspaces, ``/api/me``...) to anyone but the server's
-        own user (docs/sharing.md). Default (None): on when ``ServerApp.authorizer_class`` is
-        ``mlwidget_server.hub_auth.HubAuthorizer``.""",
-    )
-
     @default("store_dir")
     def _default_store_dir(self) -> str:
         return str(default_root())
@@ -252,7 +242,7 @@ class MLWidgetApp(ExtensionApp):
                 self.log.warning("mlwidget: model %r in `models` replaces the YAML entry", name)
             specs[name] = (dict(options), root_dir)
         self.registry.configure_models(specs)
-        hub_auth.install(self, self.hub_guard)
+        hub_auth.install(self)  # with the HubAuthorizer: its guard (docs/sharing.md)
         self.log.info(
             "mlwidget: serving the model store at %s (%d configured models)",
             self.store_dir,

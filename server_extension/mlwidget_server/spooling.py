@@ -6,7 +6,8 @@ closed when the handler finishes or the client goes away."""
 
 from __future__ import annotations
 
-from typing import IO, TYPE_CHECKING
+from asyncio import Future
+from typing import IO, TYPE_CHECKING, Any
 
 from tornado.http1connection import HTTP1Connection
 
@@ -28,6 +29,20 @@ class SpoolingHandler(BaseHandler):
         self._received = 0
         self._too_large = False
         self._body_taken = False
+        self._prepared = False
+
+    async def prepare(self) -> None:  # type: ignore[override]
+        await super().prepare()
+        self._prepared = True  # tornado reads the body from now on
+
+    def finish(self, *args: Any, **kwargs: Any) -> Future[None]:
+        if not self._prepared:
+            # Answered before the body was read (an early 403 or 413, a login redirect):
+            # tornado closes the connection after this answer rather than read the body. Say
+            # so, or a proxy (configurable-http-proxy) sends its next request on this socket
+            # and fails with 503 "socket hang up".
+            self.set_header("Connection", "close")
+        return super().finish(*args, **kwargs)
 
     def limit_body(self) -> None:
         """For a streamed body: 413 from its Content-Length past ``max_body_size``, before it
