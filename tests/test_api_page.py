@@ -45,10 +45,16 @@ async def test_api_page_renders_the_document_with_the_model_s_own_snippets(jp_fe
     # the operations of the model's own document: methods, paths, query keys, answers
     for text in ("POST", "/mlhandler/titanic", "/mlhandler/v2/models/titanic/infer", "_action"):
         assert text in page, text
-    assert "predict, predict_proba, score, retrain" in page  # the _action values
+    from mlwidget.api import ACTIONS
+
+    assert ", ".join(ACTIONS[:4]) in page  # the _action values, in their order
     assert "Sex" in page and "Embarked" in page  # the features are query keys
-    # snippets: the server's own URL (the one the request came to), the model's features
-    assert "Authorization: token $TOKEN" in page
+    # snippets: a scoped key (never the server's token), the server's own URL (the one the
+    # request came to), the model's features; and where to get a key
+    assert "Authorization: Bearer $MLWIDGET_KEY" in page and "$TOKEN" not in page
+    assert 'os.environ["MLWIDGET_KEY"]' in page and "process.env.MLWIDGET_KEY" in page
+    assert "Share panel of the model page" in page and ".share(role=" in page
+    assert "#share-section" in page
     assert "/mlhandler/titanic?" in page and "Sex=" in page and "Pclass=" in page
     assert "http://127.0.0.1:" in page or "http://localhost:" in page
     assert "import tritonclient.http as httpclient" in page
@@ -89,20 +95,22 @@ async def test_model_page_links_the_api_page(jp_fetch):
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str, str]]:
+    """The server, its token, and a viewer's key on the model (what the snippets send)."""
     tmp = tmp_path_factory.mktemp("apipage")
-    MLModel("titanic", data=str(TITANIC), store=tmp / "store", **GUIDE_OPTIONS)
+    model = MLModel("titanic", data=str(TITANIC), store=tmp / "store", **GUIDE_OPTIONS)
+    key = model.share(role="viewer", label="api page snippets")["key"]
     with jupyter_server(tmp, tmp / "store") as (url, token):
-        yield url, token
+        yield url, token, key
 
 
 @pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
 @pytest.mark.skipif(not shutil.which("curl"), reason="needs curl")
-def test_api_page_is_offline_and_its_snippets_answer(server: tuple[str, str]) -> None:
+def test_api_page_is_offline_and_its_snippets_answer(server: tuple[str, str, str]) -> None:
     import requests
     from playwright.sync_api import expect, sync_playwright
 
-    url, token = server
+    url, token, key = server
     origin = "{0.scheme}://{0.netloc}".format(urlsplit(url))
     requested: list[str] = []
 
@@ -144,9 +152,12 @@ def test_api_page_is_offline_and_its_snippets_answer(server: tuple[str, str]) ->
             expect(page.locator(".operation")).to_have_count(count)
             expect(page.locator("#op-post-mlhandler-titanic")).to_contain_text("_action")
             snippets = {
-                key: page.locator(f"#code-{key}").text_content()
-                for key in ("curl-get", "curl-csv", "python-requests", "tritonclient")
-            }
+                name: page.locator(f"#code-{name}").text_content()
+                for name in (
+                    "curl-get", "curl-csv", "python-requests", "javascript-fetch", "tritonclient"
+                )
+            }  # fmt: skip
+            assert token not in page.content()  # the owner's token is never in a snippet
             page.click("#snippet-curl-get button.copy")
             expect(page.locator("#snippet-curl-get .copied")).to_have_text("Copied.")
             copied = page.evaluate("navigator.clipboard.readText()")
@@ -156,14 +167,16 @@ def test_api_page_is_offline_and_its_snippets_answer(server: tuple[str, str]) ->
             browser.close()
     assert requested and all(u.startswith(origin + "/") for u in requested), requested
 
-    env = {**os.environ, "TOKEN": token}
+    # the snippets run with a viewer's key, as a colleague or a program would
+    env = {k: v for k, v in os.environ.items() if k != "TOKEN"}
+    env["MLWIDGET_KEY"] = key
     # the guide's median passenger: a man in third class, who did not survive
-    for key in ("curl-get", "curl-csv"):
+    for name in ("curl-get", "curl-csv"):
         out = subprocess.run(
-            ["bash", "-c", snippets[key]], env=env, capture_output=True, text=True, timeout=60
+            ["bash", "-c", snippets[name]], env=env, capture_output=True, text=True, timeout=60
         )
         assert out.returncode == 0, out.stderr
-        assert json.loads(out.stdout) == [0], (key, out.stdout)
+        assert json.loads(out.stdout) == [0], (name, out.stdout)
     out = subprocess.run(
         [sys.executable, "-c", snippets["python-requests"]],
         env=env, capture_output=True, text=True, timeout=120,
@@ -176,3 +189,10 @@ def test_api_page_is_offline_and_its_snippets_answer(server: tuple[str, str]) ->
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[0]", out.stdout
+    if shutil.which("node"):  # Node 18+ has fetch
+        out = subprocess.run(
+            ["node", "-e", snippets["javascript-fetch"]],
+            env=env, capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split() == ["[0]", "[0]"], out.stdout

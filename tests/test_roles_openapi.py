@@ -34,6 +34,7 @@ LEAST: dict[tuple[str, str], str] = {
     ("get", "_download"): "owner",
     ("get", "_cache"): "owner",
     ("get", "_keys"): "owner",
+    ("get", "explain"): "viewer",
     ("post", "predict"): "viewer",
     ("post", "predict_proba"): "viewer",
     ("post", "explain"): "viewer",
@@ -48,7 +49,7 @@ LEAST: dict[tuple[str, str], str] = {
     ("put", "_create"): "trainer",
     ("delete", "_job"): "trainer",
     ("delete", "_key"): "owner",
-    ("delete", "_log"): "owner",
+    ("delete", "_log"): "trainer",
     ("delete", "_model"): "owner",
     ("delete", "_cache"): "owner",
     ("delete", "delete=model"): "owner",
@@ -60,7 +61,7 @@ LEAST: dict[tuple[str, str], str] = {
     ("list", "preview"): "trainer",  # a trainer somewhere: a preview reads an upload
 }
 # parameters that shape an answer rather than name an operation
-MODIFIERS = {"_format", "version", "_proba", "_metric", "_wait", "n_iter", "cv"}
+MODIFIERS = {"_format", "version", "_proba", "_metric", "_wait", "n_iter", "cv", "_class"}
 MODIFIERS |= {"target_col", "role", "expires", "label", "rate", "origins", "class"}
 
 
@@ -80,8 +81,8 @@ def operations(document: dict[str, Any], name: str) -> list[tuple[str, str]]:
         params = [resolve(p) for p in op.get("parameters", [])]
         for param in params:
             pname, enum = param["name"], param.get("schema", {}).get("enum")
-            if method == "post" and pname == "_action":
-                found += [("post", action) for action in enum]
+            if method in ("get", "post") and pname == "_action":  # GET: ?_action=explain
+                found += [(method, action) for action in enum]
             elif method == "delete" and pname == "delete":
                 found += [("delete", f"delete={item}") for item in enum]
             elif pname.startswith("_") and pname not in MODIFIERS:
@@ -104,8 +105,8 @@ def needed(op: tuple[str, str]) -> str:
     method, what = op
     if method in ("v2", "list"):
         return LEAST[op]  # checked by their handlers, below
-    if method == "post":
-        return access.needed("POST", ["_action"], what)
+    if method == "post" or (method == "get" and not what.startswith("_") and what != "rows"):
+        return access.needed(method.upper(), ["_action"], what)
     keys = ["delete"] if what.startswith("delete=") else ([] if what == "rows" else [what])
     return access.needed(method.upper(), keys)
 
@@ -126,6 +127,8 @@ def request(op: tuple[str, str]) -> tuple[str, tuple[str, ...], dict[str, str], 
         return "POST", ("titanic",), {"_action": what, "version": "1", "role": "viewer"}, csv
     if what == "rows":
         return "GET", ("titanic",), PASSENGER, None
+    if method == "get" and not what.startswith("_"):
+        return "GET", ("titanic",), {**PASSENGER, "_action": what}, None
     if what.startswith("delete="):
         return "DELETE", ("titanic",), {"delete": what.split("=", 1)[1]}, None
     value = {"_job": "0123456789abcdef", "_key": "0123456789ab"}.get(what, "")

@@ -1,5 +1,6 @@
-"""The History tab: the model's versions (class, key parameters, both scores, when), a plot of
-the scores across versions, Rollback with a confirmation, and the diff of two versions."""
+"""The History tab: the model's versions (class, key parameters, both scores, when and by whom:
+the audit's ``trained_by``), a plot of the scores across versions, Rollback with a confirmation,
+and the diff of two versions."""
 
 from __future__ import annotations
 
@@ -43,7 +44,7 @@ def versions_html(versions: list[dict]) -> str:
     head = "".join(
         f'<th style="text-align:left">{h}</th>'
         for h in ("version", "class", "key parameters", "score (training)", "cv score", "rows",
-                  "trained at")
+                  "trained at", "trained by")
     )  # fmt: skip
     body = []
     for v in versions:
@@ -57,7 +58,11 @@ def versions_html(versions: list[dict]) -> str:
             f"<td><small>{esc(key_params(v))}</small></td>"
             f"<td>{_num(_score(v, 'score'))}</td><td>{esc(cv_text)}</td>"
             f"<td>{esc(v.get('rows') or '')}</td><td><small>{esc(v.get('trained_at') or '')}"
-            "</small></td></tr>"
+            "</small></td>"
+            # who trained it (a key's label and id, a JupyterHub user, owner); "—": before the
+            # audit was recorded
+            f'<td class="mlwidget-trained-by"><small>{esc(v.get("trained_by") or "—")}</small></td>'
+            "</tr>"
         )
     return (
         '<table class="mlwidget-history" style="border-collapse:collapse">'

@@ -1,12 +1,15 @@
 """What the API page (``GET {base_url}mlhandler/{name}?_openapi&_format=html``) shows: the
 model's OpenAPI document as a list of operations, and copy-paste snippets (curl, Python
-``requests``, ``tritonclient``) filled with a typical row of the model's features and the
-server's URL. Pure: no I/O, no server state (pages.py renders ``templates/api.html``)."""
+``requests``, JavaScript ``fetch``, ``tritonclient``) filled with a typical row of the model's
+features and the server's URL. They send a scoped key (``$MLWIDGET_KEY``, from the model page's
+Share panel or ``model.share()``), never the server's own token. Pure: no I/O, no server state
+(pages.py renders ``templates/api.html``)."""
 
 from __future__ import annotations
 
 import csv
 import io
+import json
 import re
 import shlex
 from collections.abc import Mapping
@@ -16,6 +19,9 @@ from urllib.parse import urlencode, urlsplit
 from mlwidget.jsonable import to_jsonable
 
 METHODS = ("get", "post", "put", "delete")
+# Where the snippets find the caller's key: a scoped key (docs/sharing.md), not the server's
+# token, which opens the whole Jupyter server.
+KEY_VAR = "MLWIDGET_KEY"
 
 
 def typical_row(info: Mapping[str, Any]) -> dict[str, Any]:
@@ -56,7 +62,8 @@ def snippets(info: Mapping[str, Any], server: str, base_url: str) -> list[dict[s
     root = server.rstrip("/") + "/" + base_url.strip("/")
     root = root.rstrip("/")
     api = f"{root}/mlhandler/{name}"
-    auth = '-H "Authorization: token $TOKEN"'
+    auth = f'-H "Authorization: Bearer ${KEY_VAR}"'
+    py_headers = f'HEADERS = {{"Authorization": "Bearer " + os.environ["{KEY_VAR}"]}}'
     out = []
 
     query = urlencode({k: _text(v) for k, v in row.items()})
@@ -94,7 +101,7 @@ def snippets(info: Mapping[str, Any], server: str, base_url: str) -> list[dict[s
                     "import requests",
                     "",
                     f"URL = {api!r}",
-                    'HEADERS = {"Authorization": "token " + os.environ["TOKEN"]}',
+                    py_headers,
                     f"row = {_py(row)}",
                     "",
                     "# one row in the query string",
@@ -103,6 +110,33 @@ def snippets(info: Mapping[str, Any], server: str, base_url: str) -> list[dict[s
                     "reply = requests.post(URL, params={'_action': 'predict'}, json=[row], "
                     "headers=HEADERS)",
                     "print(reply.json())",
+                ]
+            ),
+        }
+    )
+    out.append(
+        {
+            "id": "javascript-fetch",
+            "title": "JavaScript fetch (Node 18+, or a web app on an origin the owner allows)",
+            "lang": "javascript",
+            "code": "\n".join(
+                [
+                    f"const API = {json.dumps(api)};",
+                    "// a web app: the key it was given instead of process.env (CORS: docs/sharing.md)",
+                    f'const HEADERS = {{ Authorization: "Bearer " + process.env.{KEY_VAR} }};',
+                    f"const row = {json.dumps(row)};",
+                    "// one row in the query string",
+                    'fetch(API + "?" + new URLSearchParams(row), { headers: HEADERS })',
+                    "  .then((reply) => reply.json())",
+                    "  .then((answer) => console.log(JSON.stringify(answer)))",
+                    "  // many rows: JSON records in the body",
+                    '  .then(() => fetch(API + "?_action=predict", {',
+                    '    method: "POST",',
+                    '    headers: { ...HEADERS, "Content-Type": "application/json" },',
+                    "    body: JSON.stringify([row]),",
+                    "  }))",
+                    "  .then((reply) => reply.json())",
+                    "  .then((answer) => console.log(JSON.stringify(answer)));",
                 ]
             ),
         }
@@ -128,7 +162,7 @@ def snippets(info: Mapping[str, Any], server: str, base_url: str) -> list[dict[s
                     "import tritonclient.http as httpclient",
                     "",
                     f"client = httpclient.InferenceServerClient({host!r}{ssl})",
-                    'HEADERS = {"Authorization": "token " + os.environ["TOKEN"]}',
+                    py_headers,
                     f"row = {_py(row)}",
                     f"BYTES = {byte_inputs!r}  # categories and text; numbers are FP64",
                     "inputs = []",

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import tornado.template
 from jupyter_server.utils import url_escape, url_path_join
 
-from mlwidget import NotFound
+from mlwidget import NotFound, access
 from mlwidget.api import METRICS
 from mlwidget.display import fmt_num
 from mlwidget.jsonable import to_jsonable as jsonable
@@ -133,6 +133,7 @@ class PageMixin(PagesBase):
         ctx = await self.registry.run(gather)
         kind = ctx["info"].get("kind")
         html = _loader.load("page.html").generate(
+            **page_role(self.caller_access(), m.name),
             name=m.name,
             api_url=self.api_url(m.name),
             list_url=url_path_join(self.base_url, "mlhandler/"),
@@ -162,6 +163,20 @@ class PageMixin(PagesBase):
             operations=operations(doc),
         )
         send_page(self, html)
+
+
+def page_role(caller: access.Caller, model: str) -> dict[str, Any]:
+    """What the model page offers ``caller``: its role on ``model`` and who it is (shown at
+    the top), and which controls to render. The page offers only what the role may do (a
+    viewer: predictions; a trainer: also retrain, score, append, parameters; an owner: also
+    delete, downloads and the Share panel); the server still checks every request."""
+    role = caller.role_on(model) or "viewer"  # a caller with no role never gets the page
+    return {
+        "role": role,
+        "caller_name": "" if caller.is_owner else caller.name,
+        "may_train": access.rank(role) >= access.rank("trainer"),
+        "may_own": role == "owner",
+    }
 
 
 def prefers_html(accept: str) -> bool:
