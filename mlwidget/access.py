@@ -56,7 +56,7 @@ def needed(method: str, keys: Iterable[str], action: str | None = None) -> str:
             return "owner"
         return "viewer" if (action or "predict") in VIEWER_ACTIONS else "trainer"
     if method == "DELETE":
-        return "trainer" if "_job" in keys else "owner"
+        return "trainer" if keys & {"_job", "_log"} else "owner"  # a job's cancel, ?_log
     return "trainer"  # PUT
 
 

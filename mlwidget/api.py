@@ -12,6 +12,7 @@ __all__ = ["BOOL_OPTIONS", "LIST_OPTIONS"]
 ACTIONS = (
     "predict",
     "predict_proba",
+    "explain",
     "score",
     "retrain",
     "train",

@@ -46,6 +46,8 @@ class Limits:
     cv_folds: int = 5
     cv_max_rows: int = 100_000
     cv_seconds: float = 20
+    # Rows one explanation request (?_action=explain, MLModel.explain) may explain.
+    max_explain_rows: int = 100
 
     def __init__(self, **values: Any) -> None:
         values = {_field(name): value for name, value in values.items()}

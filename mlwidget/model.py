@@ -3,7 +3,7 @@
 No HTTP and no widgets: the faces parse their input, call an MLModel and render what it returns.
 Reads go through the model's repository (repo.py: snapshots, reloaded when another process
 commits); every write is its one transaction: changes in changes.py, fits in tasks.py (jobs:
-model_jobs.py), versions in history.py, keys in sharing.py."""
+model_jobs.py), versions in history.py, keys in sharing.py; explain() is explaining.py's."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from . import changes as changes_
-from . import chunked, describe, predicting, tasks
+from . import chunked, describe, explaining, predicting, predlog, tasks
 from . import estimators as est
 from . import jobs as jobs_
 from . import state as state_
@@ -37,7 +37,7 @@ def list_models(store: str | os.PathLike[str] | Store | None = None) -> list[str
     return Store.of(store).names()
 
 
-class MLModel(JobsMixin, VersionsMixin, SharingMixin):
+class MLModel(JobsMixin, VersionsMixin, SharingMixin, explaining.ExplainMixin):
     """A named scikit-learn model in the shared store.
 
     ``MLModel(name, data=..., class_=..., target_col=..., ...)`` creates the model if the store has
@@ -252,15 +252,13 @@ class MLModel(JobsMixin, VersionsMixin, SharingMixin):
         return predicting.require_pipeline(snap, self.name)
 
     def predict_query(self, args: Mapping[str, list[str]], fast_only: bool = False) -> Any:
-        """Predictions for a GET query ``{column: [values]}`` (repeated keys give rows): the
-        answers and errors of ``predict(tables.from_query(args))``, without a DataFrame for
-        the few rows a query carries.
-
-        ``fast_only=True`` answers only from memory (the compiled predictor of the loaded
-        model, up to ``fastpath.MAX_ROWS`` rows, in microseconds) and returns None for anything
-        else (not loaded or compiled yet, more rows, an error to report), without loading or
-        raising: a server can call it on its event loop, then call ``predict_query(args)`` on a
-        worker thread when it gets None."""
+        """Predictions for a GET query ``{column: [values]}`` (repeated keys give rows): those
+        of ``predict(tables.from_query(args))``, without a DataFrame. ``fast_only=True``
+        answers only from memory (the compiled predictor of the loaded model, up to
+        ``fastpath.MAX_ROWS`` rows, in microseconds) and returns None for anything else (not
+        loaded or compiled yet, more rows, an error to report), without loading or raising: a
+        server calls it on its event loop, then ``predict_query(args)`` on a worker thread
+        when it gets None."""
         if fast_only:
             try:
                 fast = self.snapshot().loaded_fast() if self.fast_path else None
@@ -275,6 +273,7 @@ class MLModel(JobsMixin, VersionsMixin, SharingMixin):
 
         return self._read(answer)
 
+    @predlog.logs_python()  # logged when its options say so (docs/monitoring.md)
     def predict(self, data: Any) -> list[Any]:
         """One prediction per input row, in input order. ``data`` may also be chunks of rows
         (``pd.read_csv(path, chunksize=100_000)``): memory then stays bounded by a chunk."""
@@ -295,6 +294,7 @@ class MLModel(JobsMixin, VersionsMixin, SharingMixin):
     def _predict(self, snap: Snapshot, data: Any) -> list[Any]:
         return predicting.predict(snap, self.name, data, self._fast(snap))
 
+    @predlog.logs_python(proba=True)
     def predict_proba(self, data: Any) -> list[dict[Any, float]]:
         """Class probabilities for each row, as ``{class: probability}``."""
         return self._read(

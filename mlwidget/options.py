@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import BadRequest, Forbidden
+from .predlog_options import LOG_OPTIONS, clean_option
 
 # name -> default
 DEFAULTS: dict[str, Any] = {
@@ -32,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "template": None,
     "keep_versions": None,  # None: versions.KEEP
     "cv_folds": None,  # None: the cv_folds limit (limits.current()); 0: no cross-validation
+    **LOG_OPTIONS,  # the prediction log (predlog.py, docs/monitoring.md)
 }
 OPTION_NAMES = tuple(DEFAULTS)
 ALIASES = {"drop_duplicates": "deduplicate", "dopna": "dropna", "class_": "class"}
@@ -117,7 +119,7 @@ _NOT_PATHS = ("fit_path", "path_method")
 _ATTRIBUTE_PATHS = ("importance_getter",)
 # The options a request may set (beside the estimator's parameters), at the top level or under
 # Gramex's ``model:``; their aliases and the ignored Gramex handler kwargs are accepted too.
-REQUEST_OPTIONS = ("class", "params", *CONFIG_KEYS[2:], "keep_versions", "cv_folds")
+REQUEST_OPTIONS = ("class", "params", *CONFIG_KEYS[2:], "keep_versions", "cv_folds", *LOG_OPTIONS)
 
 
 def _public(attribute: str) -> bool:
@@ -220,6 +222,8 @@ def clean(options: Mapping[str, Any], base_dir: str | os.PathLike[str] | None = 
             out[name] = _as_count(name, value, 1, "how many fitted versions to keep")
         elif name == "cv_folds":
             out[name] = _as_count(name, value, 0, "folds of the cross-validation; 0: none")
+        elif name in LOG_OPTIONS:
+            out[name] = clean_option(name, value)
         elif name in ("class", "target_col"):
             if isinstance(value, type):
                 out[name] = value

@@ -46,7 +46,7 @@ from mlwidget.estimators import list_estimators
 
 EXAMPLES = int(os.environ.get("MLWIDGET_FUZZ_EXAMPLES", "150"))
 SEED = os.environ.get("MLWIDGET_FUZZ_SEED", "20240606")
-READ_ACTIONS = ["predict", "predict_proba", "score"]
+READ_ACTIONS = ["predict", "predict_proba", "explain", "score"]
 PASSENGER = {k: str(v) for k, v in GUIDE_PASSENGER.items()}
 
 CONFIG = """
@@ -190,8 +190,8 @@ def test_document_describes_the_model(server):
         assert flag in get, flag
     post = {p["name"]: p for p in item["post"]["parameters"]}
     assert post["_action"]["schema"]["enum"] == [
-        "predict", "predict_proba", "score", "retrain", "train", "append", "rollback", "search",
-        "share",
+        "predict", "predict_proba", "explain", "score", "retrain", "train", "append", "rollback",
+        "search", "share",
     ]  # fmt: skip
     assert post["_wait"]["schema"]["enum"] == ["true", "false"]
     assert post["version"]["schema"]["type"] == "integer"
@@ -247,7 +247,7 @@ def test_document_describes_the_model(server):
     assert "table" in post["_format"]["schema"]["enum"]
     assert "notes" in schemas["ModelInfo"]["properties"]
     delete = {p["name"] for p in item["delete"]["parameters"]}
-    assert delete == {"_job", "_key", "_model", "_cache", "delete"}
+    assert delete == {"_job", "_key", "_model", "_cache", "_log", "delete"}
     # every error shape, and the security scheme
     for method, codes in {
         "get": {"400", "403", "404", "409", "413"},
@@ -283,8 +283,8 @@ def test_document_of_a_model_without_data_or_fit():
     assert doc["servers"] == [{"url": "/user/a%40b"}]
     get = [p["name"] for p in doc["paths"]["/mlhandler/empty"]["get"]["parameters"]]
     assert get == [
-        "_job", "_jobs", "_openapi", "_versions", "_keys", "_download", "_model", "_params",
-        "_cache", "_format", "version",
+        "_job", "_jobs", "_openapi", "_versions", "_log", "since", "until", "limit", "_keys",
+        "_download", "_model", "_params", "_cache", "_action", "_class", "_format", "version",
     ]  # fmt: skip
     assert "Not fitted" in doc["info"]["description"]
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import ipywidgets as widgets
 
+from .. import predlog
 from ..display import fmt_num
 from ..jsonable import to_jsonable as jsonable
 from ._common import Status, button, error_text, esc
@@ -89,6 +91,7 @@ class PredictForm(widgets.VBox):
         self.model = model
         self.inputs: dict[str, widgets.ValueWidget] = {}
         self.prediction: Any = None
+        self.prediction_ids: list[str] = []  # the last answer's, when the model logs (predlog)
         self.probabilities: dict | None = None
         self.fields = widgets.VBox()
         self.fields.add_class("mlwidget-predict-fields")
@@ -151,15 +154,21 @@ class PredictForm(widgets.VBox):
         """Predict the row; show the answer (and probabilities) or the error."""
         self.status.clear()
         row = self.row()
+        started, proba = time.perf_counter(), None
         try:
-            self.prediction = jsonable(self.model.predict([row])[0])
-            self.probabilities = None
-            if getattr(self.model, "kind", None) == "classifier":
-                try:
-                    proba = self.model.predict_proba([row])[0]
-                    self.probabilities = {str(k): float(v) for k, v in proba.items()}
-                except Exception as err:  # e.g. an SVC without probability=True
-                    self.status.show(f"No class probabilities: {error_text(err)}", "info")
+            with predlog.facing("widget"):  # one record for the answer and its probabilities
+                self.prediction = jsonable(self.model.predict([row])[0])
+                self.probabilities = None
+                if getattr(self.model, "kind", None) == "classifier":
+                    try:
+                        proba = self.model.predict_proba([row])
+                        self.probabilities = {str(k): float(v) for k, v in proba[0].items()}
+                    except Exception as err:  # e.g. an SVC without probability=True
+                        self.status.show(f"No class probabilities: {error_text(err)}", "info")
+            done = predlog.answered(
+                self.model, "widget", [row], [self.prediction], started, proba, "records"
+            )
+            self.prediction_ids = done.ids() if done is not None else []
         except Exception as err:
             self.prediction, self.probabilities = None, None
             self.answer.value = ""

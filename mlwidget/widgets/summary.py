@@ -7,6 +7,7 @@ from typing import Any
 import ipywidgets as widgets
 import numpy as np
 
+from .. import predlog
 from ..display import fmt_num
 from ..jsonable import to_jsonable as jsonable
 from ._common import Status, button, error_text, esc
@@ -156,7 +157,8 @@ def plot_performance(model: Any) -> tuple[str, bytes] | None:
     if len(data) > MAX_PLOT_ROWS:
         data = data.sample(MAX_PLOT_ROWS, random_state=0)
     actual = data[target].tolist()
-    predicted = model.predict(data.drop(columns=[target]))
+    with predlog.facing("widget"):  # the plot's, not a prediction to log
+        predicted = model.predict(data.drop(columns=[target]))
     if kind == "classifier":
         from sklearn.metrics import ConfusionMatrixDisplay
 

@@ -5,12 +5,13 @@ MLflow zip). Each takes the handler it answers for; the work runs on the registr
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING
 
 from mlwidget import BadRequest
 from mlwidget.api import CACHE_FORMATS, PREDICT_FORMATS
 
-from . import bodies
+from . import bodies, predlog_api
 from .bodies import last
 
 if TYPE_CHECKING:
@@ -36,13 +37,22 @@ async def send_table(handler: BaseHandler, df: pd.DataFrame, fmt: str, stem: str
 
 
 async def send_predictions(
-    handler: BaseHandler, m: MLModel, df: pd.DataFrame, fmt: str | None
+    handler: BaseHandler,
+    m: MLModel,
+    df: pd.DataFrame,
+    fmt: str | None,
+    face: str = "post",
+    started: float | None = None,
 ) -> None:
     """The predictions of ``df``: JSON (the default), ``_format=table`` (the rows, their
-    predictions and how right they are), or the rows with predictions as a file."""
+    predictions and how right they are), or the rows with predictions as a file. JSON and
+    file answers are logged as ``face`` (predlog_api.py; ``started``: when it began)."""
     run = handler.registry.run
+    started = time.perf_counter() if started is None else started
     if fmt in (None, "", "json"):
-        await handler.send_json(await run(m.predict, df))
+        out = await run(m.predict, df)
+        predlog_api.mark(handler, m, face, df, out, started)
+        await handler.send_json(out)
         return
     if fmt not in PREDICT_FORMATS:
         raise BadRequest(
@@ -52,6 +62,9 @@ async def send_predictions(
         handler.finish(await run(bodies.table_results, m, df, handler.query_args()))
         return
     table = await run(m.predict_table, df)
+    column = m.target_col or "prediction"  # where predict_table puts them (not a transformer)
+    if column in table.columns:
+        predlog_api.mark(handler, m, face, df, table[column].tolist(), started)
     await send_table(handler, table, fmt, f"{m.name}-predictions")
 
 

@@ -91,6 +91,11 @@ class MLWidgetApp(ExtensionApp):
         help="""A retrain's cross-validation (cv_score) is skipped, with a warning, for more
         training rows than this.""",
     )
+    max_explain_rows = Int(
+        100,
+        config=True,
+        help="""Most rows one explanation request (?_action=explain) may explain; more is 413.""",
+    )
     lock_wait = Float(
         600.0,
         config=True,

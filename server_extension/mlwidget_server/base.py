@@ -16,7 +16,7 @@ from jupyter_server.base.handlers import APIHandler
 from jupyter_server.extension.handler import ExtensionHandlerMixin
 from jupyter_server.utils import url_path_join
 
-from mlwidget import MLWidgetError, access
+from mlwidget import MLWidgetError, access, predlog
 from mlwidget import keys as keys_
 from mlwidget.api import JUPYTER_KEYS
 from mlwidget.errors import Forbidden
@@ -52,6 +52,7 @@ class BaseHandler(ExtensionHandlerMixin, APIHandler):
             )
         if self.current_user:  # every write below records who made it (the audit)
             access.ACTING.set(self.caller_access().name)
+        predlog.FACE.set("server")  # faces log their own answers, never as Python calls
         if not self._finished and not self.current_user:
             # as @tornado.web.authenticated does (the login page for a browser, else 403), for
             # every method: an unauthenticated request learns nothing, not even which methods

@@ -12,16 +12,17 @@ processes by default, observable with ``?_job``, cancelled with ``DELETE ?_job``
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import JupyterHandler
 
-from mlwidget import BadRequest, Forbidden, NotFound, access
+from mlwidget import BadRequest, Forbidden, NotFound, access, predlog
 from mlwidget.api import ACTIONS, CACHE_FORMATS, LIST_ACTIONS, WRITE_ACTIONS
 
-from . import answers, keys_api, search_api, source_requests, streaming
+from . import answers, keys_api, predlog_api, search_api, source_requests, streaming
 from .bodies import clip, last, parse_body, put_changes, wants_wait
 from .jobs_api import JobsMixin
 from .pages import ListingMixin, PageMixin
@@ -155,6 +156,8 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
             await keys_api.send_keys(self, m)
         elif "_versions" in args:
             await self.send_json(await run(m.versions))
+        elif "_log" in args:  # the prediction log (predlog_api.py)
+            await predlog_api.send_log(self, m, args)
         elif "_download" in args:
             await answers.send_download(self, m, args)
         elif "_model" in args:
@@ -164,19 +167,28 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
         elif "_cache" in args:
             df = await run(m.data)
             await answers.send_table(self, df, fmt or "json", f"{m.name}-data")
+        elif last(args, "_action") == "explain":  # the query's rows, as a prediction reads them
+            from mlwidget.tables import from_query
+
+            rows, wanted = from_query(args), last(args, "_class")
+            await self.send_json(await run(m.explain, rows, wanted))
         elif any(not key.startswith("_") for key in args):
+            started = time.perf_counter()
             if fmt in (None, "", "json"):
                 # A loaded, compiled model answers a few rows from memory in microseconds, on
                 # the loop; anything else (loading, compiling, many rows, errors) on a worker.
                 out = m.predict_query(args, fast_only=True)
                 if out is not None:
+                    predlog_api.mark(self, m, "get", args, out, started, kind="columns")
                     await self.send_json(out, quick=True)
                 else:
-                    await self.send_json(await run(m.predict_query, args))
+                    out = await run(m.predict_query, args)
+                    predlog_api.mark(self, m, "get", args, out, started, kind="columns")
+                    await self.send_json(out)
             else:
                 from mlwidget.tables import from_query
 
-                await answers.send_predictions(self, m, from_query(args), fmt)
+                await answers.send_predictions(self, m, from_query(args), fmt, "get", started)
         else:
             await self.render_page(m)
 
@@ -216,6 +228,7 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
             return
         if action == "predict" and await streaming.answer_large(self, m, wait, args):
             return
+        started = time.perf_counter()  # a logged prediction's latency (predlog_api.py)
         df = await run(parse_body, self.body(), ctype, args)
         if action in ("retrain", "train"):  # without rows: on the stored data
             target = last(args, "target_col") or last(args, "_target_col") or None
@@ -243,9 +256,14 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
             job.caller, job.answer_format = self.caller(), fmt
             await self.answer_job(m, job, wait)
         elif action == "predict":
-            await answers.send_predictions(self, m, df, last(args, "_format"))
+            await answers.send_predictions(self, m, df, last(args, "_format"), "post", started)
         elif action == "predict_proba":
-            await self.send_json(await run(m.predict_proba, df))
+            proba = await run(m.predict_proba, df)
+            predlog_api.mark(self, m, "post", df, predlog.best_classes(proba), started, proba)
+            await self.send_json(proba)
+        elif action == "explain":  # class= (or _class=): explain that class, not the predicted
+            wanted = last(args, "_class") or last(args, "class")
+            await self.send_json(await run(m.explain, df, wanted))
         elif action == "score":
             await self.send_json(await run(m.score, df, metric=metric))
         else:
@@ -276,6 +294,9 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
         args = self.query_args()
         if "_job" in args:
             await self.cancel_job(await self.resolve(name), args)
+            return
+        if "_log" in args:  # the prediction log (predlog_api.py)
+            await predlog_api.delete_log(self, await self.resolve(name), args)
             return
         if "_key" in args:  # revoke a key (keys_api.py)
             await keys_api.revoke(self, await self.resolve(name), args)

@@ -6,11 +6,13 @@ the protocol's ``{"error": ...}`` with a 4xx."""
 
 from __future__ import annotations
 
+import time
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 import tornado.web
 
-from mlwidget import NotFound, __version__, limits, oip, versions
+from mlwidget import NotFound, __version__, limits, oip, predlog, versions
 from mlwidget.errors import Forbidden
 from mlwidget.jsonable import dumps, to_jsonable
 from mlwidget.store import check_name
@@ -114,12 +116,13 @@ class InferHandler(V2Handler, SpoolingHandler):
 
     @tornado.web.authenticated
     async def post(self, name: str, version: str | None = None) -> None:
+        started = time.perf_counter()  # a logged prediction's latency
         m = await self.model(name, version)
         header = self.request.headers.get("Inference-Header-Content-Length")
         body = self.body()
         # A loaded, compiled model answers a few rows from memory, on the loop (as the REST
         # GET does); anything else (loading, compiling, many rows, errors) on a worker.
-        answer = None if version is not None else answer_on_loop(m, name, body, header)
+        answer = None if version is not None else answer_on_loop(m, name, body, header, started)
         if answer is not None:
             self.finish(dumps(answer))
             return
@@ -132,11 +135,10 @@ class InferHandler(V2Handler, SpoolingHandler):
             frame = oip.request_frame(request, tail, [f["name"] for f in schema], numeric)
             answers = m.version_answers(version, frame, outputs)
             served = int(version) if version is not None else m.version
-            return dumps(
-                oip.response(
-                    name, served, request, answers.get("predict"), answers.get("predict_proba")
-                )
-            )
+            predictions, proba = answers.get("predict"), answers.get("predict_proba")
+            answer = oip.response(name, served, request, predictions, proba)
+            logged(m, frame, "frame", predictions, proba, answer, request, started, served)
+            return dumps(answer)
 
         self.finish(await self.registry.run(infer))
 
@@ -144,11 +146,14 @@ class InferHandler(V2Handler, SpoolingHandler):
 SMALL_BODY = 16 * 1024  # bytes: parsed on the event loop in well under a millisecond
 
 
-def answer_on_loop(m: MLModel, name: str, body: bytes, header: str | None) -> dict | None:
+def answer_on_loop(
+    m: MLModel, name: str, body: bytes, header: str | None, started: float | None = None
+) -> dict | None:
     """The V2 answer of a small request by the serving model's compiled predictor, if it is
     loaded and compiled already and answers these rows; else None, and the worker thread
     answers (or refuses) as always. Never loads, compiles or raises: the answers are those the
-    worker would give (the same columns, the predictor the worker's ``predict`` asks first)."""
+    worker would give (the same columns, the predictor the worker's ``predict`` asks first).
+    With ``started`` (when the request began), the answer is logged if the model logs."""
     if len(body) > SMALL_BODY or not getattr(m, "fast_path", False):
         return None
     try:
@@ -175,9 +180,36 @@ def answer_on_loop(m: MLModel, name: str, body: bytes, header: str | None) -> di
             probabilities = fast.predict_proba(rows)
             if probabilities is None:
                 return None
-        return oip.response(name, versions.serving(snap.state), request, predictions, probabilities)
+        serving = versions.serving(snap.state)
+        answer = oip.response(name, serving, request, predictions, probabilities)
     except Exception:  # the worker gives the error, or the pipeline's answer
         return None
+    if started is not None:
+        logged(m, rows, "columns", predictions, probabilities, answer, request, started, serving)
+    return answer
+
+
+def logged(
+    m: MLModel,
+    rows: Any,
+    kind: str,
+    predictions: list[Any] | None,
+    proba: list[Any] | None,
+    answer: dict[str, Any],
+    request: Mapping[str, Any],
+    started: float,
+    version: int | None,
+) -> None:
+    """Log a V2 answer (when the model logs): its ``id`` becomes the rows' prediction ids
+    (as ``X-Prediction-Id`` lists them), the request's own ``id`` moves to the answer's
+    ``parameters.request_id``."""
+    if predictions is None:
+        predictions = predlog.best_classes(proba or [])
+    done = predlog.answered(m, "v2", rows, predictions, started, proba, kind, version)
+    if done is not None:
+        if "id" in request:
+            answer["parameters"] = {"request_id": request["id"]}
+        answer["id"] = done.header()
 
 
 def _schema_of(m: MLModel, version: str) -> list[dict]:
