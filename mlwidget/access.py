@@ -2,7 +2,7 @@
 
 | role | may |
 |---|---|
-| ``viewer`` | predictions (GET, POST, V2), ``predict_proba``, ``explain``, ``?_model``, ``?_params``, ``?_openapi``, the model and API pages |
+| ``viewer`` | predictions (GET, POST, V2), ``predict_proba``, ``explain``, feedback on the predictions answered to it, ``?_model``, ``?_params``, ``?_openapi``, the model and API pages |
 | ``trainer`` | viewer + retrain, train, search, append, score, PUT, rollback, jobs and their cancel, ``?_versions``, ``?_log``, ``?_monitor`` |
 | ``owner`` | trainer + DELETE, ``?_download`` of the model or ``?_cache`` of its data, managing keys |
 
@@ -22,8 +22,9 @@ from typing import Any
 from .errors import BadRequest
 
 ROLES = ("viewer", "trainer", "owner")
-# POST ?_action=... a viewer may send (the rest need a trainer)
-VIEWER_ACTIONS = ("predict", "predict_proba", "explain")
+# POST ?_action=... a viewer may send (the rest need a trainer); a viewer's feedback names the
+# predictions answered to it (mlwidget.feedback.record)
+VIEWER_ACTIONS = ("predict", "predict_proba", "explain", "feedback")
 # GET ?<key> that need more than a viewer
 TRAINER_KEYS = ("_job", "_jobs", "_result", "_versions", "_log", "_monitor")
 OWNER_KEYS = ("_download", "_cache", "_keys")

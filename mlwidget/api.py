@@ -20,6 +20,7 @@ ACTIONS = (
     "rollback",
     "search",
     "share",
+    "feedback",
 )
 # need `write` (the rest need `read`)
 WRITE_ACTIONS = ("retrain", "train", "append", "rollback", "search", "share")
@@ -41,7 +42,7 @@ GET_KEYS = (
 # POST ?_action=...&_wait=false: start a job and answer 202 at once (MLModel.start_job takes
 # the model-level names, tasks.PREDICT_JOB_ACTIONS)
 JOB_ACTIONS = ("retrain", "train", "score", "predict", "predict_proba", "search")
-DELETE_ITEMS = ("model", "cache")
+DELETE_ITEMS = ("model", "cache", "all")  # all: the whole model (removal.py)
 # PUT ?<flag>: `_model` (Gramex's spelling, optional); `_create` creates only (409 if it exists)
 PUT_KEYS = ("_model", "_create")
 # POST {base_url}mlhandler/?_action=... on the listing (needs `write`; stores nothing)

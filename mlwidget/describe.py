@@ -54,6 +54,7 @@ def info(
         "target_col": options.get("target_col"),
         "features": [f["name"] for f in features],
         "schema": features,
+        "dates": [f["name"] for f in features if f.get("kind") == "date"],  # read as numbers
         "options": {k: v for k, v in _public_options(options).items()},
         "rows": int(state.get("data_rows") or 0) if has_data else 0,
         # the configured source the workers read its training data from (its name only)

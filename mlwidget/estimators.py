@@ -318,10 +318,12 @@ def build_pipeline(
     cats: Sequence[str],
     nums: Sequence[str],
     max_categories: int | None = None,
+    dates: Sequence[str] = (),
 ) -> Pipeline:
-    """Impute + one-hot the categoricals, impute + scale the numerics, then the estimator.
-    With ``max_categories``, each categorical keeps its most frequent values as columns and
-    groups the rest (and unknown values) as one infrequent category."""
+    """Impute + one-hot the categoricals, impute + scale the numerics, read the ``dates`` as
+    numbers (year, month, day, weekday, ordinal: dates.py) then impute + scale them, then the
+    estimator. With ``max_categories``, each categorical keeps its most frequent values as
+    columns and groups the rest (and unknown values) as one infrequent category."""
     steps = []
     if cats:
         if max_categories is None:
@@ -348,6 +350,18 @@ def build_pipeline(
                 "num",
                 Pipeline([("impute", SimpleImputer(strategy="mean")), ("scale", StandardScaler())]),
                 list(nums),
+            )
+        )
+    if dates:
+        from .dates import DateFeatures
+
+        parts = DateFeatures()
+        fill = SimpleImputer(strategy="mean", keep_empty_features=True)
+        steps.append(
+            (
+                "date",
+                Pipeline([("parts", parts), ("impute", fill), ("scale", StandardScaler())]),
+                list(dates),
             )
         )
     transform = ColumnTransformer(steps, remainder="drop", sparse_threshold=0)

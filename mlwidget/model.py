@@ -16,13 +16,14 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from . import changes as changes_
-from . import chunked, describe, explaining, predicting, predlog, tasks
+from . import chunked, describe, explaining, predicting, predlog, served, tasks
 from . import estimators as est
 from . import jobs as jobs_
 from . import state as state_
 from .errors import BadRequest, MLWidgetError, NotFound
 from .history import VersionsMixin
 from .model_jobs import JobsMixin
+from .removal import RemovalMixin
 from .repo import ModelRepo, Transaction
 from .sharing import SharingMixin
 from .snapshot import Snapshot
@@ -37,7 +38,9 @@ def list_models(store: str | os.PathLike[str] | Store | None = None) -> list[str
     return Store.of(store).names()
 
 
-class MLModel(JobsMixin, VersionsMixin, SharingMixin, explaining.ExplainMixin):
+class MLModel(
+    JobsMixin, VersionsMixin, SharingMixin, RemovalMixin, explaining.ExplainMixin, served.Mixin
+):
     """A named scikit-learn model in the shared store.
 
     ``MLModel(name, data=..., class_=..., target_col=..., ...)`` creates the model if the store has
@@ -393,8 +396,3 @@ class MLModel(JobsMixin, VersionsMixin, SharingMixin, explaining.ExplainMixin):
         """
         with self._write() as tx:
             return changes_.delete_data(tx, self.name, self._read(Snapshot.data))
-
-    def destroy(self) -> None:
-        """Remove the model from the store entirely (options, data and fitted model)."""
-        jobs_.board.check_free(self.job_key)  # 409 while a retrain job runs
-        self.repo.remove()

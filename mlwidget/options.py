@@ -28,6 +28,7 @@ DEFAULTS: dict[str, Any] = {
     "exclude": [],
     "cats": [],
     "nums": [],
+    "dates": None,  # None: the columns that look like dates (dates.py); []: none
     "dropna": True,
     "deduplicate": True,
     "template": None,
@@ -40,7 +41,7 @@ ALIASES = {"drop_duplicates": "deduplicate", "dopna": "dropna", "class_": "class
 LIST_OPTIONS = ("include", "exclude", "cats", "nums")
 BOOL_OPTIONS = ("dropna", "deduplicate")
 # What the model's configuration (as opposed to its data or files) is made of.
-CONFIG_KEYS = ("class", "params", "target_col", *LIST_OPTIONS, *BOOL_OPTIONS)
+CONFIG_KEYS = ("class", "params", "target_col", *LIST_OPTIONS, "dates", *BOOL_OPTIONS)
 # Gramex handler kwargs that the Jupyter server owns: accepted, ignored, warned about.
 GRAMEX_IGNORED = ("xsrf_cookies", "auth", "headers", "cors", "error", "config_dir", "set_xsrf")
 _TRUE = {"true", "1", "yes", "on"}
@@ -211,6 +212,8 @@ def clean(options: Mapping[str, Any], base_dir: str | os.PathLike[str] | None = 
     for name, value in options.items():
         if name in LIST_OPTIONS:
             out[name] = _as_list(name, value)
+        elif name == "dates":  # None (or "auto"): detected; a list: those; [] or "": none
+            out[name] = None if value is None or value == "auto" else _as_list(name, value)
         elif name in BOOL_OPTIONS:
             out[name] = _as_bool(name, value)
         elif name in ("path", "template"):

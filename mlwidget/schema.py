@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from . import dates
 from . import estimators as est
 from . import options as opt
 from .errors import BadRequest
@@ -81,9 +82,15 @@ def training_frame(
         )
     cats = set(options.get("cats") or [])
     nums = set(options.get("nums") or [])
+    read_dates = set(dates.choose(frame, features, {**options, "target_col": target}))
     schema = []
     for name in features:
         series = frame[name]
+        if name in read_dates:  # text in, numbers out: the pipeline's DateFeatures step
+            latest = dates.latest(series.dropna())
+            kinds = {"name": name, "kind": "date", "dtype": "string", "categories": None}
+            schema.append({**kinds, "default": latest})
+            continue
         numeric = pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series)
         if name in nums and not numeric:
             converted = to_numbers(series)
@@ -130,13 +137,17 @@ def cast(frame: pd.DataFrame, features: list[dict[str, Any]]) -> pd.DataFrame:
     values for a text feature) are cast whole; the others value by value, with the same results.
     """
     if not frame.columns.is_unique:
-        return _cast_values(frame, features)
+        typed = _cast_values(frame, features)
+        dates.check(typed, features)
+        return typed
     out = {}
     for f in features:
         name = f["name"]
         fast = _cast_column(frame[name], f["dtype"])
         out[name] = fast if fast is not None else _cast_values(frame[[name]], [f])[name]
-    return pd.DataFrame(out, index=frame.index)
+    typed = pd.DataFrame(out, index=frame.index)
+    dates.check(typed, features)  # a date column's values must read as dates
+    return typed
 
 
 def _cast_column(col: pd.Series, dtype: str) -> pd.Series | None:

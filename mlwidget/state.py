@@ -337,6 +337,8 @@ def default_class(options: dict[str, Any], table: pd.DataFrame | None) -> list[s
     from . import suggest
 
     target = options.get("target_col")
+    if not options.get("class") and not target and table is not None:
+        return suggest.pick_note(table)  # what it would pick (not trained: no target)
     if options.get("class") or not target or table is None:
         return []
     columns = [str(c) for c in table.columns]

@@ -10,13 +10,15 @@ non-programmer understands) and the suggested class.
 from __future__ import annotations
 
 import json
+import logging
 import re
 from collections import Counter
 from typing import Any
 
 import pandas as pd
 
-from .errors import BadRequest, PayloadTooLarge
+from . import dates
+from .errors import BadRequest, MLWidgetError, PayloadTooLarge
 
 DEFAULT_CLASSES = {
     "classifier": "RandomForestClassifier",
@@ -47,10 +49,9 @@ PREVIEW_ROWS = 10
 # The widest table a preview describes (one entry per column, a form to pick from): MNIST's 785
 # columns fit; 100,000 took minutes and an 8 MB answer. Wider tables are made over REST (PUT).
 MAX_COLUMNS = 2000
-_DATE = re.compile(
-    r"^\s*(\d{4}-\d{1,2}-\d{1,2}([ T]\d{1,2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?"
-    r"|\d{1,2}/\d{1,2}/\d{2,4}( \d{1,2}:\d{2}(:\d{2})?)?)\s*$"
-)
+# Column names that say "an identifier" (compared case-insensitively): never a target
+_ID_NAME = re.compile(r"(?i)^(id|index|idx|key|uuid|guid|rowid|row|row_?(id|num|number))$|[_\W]id$")
+_CAMEL_ID = re.compile(r"[a-z]Id$")  # PassengerId, customerId
 
 
 def default_class(kind: str) -> str:
@@ -75,13 +76,7 @@ def column_dtype(values: pd.Series) -> str:
     present = values.dropna()
     if len(present) and all(isinstance(v, bool) for v in present[:1000]):
         return "bool"
-    if len(present):
-        sample = present[:1000]
-        if all(isinstance(v, str) and _DATE.match(v) for v in sample):
-            return "date"
-        if all(hasattr(v, "isoformat") for v in sample):
-            return "date"
-    return "text"
+    return "date" if dates.looks_like_dates(values) else "text"
 
 
 def infer_kind(y: pd.Series) -> tuple[str, str]:
@@ -118,16 +113,61 @@ def has_values(y: pd.Series) -> bool:
     return int(y.dropna().nunique()) >= 2
 
 
+def identifier(values: pd.Series, rows: int | None = None) -> bool:
+    """Whether a column names its rows rather than describing them: named like an id
+    (``id``, ``index``, ``PassengerId``, ``customer_id``, ...), or a date, or one distinct
+    value per row of text or whole numbers (ids, names, one date per row). Such a column is
+    never suggested as the target. Fractional numbers may all differ (amounts): they may be."""
+    name = str(values.name) if values.name is not None else ""
+    if _ID_NAME.search(name.strip()) or _CAMEL_ID.search(name.strip()):
+        return True
+    dtype = column_dtype(values)
+    if dtype == "date":
+        return True
+    rows = len(values) if rows is None else rows
+    if rows < 3 or dtype == "bool" or values.isna().any():
+        return False
+    if int(values.nunique()) < rows:
+        return False
+    if dtype == "number":  # whole numbers counting rows (1, 2, 3...), not counts or amounts
+        whole = bool((values == values.round()).all())
+        ordered = values.is_monotonic_increasing or values.is_monotonic_decreasing
+        return whole and (ordered or float(values.max() - values.min()) == rows - 1)
+    return True
+
+
 def suggest_target(frame: pd.DataFrame) -> str:
     """The column to predict: one named like a target (target, label, class, y, outcome,
-    species, survived, ...; any case), else the last column."""
+    species, survived, ...; any case), else the last column; never an identifier (see
+    :func:`identifier`) while another column is left."""
     if len(frame.columns) == 0:
         raise BadRequest("Expected a table with columns, got one with none. Send a CSV header.")
-    by_name = {str(c).strip().lower(): str(c) for c in reversed(frame.columns)}
+    names = [str(c) for c in frame.columns]
+    ids = {n for n, (_, values) in zip(names, frame.items(), strict=True) if identifier(values)}
+    usable = [n for n in names if n not in ids] or names
+    by_name = {n.strip().lower(): n for n in reversed(usable)}
     for candidate in TARGET_NAMES:
         if candidate in by_name:
             return by_name[candidate]
-    return str(frame.columns[-1])
+    return usable[-1]
+
+
+def pick_note(frame: pd.DataFrame) -> list[str]:
+    """What :func:`inspect` would pick for ``frame``, as a sentence for a model made from
+    Python without a target (``MLModel(name, data=...)``; also logged); none for a table it
+    cannot suggest for."""
+    try:
+        found = inspect(frame)
+    except MLWidgetError:
+        return []
+    read = f"; {', '.join(found['dates'])} read as dates (dates=[] turns that off)"
+    note = (
+        f"No target_col was given, so the model was not trained. The suggestion: "
+        f"target_col={found['target']!r} ({found['reason']}), class {found['class']!r}"
+        f"{read if found['dates'] else ''}. Pass target_col to train it."
+    )
+    logging.getLogger("mlwidget").info("mlwidget: %s", note)
+    return [note]
 
 
 def _preview(frame: pd.DataFrame) -> list[dict[str, Any]]:
@@ -137,10 +177,14 @@ def _preview(frame: pd.DataFrame) -> list[dict[str, Any]]:
     return json.loads(head.to_json(orient="records", date_format="iso", default_handler=str))
 
 
-def inspect(frame: pd.DataFrame, target: str | None = None) -> dict[str, Any]:
+def inspect(
+    frame: pd.DataFrame, target: str | None = None, dates_: list[str] | None = None
+) -> dict[str, Any]:
     """What a table looks like to the model maker: rows, columns (name, dtype, distinct,
     missing), the target (``target`` or the suggested one), the kind of problem and why, the
-    suggested class, and the first rows."""
+    suggested class, the feature columns read as dates (``dates_``, checked, or those that
+    look like dates: the ``dates`` option), the identifier columns (never suggested as the
+    target), and the first rows."""
     if not isinstance(frame, pd.DataFrame):
         raise BadRequest(f"Expected a table, got {type(frame).__name__}.")
     names = [str(c) for c in frame.columns]
@@ -184,6 +228,10 @@ def inspect(frame: pd.DataFrame, target: str | None = None) -> dict[str, Any]:
     ]
     y = frame.iloc[:, names.index(target)].rename(target)
     kind, why = infer_kind(y)
+    features = [n for n in names if n != target]
+    read = dates.choose(
+        frame.set_axis(names, axis=1), features, {"dates": dates_, "target_col": target}
+    )
     return {
         "rows": int(len(frame)),
         "columns": columns,
@@ -191,5 +239,9 @@ def inspect(frame: pd.DataFrame, target: str | None = None) -> dict[str, Any]:
         "kind": kind,
         "reason": why,
         "class": default_class(kind),
+        "dates": read,
+        "ids": [
+            c["name"] for c, (_, v) in zip(columns, frame.items(), strict=True) if identifier(v)
+        ],
         "preview": _preview(frame),
     }

@@ -126,13 +126,16 @@ def prepare(
     warns += est.bound_threads(estimator)
     cats = [f["name"] for f in features if f["kind"] == "category"]
     nums = [f["name"] for f in features if f["kind"] == "number"]
-    grouped, width_warns = _encoding_width(X, cats, nums, limits)
+    dates = [f["name"] for f in features if f["kind"] == "date"]
+    width_of_dates = [d for d in dates for _ in range(5)]  # five numbers per date (dates.PARTS)
+    grouped, width_warns = _encoding_width(X, cats, nums + width_of_dates, limits)
     warns += width_warns
     pipeline = est.build_pipeline(
         boosting.for_labels(estimator, y),  # XGBoost's classifiers learn codes 0..k-1 only
         cats,
         nums,
         max_categories=limits.max_categories if grouped else None,
+        dates=dates,
     )
     return Prepared(cls, kind, estimator, pipeline, X, y, features, warns)
 

@@ -191,7 +191,7 @@ def test_document_describes_the_model(server):
     post = {p["name"]: p for p in item["post"]["parameters"]}
     assert post["_action"]["schema"]["enum"] == [
         "predict", "predict_proba", "explain", "score", "retrain", "train", "append", "rollback",
-        "search", "share",
+        "search", "share", "feedback",
     ]  # fmt: skip
     assert post["_wait"]["schema"]["enum"] == ["true", "false"]
     assert post["version"]["schema"]["type"] == "integer"
@@ -283,7 +283,8 @@ def test_document_of_a_model_without_data_or_fit():
     assert doc["servers"] == [{"url": "/user/a%40b"}]
     get = [p["name"] for p in doc["paths"]["/mlhandler/empty"]["get"]["parameters"]]
     assert get == [
-        "_job", "_jobs", "_openapi", "_versions", "_log", "since", "until", "limit", "_keys",
+        "_job", "_jobs", "_openapi", "_versions", "_log", "_monitor", "since", "until", "limit",
+        "_keys",
         "_download", "_model", "_params", "_cache", "_action", "_class", "_format", "version",
     ]  # fmt: skip
     assert "Not fitted" in doc["info"]["description"]

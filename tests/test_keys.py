@@ -72,6 +72,8 @@ def test_the_role_each_request_needs():
     assert access.needed("POST", ["_action"], "predict_proba") == "viewer"
     assert access.needed("POST", ["_action"], "retrain") == "trainer"
     assert access.needed("POST", ["_action"], "score") == "trainer"
+    assert access.needed("POST", ["_action"], "feedback") == "viewer"
+    assert access.needed("GET", ["_monitor"]) == "trainer"
     assert access.needed("PUT", ["_model"]) == "trainer"
     assert access.needed("DELETE", ["_job"]) == "trainer"
     assert access.needed("DELETE", []) == "owner"
@@ -116,7 +118,9 @@ REQUESTS = [
     ("GET", (), {"_openapi": ""}, None, "viewer"),
     ("POST", (), {"_action": "predict"}, "Sex,Age\nmale,22\n", "viewer"),
     ("POST", (), {"_action": "predict_proba"}, "Sex,Age\nmale,22\n", "viewer"),
+    ("POST", (), {"_action": "feedback"}, '[{"id": "x-0", "flag": "wrong"}]', "viewer"),
     ("GET", (), {"_versions": ""}, None, "trainer"),
+    ("GET", (), {"_monitor": ""}, None, "trainer"),
     ("GET", (), {"_jobs": ""}, None, "trainer"),
     ("POST", (), {"_action": "score"}, "Sex,Age,Survived\nmale,22,0\n", "trainer"),
     ("POST", (), {"_action": "retrain"}, None, "trainer"),

@@ -31,6 +31,7 @@ LEAST: dict[tuple[str, str], str] = {
     ("get", "_job"): "trainer",
     ("get", "_versions"): "trainer",
     ("get", "_log"): "trainer",
+    ("get", "_monitor"): "trainer",
     ("get", "_download"): "owner",
     ("get", "_cache"): "owner",
     ("get", "_keys"): "owner",
@@ -45,6 +46,7 @@ LEAST: dict[tuple[str, str], str] = {
     ("post", "rollback"): "trainer",
     ("post", "search"): "trainer",
     ("post", "share"): "owner",
+    ("post", "feedback"): "viewer",  # on the predictions answered to it (docs/monitoring.md)
     ("put", "_model"): "trainer",
     ("put", "_create"): "trainer",
     ("delete", "_job"): "trainer",
@@ -54,6 +56,7 @@ LEAST: dict[tuple[str, str], str] = {
     ("delete", "_cache"): "owner",
     ("delete", "delete=model"): "owner",
     ("delete", "delete=cache"): "owner",
+    ("delete", "delete=all"): "owner",  # the whole model (mlwidget/removal.py)
     ("v2", "metadata"): "viewer",
     ("v2", "ready"): "viewer",
     ("v2", "infer"): "viewer",

@@ -269,11 +269,12 @@ def preview_html(found: dict, table) -> str:
         + (f", {c['missing']} missing" if c["missing"] else "")
         for c in found["columns"]
     )
-    dates = [c["name"] for c in found["columns"] if c["dtype"] == "date"]
+    dates = found.get("dates") or []
     warn = (
-        '<div class="mlwidget-new-dates" style="color:#e65100">'
-        f"{esc(', '.join(dates))}: dates. The model reads each date as a category (a date it "
-        "has not seen counts as unknown); the Predict tab offers a date picker.</div>"
+        '<div class="mlwidget-new-dates">'
+        f"{esc(', '.join(dates))}: dates. The model reads each as numbers (year, month, day, "
+        "weekday, ordinal), not as categories; the Predict tab offers a date picker. "
+        "Turn it off with the option dates=[] (Settings, or configure(dates=[])).</div>"
         if dates
         else ""
     )

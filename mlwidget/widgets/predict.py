@@ -25,12 +25,12 @@ def feature_input(feature: dict, width: int = 120) -> widgets.ValueWidget:
         "style": {"description_width": f"{width}px"},
         "layout": widgets.Layout(width=f"{width + 220}px"),
     }
-    if feature.get("kind") == "category":
+    if feature.get("kind") in ("category", "date"):  # a date: read as numbers by the model
         cats = [jsonable(c) for c in feature.get("categories") or []]
         if default is not None and default not in cats:
             cats.insert(0, default)
         fmt = date_format(cats)
-        if not cats:
+        if not cats or (fmt is None and feature.get("kind") == "date"):
             w = widgets.Text(value="" if default is None else str(default), **common)
         elif fmt is not None:
             w = date_input(cats, default, fmt, common)

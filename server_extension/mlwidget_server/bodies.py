@@ -130,7 +130,7 @@ def _specific(content_type: str | None) -> str | None:
 
 def preview(body: bytes, content_type: str, args: dict[str, list[str]]) -> dict[str, Any]:
     """``POST mlhandler/?_action=preview``: what the body's table looks like to the model
-    maker (``suggest.inspect``), for ``target_col`` if given. Nothing is stored."""
+    maker (``suggest.inspect``), for ``target_col`` and ``dates`` if given. Nothing is stored."""
     from mlwidget import suggest
 
     frame = parse_body(body, content_type, args)
@@ -140,7 +140,8 @@ def preview(body: bytes, content_type: str, args: dict[str, list[str]]) -> dict[
             "Parquet, or a multipart file upload (curl -F file=@data.csv)."
         )
     target = last(args, "target_col") or last(args, "_target_col") or None
-    return suggest.inspect(frame, target)
+    asked = args.get("dates")  # dates=a&dates=b: those columns; dates= alone: none
+    return suggest.inspect(frame, target, None if asked is None else [v for v in asked if v])
 
 
 def results_json(out: dict[str, Any]) -> dict[str, Any]:

@@ -20,9 +20,9 @@ from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import JupyterHandler
 
 from mlwidget import BadRequest, Forbidden, NotFound, access, predlog
-from mlwidget.api import ACTIONS, CACHE_FORMATS, LIST_ACTIONS, WRITE_ACTIONS
+from mlwidget.api import ACTIONS, CACHE_FORMATS, DELETE_ITEMS, LIST_ACTIONS, WRITE_ACTIONS
 
-from . import answers, keys_api, predlog_api, search_api, source_requests, streaming
+from . import answers, keys_api, monitor_api, predlog_api, search_api, source_requests, streaming
 from .bodies import clip, last, parse_body, put_changes, wants_wait
 from .jobs_api import JobsMixin
 from .pages import ListingMixin, PageMixin
@@ -158,6 +158,8 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
             await self.send_json(await run(m.versions))
         elif "_log" in args:  # the prediction log (predlog_api.py)
             await predlog_api.send_log(self, m, args)
+        elif "_monitor" in args:  # drift, traffic, live metrics (monitor_api.py)
+            await monitor_api.send_monitor(self, m, args)
         elif "_download" in args:
             await answers.send_download(self, m, args)
         elif "_model" in args:
@@ -218,6 +220,9 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
             return
         if action == "search":  # a JSON grid body or grid.<param> query keys (search_api.py)
             await search_api.answer(self, m, args)
+            return
+        if action == "feedback" or "from" in args:  # feedback, its labels (monitor_api.py)
+            await monitor_api.answer(self, m, action, args)
             return
         metric = last(args, "_metric") or last(args, "metric") or None
         wait = wants_wait(args)
@@ -309,13 +314,17 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
                 items.extend(values)
             else:
                 items.append(key)
-        unknown = [item for item in items if item not in ("model", "cache")]
+        unknown = [item for item in items if item not in DELETE_ITEMS]
         if unknown or not items:
             raise BadRequest(
                 f"Cannot delete {', '.join(map(repr, unknown)) or 'nothing'}: use ?_model (the "
-                "fitted model), ?_cache (the training data), or ?delete=model|cache."
+                "fitted model), ?_cache (the training data), ?delete=model|cache, or "
+                "?delete=all (the whole model: options, data, versions and log)."
             )
         m = await self.resolve(name)
+        if "all" in items:  # the whole model (mlwidget/removal.py); the registry forgets it
+            await self.send_json(await self.registry.delete_model(m))
+            return
         # Idempotent, as Gramex: an item already gone is listed as absent, still a 200.
         answer: dict[str, Any] = {"name": m.name, "deleted": [], "absent": []}
         for item in dict.fromkeys(items):

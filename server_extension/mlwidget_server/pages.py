@@ -292,8 +292,10 @@ class ListingMixin(PagesBase):
         """One row per model: what the listing's table shows (from the stored state)."""
         rows = []
         found = await self.registry.run(statuses, self.registry, names)
+        caller = self.caller_access()  # an owner's rows offer Delete
         for name, status in zip(names, found, strict=True):
             row: dict[str, Any] = {"name": name, "url": self.api_url(name)}
+            row["owner"] = caller.role_on(name) == "owner"
             row.update({k: v for k, v in status.items() if k != "info"})
             info = status["info"] or {}
             fitted = info.get("fitted") or {}

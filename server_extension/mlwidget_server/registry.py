@@ -29,6 +29,7 @@ from mlwidget import MLModel, NotFound, limits
 from mlwidget import state as state_
 from mlwidget.errors import Busy, Conflict
 from mlwidget.jobs import Job, Runner
+from mlwidget.jobs.job_board import busy
 from mlwidget.store import Store, check_name
 
 from .startup import Startup, Training, user_message
@@ -77,6 +78,9 @@ class Registry:
         self._cache: OrderedDict[str, MLModel] = OrderedDict()  # least recently used first
         self._cache_lock = threading.Lock()
         self.startup = Startup(self)  # the configured models
+        # configured models deleted while this server runs: unlisted until a restart, when
+        # the config creates (and trains) them again
+        self.deleted: set[str] = set()
 
     @property
     def max_body_size(self) -> int:
@@ -255,6 +259,7 @@ class Registry:
                     )
                     model.configure(changes)  # created meanwhile by another request: changed
             self.remember(name, self.adopt(model))
+            self.deleted.discard(name)  # made again: listed again
             return model.info()
 
         return await self.run(create)
@@ -264,7 +269,19 @@ class Registry:
             names = set(self.store.names())
         except OSError:
             names = set()
-        return sorted(names | set(self.configured))
+        return sorted(names | (set(self.configured) - self.deleted))
+
+    async def delete_model(self, model: MLModel) -> dict:
+        """Remove ``model`` entirely (``MLModel.delete``) and forget it: the listing no longer
+        shows it and its URL answers 404. A configured model's start-up job still running is a
+        409 naming it, as any job of the model is; nothing is removed then."""
+        job = self.training_job(model.name)
+        if job is not None and not job.done:
+            raise busy(job)
+        answer = await self.run(model.delete)
+        self.forget(model.name)
+        self.deleted.add(model.name)
+        return answer
 
     def shutdown(self) -> None:
         # Jobs are cancelled and their worker processes killed (nothing is committed); queued
