@@ -222,6 +222,15 @@ class KeyRing:
             key.revoked = key.revoked or time.time()
         return key
 
+    def revoke_model(self, name: str) -> list[str]:
+        """Revoke the active keys made for the model ``name`` alone (not globs, not ``*``): a
+        deleted model's keys must not open a new model of the same name. Their ids."""
+        with self._change() as keys:
+            gone = [k for k in keys.values() if k.models == name and k.revoked is None]
+            for key in gone:
+                key.revoked = time.time()
+        return [key.id for key in gone]
+
     def list(self) -> list[Key]:
         """Every key (revoked and expired ones too), oldest first, with its use counts."""
         self.flush()

@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import jobs as jobs_
+from . import keys as keys_
 from . import predlog
 from .jobs.job_board import busy
 
@@ -38,7 +39,8 @@ class RemovalMixin:
         it and opening it is a NotFound. A Conflict (409, naming the job) while one of its jobs
         runs, and nothing is removed; cancel the job or wait for it first. Answers as the
         REST ``DELETE ?delete=all``: ``{"name", "deleted": ["all"], "absent": []}`` (or
-        ``"absent": ["all"]`` when the store had no such model)."""
+        ``"absent": ["all"]`` when the store had no such model), plus ``"revoked_keys"``: the
+        ids of the keys made for this model alone, revoked with it."""
         jobs_.board.check_free(self.job_key)  # a running writer: 409 naming it
         job = running_job(self.job_key)
         if job is not None:
@@ -46,8 +48,10 @@ class RemovalMixin:
         existed = self.store.exists(self.name)
         predlog.discard(self.store.dir(self.name))  # records not yet written go with it
         self.repo.remove()
-        done = [ALL] if existed else []
-        return {"name": self.name, "deleted": done, "absent": [] if existed else [ALL]}
+        revoked = keys_.ring(self.store).revoke_model(self.name)  # a new model of this name
+        done = [ALL] if existed else []  # starts with no keys
+        answer = {"name": self.name, "deleted": done, "absent": [] if existed else [ALL]}
+        return {**answer, "revoked_keys": revoked} if revoked else answer
 
     def destroy(self) -> None:
         """The old name of :meth:`delete` (kept for callers): remove the model entirely."""

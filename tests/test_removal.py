@@ -87,6 +87,10 @@ async def listed(jp_fetch) -> list[str]:
     return [m["name"] for m in (await call(jp_fetch, "mlhandler/")).json()["models"]]
 
 
+def bearer(key: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {key}"}
+
+
 async def test_delete_over_rest_needs_an_owner_and_removes_everything(jp_fetch, store_dir):
     MLModel("iris", data=str(IRIS), store=store_dir, target_col="species")
     folder = Store(store_dir).dir("iris")
@@ -99,11 +103,25 @@ async def test_delete_over_rest_needs_an_owner_and_removes_everything(jp_fetch, 
         )  # fmt: skip
         assert reply.code == 403 and "needs the owner role" in reply.json()["error"]
         assert folder.is_dir()
+    own, own_text = ring.create("viewer", "iris", label="iris app")  # this model's key
     bad = await call(jp_fetch, "mlhandler", "iris", method="DELETE", params={"delete": "some"})
     assert bad.code == 400 and "?delete=all" in bad.json()["error"] and folder.is_dir()
     reply = await call(jp_fetch, "mlhandler", "iris", method="DELETE", params={"delete": "all"})
-    assert reply.code == 200 and reply.json() == {"name": "iris", "deleted": ["all"], "absent": []}
+    assert reply.code == 200
+    assert reply.json() == {
+        "name": "iris",
+        "deleted": ["all"],
+        "absent": [],
+        "revoked_keys": [own.id],
+    }
     assert not folder.exists()
+    # the model's own key does not open a new model of the same name; the * keys stay
+    MLModel("iris", data=str(IRIS), store=store_dir, target_col="species")
+    params = {"_model": ""}
+    reply = await call(jp_fetch, "mlhandler", "iris", params=params, headers=bearer(own_text))
+    assert reply.code == 403 and "revoked" in reply.json()["error"]
+    assert {k.label: k.status() for k in ring.list()}["viewer"] == "active"
+    await call(jp_fetch, "mlhandler", "iris", method="DELETE", params={"delete": "all"})
     assert "iris" not in await listed(jp_fetch)
     assert (await call(jp_fetch, "mlhandler", "iris", params={"_model": ""})).code == 404
     again = await call(jp_fetch, "mlhandler", "iris", method="DELETE", params={"delete": "all"})
