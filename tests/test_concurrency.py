@@ -36,7 +36,9 @@ RETRAINERS, RETRAINS = 2, 3
 # such refusal per append, and one wait per retrain of the other retrainer
 MOST_RETRAINS = RETRAINS + 2 * APPENDERS * BATCHES + 2 * RETRAINS
 PREDICTORS, ROUNDS = 3, 2  # each predictor goes on until the writers end, and ROUNDS at least
-BASE_ROWS = 30000  # the titanic rows, repeated: a retrain takes a noticeable moment
+# the titanic rows, repeated: a retrain takes a moment (what must overlap is made to, by the
+# lock, not by the size)
+BASE_ROWS = 6000
 PASSENGER = {k: str(v) for k, v in GUIDE_PASSENGER.items()}
 TITANIC_DF = pd.read_csv(TITANIC)
 FEATURES = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
