@@ -45,14 +45,7 @@ def report(model: Any, filters: predlog_read.Filters = predlog_read.Filters()) -
     training = model.repo.read(Snapshot.data)
     labels = feedback.latest(feedback.read(snap.folder))
     if len(labels):
-        keep = pd.Series(True, index=labels.index)
-        if filters.since is not None:
-            keep &= labels["predicted_at"] >= filters.since
-        if filters.until is not None:
-            keep &= labels["predicted_at"] <= filters.until
-        if filters.version is not None:
-            keep &= labels["version"] == filters.version
-        labels = labels[keep]
+        labels = filters.select(labels, "predicted_at")
     fitted = snap.fitted or {}
     answer = monitor(
         log, training, labels, snap.schema, fitted.get("kind"), snap.options.get("target_col")

@@ -29,6 +29,17 @@ class Filters(NamedTuple):
     limit: int = DEFAULT_LIMIT
     format: str = "json"
 
+    def select(self, frame: pd.DataFrame, time_column: str = "time") -> pd.DataFrame:
+        """The rows of ``frame`` (log records or feedback) within since, until and version."""
+        keep = pd.Series(True, index=frame.index)
+        if self.since is not None:
+            keep &= frame[time_column] >= self.since
+        if self.until is not None:
+            keep &= frame[time_column] <= self.until
+        if self.version is not None:
+            keep &= frame["version"] == self.version
+        return frame[keep]
+
 
 def _last(args: Mapping[str, Any], key: str) -> str | None:
     values = args.get(key)
@@ -95,14 +106,7 @@ def read(model: Any, filters: Filters = Filters()) -> pd.DataFrame:
     if not tables:
         return predlog_files.arrow_schema().empty_table().to_pandas()
     frame = pa.concat_tables(tables).to_pandas()
-    keep = pd.Series(True, index=frame.index)
-    if filters.since is not None:
-        keep &= frame["time"] >= filters.since
-    if filters.until is not None:
-        keep &= frame["time"] <= filters.until
-    if filters.version is not None:
-        keep &= frame["version"] == filters.version
-    frame = frame[keep].sort_values("time", kind="stable")
+    frame = filters.select(frame).sort_values("time", kind="stable")
     return frame.tail(filters.limit).reset_index(drop=True)
 
 
