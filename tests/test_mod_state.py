@@ -102,7 +102,11 @@ def test_default_class_leaves_a_given_class_alone() -> None:
     given = {"target_col": "t", "class": "KMeans"}
     assert state.default_class(given, ROWS) == []
     assert given == {"target_col": "t", "class": "KMeans"}
-    assert state.default_class({"target_col": None}, ROWS) == []
+    # no target: nothing is set, and the note says what would be picked
+    untargeted: dict = {"target_col": None}
+    (note,) = state.default_class(untargeted, ROWS)
+    assert note.startswith("No target_col was given, so the model was not trained.")
+    assert "target_col='t'" in note and "class" not in untargeted
 
 
 def test_default_class_refuses_a_target_not_in_the_data() -> None:

@@ -296,7 +296,9 @@ def test_no_class_with_a_target_trains_the_default_for_its_kind(store_dir, titan
     assert "so this is regression" in weight.info()["notes"][0]
     # data without a target stays untrained; a retrain naming the target picks the class
     titanic = MLModel("t", data=titanic_csv, store=store_dir, exclude=["Name", "Ticket"])
-    assert titanic.info()["fitted"] is None and titanic.info()["notes"] == []
+    assert titanic.info()["fitted"] is None
+    (note,) = titanic.info()["notes"]  # what it would pick
+    assert "not trained" in note and "target_col='Survived'" in note
     answer = titanic.retrain(target_col="Survived")
     assert answer["model"] == "RandomForestClassifier" and "2 distinct whole" in answer["notes"][0]
     assert titanic.info()["notes"] == answer["notes"]
