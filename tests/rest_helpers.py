@@ -164,6 +164,24 @@ def launch_chromium(playwright: Any) -> Any:
     return playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, timeout=60_000)
 
 
+def predict_the_guide_passenger(page: Any) -> None:
+    """On a model page of the guide's Titanic model: fill the one-row form with the guide's
+    passenger, submit it, and expect the answer (did not survive) with its probabilities."""
+    from conftest import GUIDE_PASSENGER
+    from playwright.sync_api import expect
+
+    form = page.locator("#single-form")
+    for name, value in GUIDE_PASSENGER.items():
+        field = form.locator(f'[name="{name}"]')
+        if field.evaluate("el => el.tagName") == "SELECT":
+            field.select_option(str(value))
+        else:
+            field.fill(str(value))
+    page.click("#single-submit")
+    expect(page.locator("#single-result .prediction")).to_have_text("0")
+    expect(page.locator("#single-result")).to_contain_text("Probabilities")
+
+
 @contextlib.contextmanager
 def chromium_page(url: str, timeout: float = 30_000) -> Iterator[tuple[Any, list[str]]]:
     """A headless chromium page opened at ``url``; yields it with the list its JavaScript

@@ -7,8 +7,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
-from rest_helpers import CHROMIUM, TITANIC, chromium_page, jupyter_server, launch_chromium
+from conftest import GUIDE_OPTIONS
+from rest_helpers import (
+    CHROMIUM,
+    TITANIC,
+    chromium_page,
+    jupyter_server,
+    launch_chromium,
+    predict_the_guide_passenger,
+)
 
 from mlwidget import MLModel
 
@@ -43,16 +50,7 @@ def test_default_page_predicts_one_row_and_a_file(server: tuple[str, str]) -> No
             expect(page.locator("h1")).to_have_text("titanic")
 
             # single predict: the guide's passenger did not survive
-            form = page.locator("#single-form")
-            for name, value in GUIDE_PASSENGER.items():
-                field = form.locator(f'[name="{name}"]')
-                if field.evaluate("el => el.tagName") == "SELECT":
-                    field.select_option(str(value))
-                else:
-                    field.fill(str(value))
-            page.click("#single-submit")
-            expect(page.locator("#single-result .prediction")).to_have_text("0")
-            expect(page.locator("#single-result")).to_contain_text("Probabilities")
+            predict_the_guide_passenger(page)
 
             # bulk predict: upload the CSV, see the result table and the download link
             page.set_input_files("#bulk-file", str(TITANIC))

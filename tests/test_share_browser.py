@@ -14,7 +14,13 @@ from typing import Any
 import pytest
 import requests
 from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
-from rest_helpers import CHROMIUM, TITANIC, jupyter_server, launch_chromium
+from rest_helpers import (
+    CHROMIUM,
+    TITANIC,
+    jupyter_server,
+    launch_chromium,
+    predict_the_guide_passenger,
+)
 
 from mlwidget import MLModel
 
@@ -145,16 +151,7 @@ def test_owner_shares_a_key_once_revokes_another_and_the_viewer_sees_a_viewer_s_
             expect(viewer.get_by_role("button", name="Delete the fitted model")).to_have_count(0)
             # what a viewer may do still works: predict one row, with the audit of the model
             expect(viewer.locator("#audit")).to_contain_text("trained by owner")
-            form = viewer.locator("#single-form")
-            for name, value in GUIDE_PASSENGER.items():
-                field = form.locator(f'[name="{name}"]')
-                if field.evaluate("el => el.tagName") == "SELECT":
-                    field.select_option(str(value))
-                else:
-                    field.fill(str(value))
-            viewer.click("#single-submit")
-            expect(viewer.locator("#single-result .prediction")).to_have_text("0")
-            expect(viewer.locator("#single-result")).to_contain_text("Probabilities")
+            predict_the_guide_passenger(viewer)
             assert not errors, errors
         finally:
             browser.close()
