@@ -21,9 +21,10 @@ ACTIONS = (
     "search",
     "share",
     "feedback",
+    "replay",
 )
 # need `write` (the rest need `read`)
-WRITE_ACTIONS = ("retrain", "train", "append", "rollback", "search", "share")
+WRITE_ACTIONS = ("retrain", "train", "append", "rollback", "search", "share", "replay")
 # What the widgets' Upload tab offers (the same actions, those a file upload makes sense for).
 UPLOAD_ACTIONS = ("predict", "retrain", "append", "score")
 # GET ?<key> (besides feature values), and DELETE items
@@ -41,7 +42,7 @@ GET_KEYS = (
 )
 # POST ?_action=...&_wait=false: start a job and answer 202 at once (MLModel.start_job takes
 # the model-level names, tasks.PREDICT_JOB_ACTIONS)
-JOB_ACTIONS = ("retrain", "train", "score", "predict", "predict_proba", "search")
+JOB_ACTIONS = ("retrain", "train", "score", "predict", "predict_proba", "search", "replay")
 DELETE_ITEMS = ("model", "cache", "all")  # all: the whole model (removal.py)
 # PUT ?<flag>: `_model` (Gramex's spelling, optional); `_create` creates only (409 if it exists)
 PUT_KEYS = ("_model", "_create")

@@ -13,9 +13,9 @@ from typing import Any, NamedTuple
 import pandas as pd
 
 from . import options as opt
-from . import schema
+from . import schema, versions
 from . import state as state_
-from .errors import Conflict
+from .errors import BadRequest, Conflict
 from .repo import Transaction
 from .sources import source_warnings
 from .tables import read_table
@@ -65,11 +65,27 @@ def configure(tx: Transaction, asked: Configuration, allowed_classes: tuple[str,
     current = state_.staged_options(state["options"], asked.options, asked.params, allowed_classes)
     if asked.source is not None:
         current["data"] = state_.describe_source(asked.source)
+    if asked.options.get("shadow") is not None or asked.options.get("log_predictions") is False:
+        check_shadow(state, current, tx.repo.name)
     state["options"] = current
     if asked.table is not None:
         tx.put_data(asked.table)
     state["warnings"] = list(state.get("created_warnings") or []) + asked.warnings
     state["warnings"] += schema.column_warnings(current, state.get("data_columns"))
+
+
+def check_shadow(state: Mapping[str, Any], options: Mapping[str, Any], name: str) -> None:
+    """A ``shadow`` version is a kept one, and its answers need the prediction log."""
+    shadow = options.get("shadow")
+    if shadow is None:
+        return
+    versions.find(state, shadow, name)  # 404 naming the kept versions
+    if not options.get("log_predictions"):
+        raise BadRequest(
+            f"Expected log_predictions=true with shadow={shadow}: the shadow version's answers "
+            "are logged beside the served ones, and only there. Set both (PUT "
+            f"?_model&log_predictions=true&shadow={shadow}), or shadow=none to stop shadowing."
+        )
 
 
 def append(tx: Transaction, stored: pd.DataFrame | None, rows: pd.DataFrame) -> dict[str, Any]:

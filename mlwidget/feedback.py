@@ -145,6 +145,14 @@ def record(model: Any, items: list[dict[str, Any]], own: str | None = None) -> d
             "Nothing was stored. Use the ids of X-Prediction-Id (or GET ?_log), with "
             "log_predictions on; an id is known once it is written (within a second)."
         )
+    shadows = list(dict.fromkeys(i["id"] for i in items if found[i["id"]].get("shadow_of")))
+    if shadows:
+        served = ", ".join(repr(found[i]["shadow_of"]) for i in shadows[:SHOWN])
+        raise BadRequest(
+            f"Expected ids of served predictions, got {len(shadows)} of a shadow version's "
+            f"answers. Nothing was stored. Send the feedback on the served ids ({served}): a "
+            "label given there counts for their shadow answers too."
+        )
     if own is not None:
         theirs = sorted({i["id"] for i in items if found[i["id"]]["caller"] != own})
         if theirs:

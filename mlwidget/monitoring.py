@@ -13,10 +13,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
-from . import drift, feedback, predlog_read
+from . import drift, feedback, monitor_shadow, predlog_read, served_numbers
 from .errors import BadRequest
 from .snapshot import Snapshot
 
@@ -75,6 +74,8 @@ def monitor(
         notes.append(
             "No training data is stored: drift and the training distribution are not known."
         )
+    shadows = log[log["shadow_of"].notna()]  # a shadow version's copies (predlog_shadow.py)
+    log = log[log["shadow_of"].isna()].reset_index(drop=True)
     inputs = pd.DataFrame.from_records([v or {} for v in feedback.parsed(log["input"])])
     inputs = inputs.reindex(range(len(log)))
     features = []
@@ -101,6 +102,7 @@ def monitor(
         "predictions": predictions,
         "feedback": live_metrics(labels, kind),
         "drift": features,
+        "shadow": monitor_shadow.section(log, shadows, labels, kind),
         "warnings": warnings,
         "notes": notes,
     }
@@ -109,18 +111,6 @@ def monitor(
 def stamp(value: Any) -> str:
     """A time as the log writes it: ISO 8601, UTC, milliseconds."""
     return pd.Timestamp(value).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def latency(values: pd.Series) -> dict[str, Any]:
-    numbers = values.astype(float).to_numpy()
-    if not numbers.size:
-        return {"mean": None, "p50": None, "p95": None}
-    p50, p95 = np.quantile(numbers, [0.5, 0.95])
-    return {
-        "mean": drift.number(numbers.mean(), 3),
-        "p50": drift.number(p50, 3),
-        "p95": drift.number(p95, 3),
-    }
 
 
 def _version(value: Any) -> int | None:
@@ -143,7 +133,7 @@ def traffic(log: pd.DataFrame) -> tuple[list[dict[str, Any]], int]:
                 "time": stamp(start),
                 "version": _version(version),
                 "count": len(group),
-                "latency_ms": latency(group["latency_ms"]),
+                "latency_ms": served_numbers.latency(group["latency_ms"]),
             }
         )
     return out, width
@@ -160,7 +150,7 @@ def versions(log: pd.DataFrame) -> list[dict[str, Any]]:
                 "count": len(group),
                 "first": stamp(group["time"].min()),
                 "last": stamp(group["time"].max()),
-                "latency_ms": latency(group["latency_ms"]),
+                "latency_ms": served_numbers.latency(group["latency_ms"]),
             }
         )
     return out
@@ -208,25 +198,7 @@ def live_metrics(labels: pd.DataFrame, kind: str | None) -> list[dict[str, Any]]
             item["value"] = item["accuracy"]
         elif kind == "regressor":
             pairs = [(p, a) for p, a, h in zip(predicted, actual, has, strict=True) if h]
-            item.update(metric="r2", rows=len(pairs), **regression(pairs))
+            item.update(metric="r2", rows=len(pairs), **served_numbers.regression(pairs))
             item["value"] = item["r2"]
         out.append(item)
     return out
-
-
-def regression(pairs: list[tuple[Any, Any]]) -> dict[str, Any]:
-    """r2 (two rows or more) and MAE of ``(predicted, actual)`` pairs."""
-    try:
-        p = np.array([float(x) for x, _ in pairs])
-        a = np.array([float(y) for _, y in pairs])
-    except (TypeError, ValueError):
-        return {"r2": None, "mae": None}
-    if not len(pairs):
-        return {"r2": None, "mae": None}
-    mae = float(np.abs(p - a).mean())
-    r2 = None
-    if len(pairs) >= 2:
-        from sklearn.metrics import r2_score
-
-        r2 = float(r2_score(a, p))
-    return {"r2": drift.number(r2), "mae": drift.number(mae)}

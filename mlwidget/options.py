@@ -35,6 +35,7 @@ DEFAULTS: dict[str, Any] = {
     "keep_versions": None,  # None: versions.KEEP
     "cv_folds": None,  # None: the cv_folds limit (limits.current()); 0: no cross-validation
     **LOG_OPTIONS,  # the prediction log (predlog.py, docs/monitoring.md)
+    "shadow": None,  # a kept version that answers a copy of the logged traffic (predlog_shadow)
 }
 OPTION_NAMES = tuple(DEFAULTS)
 ALIASES = {"drop_duplicates": "deduplicate", "dopna": "dropna", "class_": "class"}
@@ -44,6 +45,7 @@ BOOL_OPTIONS = ("dropna", "deduplicate")
 CONFIG_KEYS = ("class", "params", "target_col", *LIST_OPTIONS, "dates", *BOOL_OPTIONS)
 # Gramex handler kwargs that the Jupyter server owns: accepted, ignored, warned about.
 GRAMEX_IGNORED = ("xsrf_cookies", "auth", "headers", "cors", "error", "config_dir", "set_xsrf")
+_NO_SHADOW = ("", "none", "null", "off", "false")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
 
@@ -120,7 +122,9 @@ _NOT_PATHS = ("fit_path", "path_method")
 _ATTRIBUTE_PATHS = ("importance_getter",)
 # The options a request may set (beside the estimator's parameters), at the top level or under
 # Gramex's ``model:``; their aliases and the ignored Gramex handler kwargs are accepted too.
-REQUEST_OPTIONS = ("class", "params", *CONFIG_KEYS[2:], "keep_versions", "cv_folds", *LOG_OPTIONS)
+REQUEST_OPTIONS = (
+    "class", "params", *CONFIG_KEYS[2:], "keep_versions", "cv_folds", *LOG_OPTIONS, "shadow",
+)  # fmt: skip
 
 
 def _public(attribute: str) -> bool:
@@ -227,6 +231,9 @@ def clean(options: Mapping[str, Any], base_dir: str | os.PathLike[str] | None = 
             out[name] = _as_count(name, value, 0, "folds of the cross-validation; 0: none")
         elif name in LOG_OPTIONS:
             out[name] = clean_option(name, value)
+        elif name == "shadow":  # none, off or empty: no shadow
+            off = value is None or value is False or str(value).strip().lower() in _NO_SHADOW
+            out[name] = None if off else _as_count(name, value, 1, "a kept version to shadow")
         elif name in ("class", "target_col"):
             if isinstance(value, type):
                 out[name] = value

@@ -7,6 +7,7 @@ compiled few-row predictor (fastpath/), or None when the fast path is off or dec
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -326,3 +327,8 @@ def predict_results(
         "score": answer_score,
         "proba": proba_columns,
     }
+
+
+def best_classes(proba: Sequence[Mapping[Any, float]]) -> list[Any]:
+    """The most probable class of each row (what a ``predict_proba`` answer predicts)."""
+    return [max(row, key=row.__getitem__) if row else None for row in proba]

@@ -25,7 +25,7 @@ import os
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
@@ -79,6 +79,7 @@ class Entry(NamedTuple):
     proba: list[Any] | None
     latency_ms: float
     schema: Any  # the feature schema of the state that answered
+    shadow: Any  # (ModelRepo, version) of the candidate that shadows the answer, or None
     max_mb: float
     days: float
 
@@ -187,10 +188,13 @@ def answered(
         from .versions import serving
 
         version = serving(snap.state)
+    latency_ms = (time.perf_counter() - started) * 1000
+    shadow = options.get("shadow")  # predicted by the flusher (predlog_shadow.py), not here
+    candidate = (model.repo, int(shadow)) if shadow is not None and shadow != version else None
     return _buffer.add(
         str(snap.folder), options, version=version, face=face, caller=access.acting(),
-        rows=rows, kind=kind, predictions=predictions, proba=proba,
-        latency_ms=(time.perf_counter() - started) * 1000, schema=snap.state.get("schema"),
+        rows=rows, kind=kind, predictions=predictions, proba=proba, latency_ms=latency_ms,
+        schema=snap.state.get("schema"), shadow=candidate,
     )  # fmt: skip
 
 
@@ -215,11 +219,6 @@ def python_call(
     frame = read_table(data).copy()  # the caller may change its table afterwards
     logged = answered(model, "python", frame, predictions, started, proba=proba)
     model.last_prediction_ids = logged.ids() if logged is not None else []
-
-
-def best_classes(proba: Sequence[Mapping[Any, float]]) -> list[Any]:
-    """The most probable class of each row (what a ``predict_proba`` answer predicts)."""
-    return [max(row, key=row.__getitem__) if row else None for row in proba]
 
 
 @contextlib.contextmanager
@@ -258,6 +257,8 @@ def logs_python(proba: bool = False) -> Callable[[F], F]:
             started = time.perf_counter()
             out = method(model, data, *args, **kwargs)
             if proba:
+                from .predicting import best_classes
+
                 python_call(model, data, best_classes(out), started, proba=out)
             else:
                 python_call(model, data, out, started)

@@ -24,7 +24,12 @@ LOG_DIR = "log"
 SEGMENT = re.compile(r"seg-(\d{13})-(\d+)-(\d+)\.parquet")  # fullmatch
 DEBRIS_AGE = 3600.0  # seconds after which a half-written segment is removed
 # The record's fields, in order (docs/monitoring.md); input, prediction and proba are JSON text.
-COLUMNS = ("id", "time", "version", "face", "caller", "input", "prediction", "proba", "latency_ms")
+# ``shadow_of``: a shadow version's answer names the served answer's id (predlog_shadow.py);
+# segments written before it existed read it as null.
+COLUMNS = (
+    "id", "time", "version", "face", "caller", "input", "prediction", "proba", "latency_ms",
+    "shadow_of",
+)  # fmt: skip
 _serial = itertools.count()
 
 
@@ -62,6 +67,7 @@ def arrow_schema() -> Any:
             ("prediction", pa.string()),
             ("proba", pa.string()),
             ("latency_ms", pa.float64()),
+            ("shadow_of", pa.string()),
         ]
     )
 

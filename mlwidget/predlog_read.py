@@ -115,6 +115,7 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     times = frame["time"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
     versions = [None if pd.isna(v) else int(v) for v in frame["version"]]
     latencies = frame["latency_ms"].astype(float).tolist()
+    shadows = [v if isinstance(v, str) else None for v in frame["shadow_of"]]
     texts = {c: [_parsed(v) for v in frame[c]] for c in ("input", "prediction", "proba")}
     return [
         {
@@ -127,6 +128,7 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
             "prediction": texts["prediction"][i],
             "proba": texts["proba"][i],
             "latency_ms": latencies[i],
+            "shadow_of": shadows[i],
         }
         for i in range(len(frame))
     ]

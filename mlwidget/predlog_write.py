@@ -1,14 +1,15 @@
 """Buffered log entries (predlog.py) made into records and written as one segment: each input
 row typed by the feature schema of the state that answered (so ``Age=22`` from a query and
 ``22`` from JSON are the same ``22.0``), features only, as JSON text; the predictions and
-probabilities as JSON text. Runs on the flusher thread, off the request path."""
+probabilities as JSON text. A shadowed answer's candidate predicts its rows here too
+(predlog_shadow.py). Runs on the flusher thread, off the request path."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
-from . import predlog_files
+from . import predlog_files, predlog_rows, predlog_shadow
 from .jsonable import dumps
 
 
@@ -30,6 +31,10 @@ def write_entries(folder: str, entries: Sequence[Any]) -> None:
         proba = e.proba if e.proba is not None else [None] * n
         columns["proba"] += [None if p is None else dumps(p) for p in proba]
         columns["latency_ms"] += [round(e.latency_ms, 3)] * n
+    columns["shadow_of"] = [None] * len(columns["id"])
+    shadows = predlog_shadow.records(entries, columns["input"], columns["id"])
+    for column, values in shadows.items():
+        columns[column] += values
     predlog_files.write_segment(folder, columns)
     last = entries[-1]
     predlog_files.prune(folder, last.max_mb, last.days)
@@ -46,33 +51,11 @@ def inputs(entries: Sequence[Any]) -> list[str]:
             out += typed(run, schema)
             run = []
         schema = e.schema
-        rows = raw_rows(e.rows, e.kind, [f["name"] for f in e.schema or []], e.size)
+        rows = predlog_rows.raw_rows(e.rows, e.kind, [f["name"] for f in e.schema or []], e.size)
         run += (rows + [{}] * e.size)[: e.size]  # exactly one input per logged row
     if run:
         out += typed(run, schema)
     return out
-
-
-def raw_rows(rows: Any, kind: str, names: list[str], count: int) -> list[dict[str, Any]]:
-    """The rows as ``{feature: value}`` (every column when the model has no schema)."""
-    if kind == "columns":  # {column: [values]}: a GET query, V2 columns
-        keys = [k for k in (names or rows) if k in rows and not str(k).startswith("_")]
-        return [{k: _cell(rows[k], i) for k in keys} for i in range(count)]
-    if kind == "frame":
-        frame = rows
-        if names:
-            frame = frame[[c for c in names if c in frame.columns]]
-        return list(frame.to_dict("records"))
-    records = [rows] if isinstance(rows, dict) else list(rows)
-    return [{k: v for k, v in r.items() if not names or k in names} for r in records]
-
-
-def _cell(values: Any, i: int) -> Any:
-    if isinstance(values, list | tuple):
-        value = values[i] if i < len(values) else None
-    else:
-        value = values
-    return None if value == "" else value
 
 
 def typed(rows: list[dict[str, Any]], schema: Any) -> list[str]:

@@ -1,7 +1,8 @@
 """After a model serves: feedback on its logged predictions, the labelled rows it gives the
-training data, and the monitor (``MLModel.feedback``, ``append_feedback``, ``monitor``; the
-REST faces are ``?_action=feedback``, ``?_action=append&from=feedback`` and ``?_monitor``).
-See feedback.py and monitoring.py, and docs/monitoring.md."""
+training data, the monitor and the replay of a candidate version (``MLModel.feedback``,
+``append_feedback``, ``monitor``, ``replay``; the REST faces are ``?_action=feedback``,
+``?_action=append&from=feedback``, ``?_monitor`` and ``?_action=replay``). See feedback.py,
+monitoring.py and replay.py, and docs/monitoring.md."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from . import changes, feedback, monitoring
+from . import changes, feedback, monitoring, replay, tasks
+from . import jobs as jobs_
 from .errors import BadRequest
 from .repo import ModelRepo, Transaction
 from .snapshot import Snapshot
@@ -66,3 +68,40 @@ class Mixin:
         given = {"since": since, "until": until, "version": version, "limit": limit}
         args = {k: [str(v)] for k, v in given.items() if v is not None}
         return monitoring.report(self, monitoring.parse(args))
+
+    def replay(
+        self,
+        version: Any,
+        since: Any = None,
+        until: Any = None,
+        limit: Any = None,
+        wait: bool = True,
+    ) -> Any:
+        """Run the logged inputs through kept version ``version`` and through the serving
+        version, and compare them, as a job: ``since``/``until`` (ISO 8601 text or Timestamps)
+        bound the window, ``limit`` takes its newest rows (default 100,000). Answers
+        ``{"version", "serving_version", "rows", "agree", "differ", "agreement", "metric",
+        "labelled", "serving", "candidate", "differences"}``: each version's metric on the
+        labelled feedback, and here every differing row (its id, time, the actual if known,
+        both answers and the input). Nothing of the model changes. ``wait=False`` returns the
+        :class:`~mlwidget.jobs.Job` (its ``.result()`` lists the first 20 differing rows, its
+        ``stored_result().load()`` all of them)."""
+        job = self.start_replay(version, since, until, limit, inline=wait)
+        if not wait:
+            return job
+        answer = dict(tasks.wait(job))
+        answer["differences"] = job.stored_result().load()
+        return answer
+
+    def start_replay(
+        self,
+        version: Any,
+        since: Any = None,
+        until: Any = None,
+        limit: Any = None,
+        inline: bool = False,
+    ) -> jobs_.Job:
+        """Start a replay job (see ``replay``); bad input raises here, before a job exists."""
+        given = {"since": since, "until": until, "limit": limit}
+        window = replay.parse_window({k: [str(v)] for k, v in given.items() if v is not None})
+        return replay.replay_job(self, version, window, inline=inline)

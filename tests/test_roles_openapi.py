@@ -47,6 +47,7 @@ LEAST: dict[tuple[str, str], str] = {
     ("post", "search"): "trainer",
     ("post", "share"): "owner",
     ("post", "feedback"): "viewer",  # on the predictions answered to it (docs/monitoring.md)
+    ("post", "replay"): "trainer",  # a candidate version on the logged inputs
     ("put", "_model"): "trainer",
     ("put", "_create"): "trainer",
     ("delete", "_job"): "trainer",

@@ -22,7 +22,7 @@ from ..errors import Conflict, Forbidden, Gone, MLWidgetError, NotFound
 from . import results as results_
 from .job_board import Board
 from .pause import Pause
-from .results import StoredResult
+from .results import StoredResult, Summarized
 
 STATUSES = ("queued", "running", "done", "failed", "cancelled")
 # The share of a whole job each stage spans, for ``overall`` (a retrain fits, scores and saves;
@@ -150,9 +150,14 @@ class Job:
             if self.dashboard:
                 out["dashboard"] = self.dashboard
             if self.status == "done" and result and self.stored is not None:
-                out["result"] = self.stored.summary(None if url is None else f"{url}&_result")
+                stored = self.stored.summary(None if url is None else f"{url}&_result")
                 if self.removed:
-                    out["result"]["removed"] = self.removed
+                    stored["removed"] = self.removed
+                answer = self.future.result()
+                # a summary whose rows are on disk (a replay's differences): both
+                out["result"] = (
+                    {**answer, "download": stored} if isinstance(answer, dict) else stored
+                )
             elif self.status == "done" and result:
                 answer = self.future.result()
                 if isinstance(answer, dict | list):  # answers; not a Python-only object
@@ -300,10 +305,13 @@ class Job:
     def finish(self, result: Any) -> None:
         with self._lock:
             if self.done:
-                if isinstance(result, StoredResult):
+                if isinstance(result, StoredResult | Summarized):
                     result.remove()
                 return
-            if isinstance(result, StoredResult):
+            if isinstance(result, Summarized):  # the summary is the answer, its rows on disk
+                self.stored, result = result.stored, result.summary
+                results_.kept.add(self.stored.path)
+            elif isinstance(result, StoredResult):
                 self.stored = result
                 results_.kept.add(result.path)
             self.status, self.stage, self.finished = "done", "done", time.time()

@@ -77,6 +77,18 @@ class StoredResult:
             os.unlink(self.path)
 
 
+@dataclass
+class Summarized:
+    """A job's answer that is a summary (a dict) with rows kept on disk beside it (a replay's
+    differing rows): ``Job.result()`` is the summary, ``?_job=ID&_result`` streams the rows."""
+
+    summary: dict[str, Any]
+    stored: StoredResult
+
+    def remove(self) -> None:
+        self.stored.remove()
+
+
 class ResultWriter:
     """Writes a JSON list to ``path`` a piece at a time: ``add(items)`` per chunk of rows,
     ``close()`` at the end gives the ``StoredResult``. A writer not closed (an error, a cancel)

@@ -19,7 +19,7 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import JupyterHandler
 
-from mlwidget import BadRequest, Forbidden, NotFound, access, predlog
+from mlwidget import BadRequest, Forbidden, NotFound, access, predicting
 from mlwidget.api import ACTIONS, CACHE_FORMATS, DELETE_ITEMS, LIST_ACTIONS, WRITE_ACTIONS
 
 from . import answers, keys_api, monitor_api, predlog_api, search_api, source_requests, streaming
@@ -221,6 +221,9 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
         if action == "search":  # a JSON grid body or grid.<param> query keys (search_api.py)
             await search_api.answer(self, m, args)
             return
+        if action == "replay":  # a candidate version on the logged inputs (monitor_api.py)
+            await monitor_api.replay(self, m, args)
+            return
         if action == "feedback" or "from" in args:  # feedback, its labels (monitor_api.py)
             await monitor_api.answer(self, m, action, args)
             return
@@ -264,7 +267,7 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
             await answers.send_predictions(self, m, df, last(args, "_format"), "post", started)
         elif action == "predict_proba":
             proba = await run(m.predict_proba, df)
-            predlog_api.mark(self, m, "post", df, predlog.best_classes(proba), started, proba)
+            predlog_api.mark(self, m, "post", df, predicting.best_classes(proba), started, proba)
             await self.send_json(proba)
         elif action == "explain":  # class= (or _class=): explain that class, not the predicted
             wanted = last(args, "_class") or last(args, "class")

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import tornado.web
 
-from mlwidget import NotFound, __version__, limits, oip, predlog, versions
+from mlwidget import NotFound, __version__, limits, oip, predicting, predlog, versions
 from mlwidget.errors import Forbidden
 from mlwidget.jsonable import dumps, to_jsonable
 from mlwidget.store import check_name
@@ -204,7 +204,7 @@ def logged(
     (as ``X-Prediction-Id`` lists them), the request's own ``id`` moves to the answer's
     ``parameters.request_id``."""
     if predictions is None:
-        predictions = predlog.best_classes(proba or [])
+        predictions = predicting.best_classes(proba or [])
     done = predlog.answered(m, "v2", rows, predictions, started, proba, kind, version)
     if done is not None:
         if "id" in request:
