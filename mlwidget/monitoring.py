@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from . import drift, feedback, monitor_shadow, predlog_read, served_numbers
+from . import drift, feedback, monitor_shadow, predlog_read, predlog_rows, served_numbers
 from .errors import BadRequest
 from .snapshot import Snapshot
 
@@ -76,8 +76,7 @@ def monitor(
         )
     shadows = log[log["shadow_of"].notna()]  # a shadow version's copies (predlog_shadow.py)
     log = log[log["shadow_of"].isna()].reset_index(drop=True)
-    inputs = pd.DataFrame.from_records([v or {} for v in feedback.parsed(log["input"])])
-    inputs = inputs.reindex(range(len(log)))
+    inputs = predlog_rows.inputs_frame(log["input"])
     features = []
     for f in schema:
         name = str(f["name"])

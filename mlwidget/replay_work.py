@@ -10,7 +10,6 @@ streams), else returned for the server to write (a Dask worker need not see the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -19,7 +18,9 @@ import numpy as np
 import pandas as pd
 
 from . import drift, limits
+from .errors import BadRequest
 from .jobs.results import ResultWriter, StoredResult
+from .predlog_rows import inputs_frame
 from .served_numbers import regression
 
 CHUNK_ROWS = 20_000  # rows predicted between progress reports
@@ -45,8 +46,7 @@ def replay(payload: dict[str, Any], report: Callable[..., None]) -> Replayed:
     """Predict the logged rows by both versions, then compare them (see module)."""
     with limits.using(payload.get("limits")):
         log: pd.DataFrame = payload["log"]
-        frame = pd.DataFrame.from_records([json.loads(t) if t else {} for t in log["input"]])
-        frame = frame.reindex(range(len(log)))
+        frame = inputs_frame(log["input"])
         kind = payload["kind"]
         answers = {}
         for side in ("serving", "candidate"):
@@ -55,7 +55,7 @@ def replay(payload: dict[str, Any], report: Callable[..., None]) -> Replayed:
         same = agree(answers["serving"], answers["candidate"], kind)
         differ = np.flatnonzero(~same)
         labels: Mapping[str, Any] = payload["labels"]
-        actual = [labels.get(i) for i in log["id"]]
+        actual = [labels.get(i) for i in log["id"].tolist()]
         rows = differences(log, frame, answers, actual, differ)
         summary = summarize(payload, log, answers, actual, same, rows[:PREVIEW_ROWS])
         path = payload.get("result_path")
@@ -78,22 +78,29 @@ def predict(
     total = len(frame)
     for start in range(0, total, CHUNK_ROWS):
         chunk = frame.iloc[start : start + CHUNK_ROWS].reset_index(drop=True)
-        out += predicting.predict(snap, name, chunk, None)
+        try:
+            out += predicting.predict(snap, name, chunk, None)
+        except BadRequest as exc:  # a version trained on other features than those logged
+            raise BadRequest(
+                f"Version {side['version']} of {name!r} cannot answer the logged rows: {exc} "
+                "Replay a version trained on the features the log holds."
+            ) from None
         report(label, min(1.0, (start + CHUNK_ROWS) / total))
     return out
 
 
 def agree(serving: list[Any], candidate: list[Any], kind: str | None) -> np.ndarray:
     """Per row, whether the two answers are the same: numbers within a relative 1e-9 for a
-    regressor, the same value (3 and 3.0 alike) otherwise."""
+    regressor, else equal numbers, or the same value (3 and 3.0 alike, as drift.key says)."""
+    a, b = np.asarray(serving, dtype=object), np.asarray(candidate, dtype=object)
+    try:
+        x, y = a.astype(float), b.astype(float)
+    except (TypeError, ValueError):
+        return np.array([drift.key(p) == drift.key(q) for p, q in zip(a, b, strict=True)], bool)
+    both_nan = np.isnan(x) & np.isnan(y)
     if kind == "regressor":
-        try:
-            a = np.asarray(serving, dtype=float)
-            b = np.asarray(candidate, dtype=float)
-            return np.isclose(a, b, rtol=1e-9, atol=1e-12) | (np.isnan(a) & np.isnan(b))
-        except (TypeError, ValueError):
-            pass
-    return np.array([drift.key(a) == drift.key(b) for a, b in zip(serving, candidate, strict=True)])
+        return np.isclose(x, y, rtol=1e-9, atol=1e-12) | both_nan
+    return (x == y) | both_nan
 
 
 def differences(
@@ -107,23 +114,22 @@ def differences(
     named like a fixed column gets an ``input_`` prefix)."""
     from .jsonable import to_jsonable
 
-    times = log["time"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
-    names = {c: f"input_{c}" if c in FIXED else str(c) for c in frame.columns}
-    inputs = frame.rename(columns=names)
-    out = []
-    logged = [None if pd.isna(v) else int(v) for v in log["version"].tolist()]
-    for i in differ.tolist():
-        row = {
-            "id": str(log["id"].iat[i]),
-            "time": times.iat[i],
-            "logged_version": logged[i],
-            "actual": actual[i],
-            "serving": answers["serving"][i],
-            "candidate": answers["candidate"][i],
-            **inputs.iloc[i].to_dict(),
+    times = log["time"].iloc[differ].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+    versions = log["version"].iloc[differ].astype("Int64")
+    fixed = pd.DataFrame(
+        {
+            "id": log["id"].iloc[differ].astype(str).to_numpy(),
+            "time": times.to_numpy(),
+            "logged_version": [None if v is pd.NA else int(v) for v in versions],
+            "actual": [actual[i] for i in differ.tolist()],
+            "serving": [answers["serving"][i] for i in differ.tolist()],
+            "candidate": [answers["candidate"][i] for i in differ.tolist()],
         }
-        out.append(to_jsonable(row))
-    return out
+    )
+    names = {c: f"input_{c}" if c in FIXED else str(c) for c in frame.columns}
+    inputs = frame.iloc[differ].rename(columns=names).reset_index(drop=True)
+    table = pd.concat([fixed, inputs], axis=1)
+    return to_jsonable(table.astype(object).where(table.notna(), None).to_dict("records"))
 
 
 def summarize(

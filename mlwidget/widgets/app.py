@@ -1,4 +1,4 @@
-"""The composed UI: Predict, Upload, Editor, Summary and History tabs over one model.
+"""The composed UI: Predict, Upload, Editor, Summary, History and Monitor tabs over one model.
 
 Each tab's form is built the first time the tab is selected (the selected tab at once): the
 Summary's plots, which predict over the stored rows, and the Editor's estimator lists cost
@@ -14,12 +14,13 @@ import ipywidgets as widgets
 from ._common import esc
 from .editor import EditorForm
 from .history import HistoryPanel
+from .monitor import MonitorPanel
 from .predict import PredictForm
 from .runner import TaskRunner
 from .summary import SummaryPanel
 from .upload import UploadForm
 
-TITLES = ("Predict", "Upload", "Editor", "Summary", "History")
+TITLES = ("Predict", "Upload", "Editor", "Summary", "History", "Monitor")
 PLACEHOLDER = '<span class="mlwidget-tab-loading" style="color:#444">Loading…</span>'
 
 
@@ -65,6 +66,8 @@ class MLApp(widgets.VBox):
             return EditorForm(self.model, runner=self.runner, on_change=self._changed)
         if title == "History":
             return HistoryPanel(self.model, on_change=self._changed)
+        if title == "Monitor":
+            return MonitorPanel(self.model)
         return SummaryPanel(self.model)
 
     def _form(self, title: str) -> widgets.Widget:
@@ -111,6 +114,10 @@ class MLApp(widgets.VBox):
     def history(self) -> HistoryPanel:
         return self._form("History")
 
+    @property
+    def monitor(self) -> MonitorPanel:
+        return self._form("Monitor")
+
     # ---- keeping them current ------------------------------------------------------------
     def _changed(self, what: str) -> None:
         """After a configure, retrain or append: show the new state in the forms built so far
@@ -142,12 +149,14 @@ class MLApp(widgets.VBox):
             self.predict.refresh()
         elif title == "History":
             self.history.refresh()
+        elif title == "Monitor":
+            self.monitor.refresh()
         elif title == "Editor" and not self.editor.changes():
             self.editor.refresh()  # but never over edits the user has not applied yet
 
     def refresh(self) -> None:
         """Re-read the model in every form built so far (the others are built fresh)."""
-        for title in ("Predict", "Editor", "Summary", "History"):
+        for title in ("Predict", "Editor", "Summary", "History", "Monitor"):
             if title in self._forms:
                 self._forms[title].refresh()
 

@@ -1,4 +1,5 @@
-"""The predict form: one input per feature, generated from the model's training schema."""
+"""The predict form: one input per feature, generated from the model's training schema, and
+under its answer the feedback on it (right / wrong / the actual value: ``model.feedback``)."""
 
 from __future__ import annotations
 
@@ -100,7 +101,9 @@ class PredictForm(widgets.VBox):
         self.answer = widgets.HTML()
         self.answer.add_class("mlwidget-answer")
         self.status = Status("mlwidget-predict-status")
-        super().__init__(children=[self.fields, self.button, self.answer, self.status], **kwargs)
+        self.feedback = FeedbackBox(model)
+        children = [self.fields, self.button, self.answer, self.feedback, self.status]
+        super().__init__(children=children, **kwargs)
         self.add_class("mlwidget-predict")
         self.refresh()
 
@@ -153,6 +156,7 @@ class PredictForm(widgets.VBox):
     def predict(self) -> Any:
         """Predict the row; show the answer (and probabilities) or the error."""
         self.status.clear()
+        self.feedback.show_for([])
         row = self.row()
         started, proba = time.perf_counter(), None
         try:
@@ -175,6 +179,7 @@ class PredictForm(widgets.VBox):
             self.status.error(err)
             return None
         self.answer.value = self._answer_html()
+        self.feedback.show_for(self.prediction_ids, list(self.probabilities or ()))
         return self.prediction
 
     def _answer_html(self) -> str:
@@ -200,3 +205,96 @@ class PredictForm(widgets.VBox):
                 )
             out.append("</table>")
         return "".join(out)
+
+
+class FeedbackBox(widgets.VBox):
+    """Under an answer: was it right? ``Right`` and ``Wrong`` flag the answer's prediction ids
+    (``Wrong`` with the actual value when one is typed), ``Send the actual value`` gives the
+    actual alone; each calls ``model.feedback(...)`` and says what was stored (or the error).
+    Shown when the answer carried ids (the model logs its predictions); else a hint."""
+
+    def __init__(self, model: Any, **kwargs: Any) -> None:
+        self.model = model
+        self.ids: list[str] = []
+        self.stored: dict | None = None  # model.feedback's last answer
+        self.right = button("Right", "mlwidget-feedback-right", "The answer was right", "success")
+        self.wrong = button(
+            "Wrong", "mlwidget-feedback-wrong",
+            "The answer was wrong (with the actual value, when you type it)", "danger",
+        )  # fmt: skip
+        self.actual = widgets.Combobox(
+            description="Actual value", placeholder="what it should have been",
+            ensure_option=False, style={"description_width": "90px"},
+        )  # fmt: skip
+        self.actual.add_class("mlwidget-feedback-actual")
+        self.note = widgets.Text(
+            description="Note", placeholder="optional", style={"description_width": "90px"}
+        )
+        self.note.add_class("mlwidget-feedback-note")
+        self.send = button(
+            "Send the actual value", "mlwidget-feedback-send", "Store the actual value typed"
+        )
+        self.right.on_click(lambda _: self.give("right"))
+        self.wrong.on_click(lambda _: self.give("wrong"))
+        self.send.on_click(lambda _: self.give(None))
+        self.status = Status("mlwidget-feedback-status")
+        self.hint = widgets.HTML()
+        self.hint.add_class("mlwidget-feedback-hint")
+        question = widgets.HTML("<b>Was it right?</b>")
+        self.controls = widgets.VBox([
+            widgets.HBox([question, self.right, self.wrong]),
+            widgets.HBox([self.actual, self.send]),
+            self.note,
+        ])  # fmt: skip
+        super().__init__(children=[self.controls, self.status, self.hint], **kwargs)
+        self.add_class("mlwidget-feedback")
+        self.show_for([])
+
+    def show_for(self, ids: list[str], classes: list[str] | None = None) -> None:
+        """Offer feedback on the answer whose rows have ``ids`` (none: hide the controls;
+        ``classes``: the classifier's, offered as actual values)."""
+        self.ids, self.stored = list(ids), None
+        self.actual.value, self.note.value = "", ""
+        self.actual.options = tuple(clean_label(c) for c in classes or ())
+        self.status.clear()
+        self.controls.layout.display = None if self.ids else "none"
+        try:
+            logging = bool((self.model.options or {}).get("log_predictions"))
+        except Exception:  # no model state to read: no hint either
+            logging = True
+        self.hint.value = (
+            '<span style="color:#666;font-size:0.9em">Feedback on answers needs the '
+            "prediction log: model.configure(log_predictions=True).</span>"
+            if not self.ids and not logging
+            else ""
+        )
+
+    def give(self, flag: str | None) -> dict | None:
+        """Store the feedback on the answer: ``flag`` right or wrong (with the typed actual
+        value for wrong), or None for the actual value alone."""
+        if not self.ids:
+            return None
+        actual, note = str(self.actual.value).strip(), self.note.value.strip()
+        if flag is None and not actual:
+            self.status.show("Type the actual value first.", "error")
+            return None
+        item: dict[str, Any] = {}
+        if flag is not None:
+            item["flag"] = flag
+        if actual and flag != "right":
+            item["actual"] = actual
+        if note:
+            item["note"] = note
+        try:
+            self.stored = self.model.feedback([{"id": i, **item} for i in self.ids])
+        except Exception as err:
+            self.status.error(err)
+            return None
+        said = [flag] if flag else []
+        if "actual" in item:
+            said.append(f"the actual value was {actual}")
+        if note:
+            said.append(f"note: {note}")
+        ids = ", ".join(self.ids)
+        self.status.show(f"Stored for prediction {ids}: {'; '.join(said)}.", "ok")
+        return self.stored
