@@ -28,7 +28,12 @@ for _path in (ROOT / "tests", ROOT / "server_extension", ROOT):
         sys.path.insert(0, str(_path))
 
 from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER, NOTEBOOKS  # noqa: E402
-from rest_helpers import launch_chromium, project_pythonpath, server_process  # noqa: E402
+from rest_helpers import (  # noqa: E402
+    launch_chromium,
+    predict_the_guide_passenger,
+    project_pythonpath,
+    server_process,
+)
 
 VIEWPORT = {"width": 1200, "height": 800}
 TIMEOUT_MS = 120_000  # the machine may be busy: a Voila kernel, a fit
@@ -41,6 +46,9 @@ SHOTS = {
     "listing-new-model.png": "the listing page's New model panel after uploading iris.csv",
     "api-page.png": "the API page and its snippets",
     "page-progress.png": "a retrain in progress on the model page",
+    "page-explain.png": "the model page's Explain: a waterfall of one prediction",
+    "page-history.png": "the model page's History: versions, scores, Roll back",
+    "dashboard-large-upload.png": "a 40 MB CSV on its way to the New model form",
 }
 
 
@@ -215,7 +223,71 @@ def progress_shot(page, server: Server, out: Path) -> None:
         put(**{"class": "RandomForestClassifier", "n_estimators": "50", "max_depth": "6"})
 
 
-STEPS: list[Callable] = [dashboard_shots, listing_shot, api_page_shot, progress_shot]
+def explain_and_history_shots(page, server: Server, out: Path) -> None:
+    """The model page: the guide's passenger explained (the serving forest's waterfall), then
+    the History section with the three versions."""
+    from playwright.sync_api import expect
+
+    page.goto(server.at("mlhandler/titanic"))
+    predict_the_guide_passenger(page)
+    page.click("#explain-submit")
+    expect(page.locator("#explain-result svg.waterfall g.wf-row").first).to_be_visible()
+    page.locator("#predict-section").screenshot(path=out / "page-explain.png")
+    history = page.locator("#history-section")
+    expect(history.locator("tr.history-row")).to_have_count(3)
+    expect(history.locator("#history-scores")).to_be_visible()
+    history.screenshot(path=out / "page-history.png")
+
+
+def large_upload_shot(page, server: Server, out: Path) -> None:
+    """A 40 MB CSV (made here) caught a third of the way to the dashboard's kernel: the
+    browser's upload is slowed to 4 MB/s for the picture (Chromium's network emulation)."""
+    import tempfile
+
+    import numpy as np
+    import pandas as pd
+    from playwright.sync_api import expect
+
+    with tempfile.TemporaryDirectory(prefix="mlwidget-big-") as scratch:
+        csv = Path(scratch) / "sales.csv"
+        rng = np.random.default_rng(0)
+        rows = 415_000
+        table = pd.DataFrame(
+            rng.normal(size=(rows, 10)).round(6), columns=[f"x{i}" for i in range(10)]
+        )
+        table["amount"] = (3 * table.sum(axis=1) + rng.normal(size=rows)).round(4)
+        table.to_csv(csv, index=False)
+        page.goto(server.at("voila/render/dashboard.ipynb"))
+        page.locator(".mlwidget-app").wait_for()
+        page.locator(".mlwidget-new-button").click()
+        form = page.locator(".mlwidget-new")
+        cdp = page.context.new_cdp_session(page)
+        cdp.send("Network.enable")
+        slow = {"offline": False, "latency": 0, "downloadThroughput": -1}
+        cdp.send("Network.emulateNetworkConditions", {**slow, "uploadThroughput": 4 * 1024 * 1024})
+        with page.expect_file_chooser() as chooser:
+            form.locator(".mlwidget-new-file").click()
+        chooser.value.set_files(str(csv))
+        page.wait_for_function(
+            "() => (document.querySelector('.mlwidget-new .mlwidget-upload-bar') || {}).value >= 0.3"
+        )
+        box = page.locator(".mlwidget-picker").bounding_box()
+        page.screenshot(
+            path=out / "dashboard-large-upload.png",
+            clip={"x": 0, "y": max(box["y"] - 12, 0), "width": VIEWPORT["width"], "height": 220},
+        )
+        cdp.send("Network.emulateNetworkConditions", {**slow, "uploadThroughput": -1})
+        expect(form.locator(".mlwidget-new-info")).to_contain_text(f"{rows} rows")
+
+
+STEPS: list[Callable] = [
+    dashboard_shots,
+    listing_shot,
+    api_page_shot,
+    explain_and_history_shots,
+    progress_shot,
+    large_upload_shot,
+]
 
 
 def take(out: Path, tmp: Path | None = None) -> list[Path]:

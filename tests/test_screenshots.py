@@ -72,6 +72,10 @@ def test_script_takes_every_screenshot(tmp_path: Path) -> None:
         assert_sensible(path)
     # the API page is the viewport; the progress shot is the Retrain section mid-fit
     assert png_size(tmp_path / "img" / "api-page.png") == (1200, 800)
+    # the large upload is the New model form's strip of the page, caught mid-upload; the file
+    # was only read, never made a model
+    assert png_size(tmp_path / "img" / "dashboard-large-upload.png") == (1200, 220)
+    assert not (tmp_path / "work" / "store" / "sales").exists()
     # the server kept no half-made model: the cancelled fit stored nothing
     assert (tmp_path / "work" / "store" / "titanic").is_dir()
     assert not (tmp_path / "work" / "store" / "iris").exists()

@@ -128,7 +128,8 @@ class HistoryPanel(widgets.VBox):
         self.table = widgets.HTML()
         self.plot = widgets.Image(format="png", layout={"max_width": "520px"})
         self.plot.add_class("mlwidget-history-plot")
-        self.choice = widgets.Dropdown(description="Version", layout={"width": "200px"})
+        self.choice = widgets.Dropdown(description="Version", layout={"width": "280px"})
+        self.choice.add_class("mlwidget-history-choice")
         self.rollback_button = button(
             "Roll back", "mlwidget-history-rollback", "Serve this version again (no refit)"
         )
@@ -139,8 +140,8 @@ class HistoryPanel(widgets.VBox):
         self.no.on_click(lambda _: self._ask(False))
         self.question = widgets.HTML()
         self.confirmation = widgets.HBox([self.question, self.yes, self.no])
-        self.left = widgets.Dropdown(description="Compare", layout={"width": "200px"})
-        self.right = widgets.Dropdown(description="with", layout={"width": "200px"})
+        self.left = widgets.Dropdown(description="Compare", layout={"width": "300px"})
+        self.right = widgets.Dropdown(description="with", layout={"width": "300px"})
         self.diff = widgets.HTML()
         for d in (self.left, self.right):
             d.observe(lambda _: self._show_diff(), "value")
@@ -168,6 +169,7 @@ class HistoryPanel(widgets.VBox):
         self.add_class("mlwidget-history-panel")
         self._ask(False)
         self.refresh()
+        self.choice.observe(self._chosen, "value")
 
     def refresh(self) -> None:
         """Re-read the versions (another process may have retrained or rolled back)."""
@@ -184,19 +186,42 @@ class HistoryPanel(widgets.VBox):
         png = plot_scores(self.versions)
         self.plot.value = png or b""
         self.plot.layout.display = "" if png else "none"
-        options = [(f"{v['version']} · {v.get('class')}", v["version"]) for v in self.versions]
+        # A refresh (after a rollback, a retrain elsewhere) keeps what was chosen while that
+        # version exists: Export exports the version the picker shows, and the picker says
+        # which one serves. The first choice is the newest version not serving.
+        numbers = [v["version"] for v in self.versions]
+        kept = [
+            d.value if d.value in numbers else None for d in (self.choice, self.left, self.right)
+        ]
+        options = [
+            (f"{v['version']} · {v.get('class')}" + (" · serving" if v.get("serving") else ""),
+             v["version"])
+            for v in self.versions
+        ]  # fmt: skip
         for d in (self.choice, self.left, self.right):
             d.options = options
         older = [v["version"] for v in self.versions if not v.get("serving")]
-        if older:
-            self.choice.value = older[0]
+        first = older[0] if older else (numbers[0] if numbers else None)
+        self.choice.value = kept[0] if kept[0] is not None else first
         if len(options) >= 2:
-            self.left.value, self.right.value = options[1][1], options[0][1]
-        self.rollback_button.disabled = not older
+            self.left.value = kept[1] if kept[1] is not None else options[1][1]
+            self.right.value = kept[2] if kept[2] is not None else options[0][1]
         self.export_button.disabled = not options
-        if options and self.choice.value is None:
-            self.choice.value = options[0][1]
+        self._chosen()
         self._show_diff()
+
+    def _chosen(self, _change: Any = None) -> None:
+        """Roll back only to a version that is not serving; say which version Export takes."""
+        entry = self._entry(self.choice.value)
+        if _change is not None:
+            self.download.value = ""  # a link made for another version goes
+        self.rollback_button.disabled = entry is None or bool(entry.get("serving"))
+        self.export_button.tooltip = (
+            f"An MLflow model directory (zip) of version {entry['version']}"
+            + (" (serving)" if entry.get("serving") else "")
+            if entry
+            else "An MLflow model directory (zip) of the chosen version"
+        )
 
     def export(self, max_bytes: int = 50 * 1024 * 1024) -> bool:
         """A download link to the chosen version as an MLflow model directory (zip)."""

@@ -15,9 +15,9 @@ from ..errors import BadRequest, PayloadTooLarge
 from ..names import suggested_name
 from ..store import Store
 from ._common import Status, button, esc, progress_bar
+from .bigupload import ChunkedUpload, default_max_upload
 from .render import table_html
 from .runner import TaskRunner, cancel_button
-from .upload import DEFAULT_MAX_UPLOAD
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -44,13 +44,15 @@ class NewModelForm(widgets.VBox):
         self.store = store
         self.runner = runner or TaskRunner()
         self.on_created = on_created
-        self.max_upload_bytes = max_upload_bytes or DEFAULT_MAX_UPLOAD
+        self.max_upload_bytes = max_upload_bytes or default_max_upload()
         self.table: pd.DataFrame | None = None  # the uploaded rows
         self.inspected: dict | None = None  # suggest.inspect() of the table
         self.model: Any = None  # the model created last
         self._loading = False
 
-        self.upload = widgets.FileUpload(
+        # the file travels in slices with a progress bar (ChunkedUpload): up to max_upload_bytes
+        self.upload = ChunkedUpload(
+            max_bytes=self.max_upload_bytes,
             accept=".csv,.json,.xlsx,.parquet",
             multiple=False,
             description="Data file",
@@ -58,6 +60,7 @@ class NewModelForm(widgets.VBox):
         )
         self.upload.add_class("mlwidget-new-file")
         self.upload.observe(self._on_upload, "value")
+        self.upload.observe(self._on_refused, "error")
         self.file_info = widgets.HTML()
         self.file_info.add_class("mlwidget-new-info")
         self.preview = widgets.HTML()
@@ -67,6 +70,7 @@ class NewModelForm(widgets.VBox):
             options=[], description="Column to predict", tooltip="the target column", style=wide
         )
         self.target.add_class("mlwidget-new-target")
+        self.target.layout.width = "480px"  # long column and class names are not cut
         self.target.observe(self._on_target, "value")
         self.kind = widgets.ToggleButtons(
             options=list(SUPERVISED),
@@ -82,6 +86,7 @@ class NewModelForm(widgets.VBox):
             description="Estimator", tooltip="the scikit-learn estimator class", style=wide
         )
         self.cls.add_class("mlwidget-new-class")
+        self.cls.layout.width = "480px"
         self.name = widgets.Text(
             description="Model name",
             placeholder="letters, digits, - _ .",
@@ -89,6 +94,7 @@ class NewModelForm(widgets.VBox):
             style=wide,
         )
         self.name.add_class("mlwidget-new-name")
+        self.name.layout.width = "480px"
         self.create_button = button(
             "Create and train", "mlwidget-new-create", "Create the model and train it", "primary"
         )
@@ -125,7 +131,7 @@ class NewModelForm(widgets.VBox):
         if size > self.max_upload_bytes:
             raise PayloadTooLarge(
                 f"The file is {size_text(size)}, more than the "
-                f"{size_text(self.max_upload_bytes)} the widget channel allows. Create the model "
+                f"{size_text(self.max_upload_bytes)} this form accepts. Create the model "
                 "over REST instead: PUT <server>/mlhandler/<name>?_model&class=...&target_col=..., "
                 "then POST the file to <server>/mlhandler/<name>?_action=retrain."
             )
@@ -147,6 +153,7 @@ class NewModelForm(widgets.VBox):
             self.file_info.value = ""
             return
         filename = files[0].get("name") or "data"
+        self.status.show(f"Reading {filename}…", "busy")
         try:
             table = self._read()
             found = inspect(table)
@@ -155,6 +162,7 @@ class NewModelForm(widgets.VBox):
             self.status.error(err)
             return
         self.table, self.inspected = table, found
+        self.status.clear()
         rows, cols = table.shape
         self.file_info.value = f"{esc(filename)}: {rows} rows × {cols} columns"
         self.preview.value = preview_html(found, table)
@@ -167,6 +175,10 @@ class NewModelForm(widgets.VBox):
         self._show_kind(found["kind"], found["reason"])
         self.name.value = suggested_name(filename, self._store())
         self.details.layout.display = ""
+
+    def _on_refused(self, change: dict[str, Any]) -> None:
+        if change["new"]:
+            self.status.error(change["new"])
 
     def _on_target(self, change: dict[str, Any]) -> None:
         table = self.table

@@ -13,6 +13,7 @@ from ..api import METRICS, UPLOAD_ACTIONS
 from ..display import fmt_num, size_text
 from ..errors import BadRequest, PayloadTooLarge
 from ._common import Status, button, error_text, esc, progress_bar
+from .bigupload import ChunkedUpload, default_max_upload
 from .render import table_html
 from .runner import TaskRunner, cancel_button
 
@@ -24,9 +25,10 @@ RETRAIN_ON = {
     "stored": "Retrain on the stored data (the file is not used)",
 }
 
-#: Files above this size cannot travel over the widget channel (Jupyter's websocket messages are
-#: limited to 10 MiB by default). Override with ``max_upload_bytes=`` or $MLWIDGET_WIDGET_MAX_UPLOAD.
-DEFAULT_MAX_UPLOAD = int(os.environ.get("MLWIDGET_WIDGET_MAX_UPLOAD", 10 * 1024 * 1024))
+
+#: The most a predictions CSV may have to be offered as a download link: the link carries the
+#: whole file to the page (a data URI in the widget's HTML); bigger tables point at the REST API.
+DOWNLOAD_MAX_BYTES = 10 * 1024 * 1024
 
 ACTIONS = UPLOAD_ACTIONS
 CLASSIFIER_METRICS = list(METRICS["classifier"])
@@ -74,11 +76,13 @@ class UploadForm(widgets.VBox):
         self.model = model
         self.runner = runner or TaskRunner()
         self.on_change = on_change
-        self.max_upload_bytes = max_upload_bytes or DEFAULT_MAX_UPLOAD
+        # files travel to the kernel in slices, with progress (ChunkedUpload), up to this
+        self.max_upload_bytes = max_upload_bytes or default_max_upload()
         self.table: pd.DataFrame | None = None  # the uploaded rows
         self.result: Any = None  # the last action's result (DataFrame for predict, else dict)
 
-        self.upload = widgets.FileUpload(
+        self.upload = ChunkedUpload(
+            max_bytes=self.max_upload_bytes,
             accept=".csv,.json,.xlsx,.parquet",
             multiple=True,
             description="Upload",
@@ -86,6 +90,7 @@ class UploadForm(widgets.VBox):
         )
         self.upload.add_class("mlwidget-upload-file")
         self.upload.observe(self._on_upload, "value")
+        self.upload.observe(self._on_refused, "error")
         self.file_info = widgets.HTML()
         self.file_info.add_class("mlwidget-upload-info")
         self.action = widgets.ToggleButtons(
@@ -143,8 +148,8 @@ class UploadForm(widgets.VBox):
         self.download = widgets.HTML()
         self.download.add_class("mlwidget-upload-download")
         hint = widgets.HTML(
-            f'<small class="mlwidget-upload-hint">Files up to {size_text(self.max_upload_bytes)}. '
-            "For bigger files use the REST API: "
+            f'<small class="mlwidget-upload-hint">Files up to {size_text(self.max_upload_bytes)}, '
+            "sent in slices with a progress bar. For bigger files use the REST API: "
             f"<code>POST …/mlhandler/{esc(model.name)}?_action=predict</code> "
             "(or retrain, append, score) on the Jupyter server.</small>"
         )
@@ -189,7 +194,7 @@ class UploadForm(widgets.VBox):
         if size > self.max_upload_bytes:
             raise PayloadTooLarge(
                 f"The upload is {size_text(size)}, more than the "
-                f"{size_text(self.max_upload_bytes)} the widget channel allows. "
+                f"{size_text(self.max_upload_bytes)} this form accepts. "
                 f"{self.rest_hint(self.action.value)}"
             )
         frames = [
@@ -199,6 +204,10 @@ class UploadForm(widgets.VBox):
             for f in files
         ]
         return frames[0] if len(frames) == 1 else pd.concat(frames, ignore_index=True)
+
+    def _on_refused(self, change: dict[str, Any]) -> None:
+        if change["new"]:
+            self.status.error(change["new"])
 
     def _on_upload(self, _change=None) -> None:
         self.table, self.result = None, None
@@ -307,7 +316,7 @@ class UploadForm(widgets.VBox):
             self.output.value = results_html(result) + table_html(table, mark=added)
             stem = os.path.splitext((self.upload.value or [{}])[0].get("name") or "data")[0]
             self.download.value = download_link(
-                table, f"{stem}-predictions.csv", self.max_upload_bytes
+                table, f"{stem}-predictions.csv", min(self.max_upload_bytes, DOWNLOAD_MAX_BYTES)
             )
             text = f"Predicted {len(table)} rows: see the column {result['predicted']!r}."
             score = result.get("score")
