@@ -12,7 +12,6 @@ folds would take too long (``cv_max_rows``, ``cv_seconds`` of ``limits.Limits``)
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -20,6 +19,7 @@ import pandas as pd
 
 from . import limits
 from .errors import reason
+from .progress import Report, fit_pipeline
 
 SAMPLE = 500  # predicted-vs-actual pairs kept for a regressor's plot
 
@@ -77,10 +77,11 @@ def run(
     y: pd.Series,
     kind: str | None,
     folds: int,
-    progress: Callable[[str, float | None], None] | None = None,
+    progress: Report | None = None,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[str]]:
     """``(cv_score, out_of_fold, warnings)`` of ``folds`` fits of unfitted copies of
-    ``pipeline`` on X, y (``plan`` chose ``folds``).
+    ``pipeline`` on X, y (``plan`` chose ``folds``). ``progress`` hears the stage "cv": the
+    folds done, and within a fold of a forest or boosting its trees or stages done.
 
     ``cv_score``: ``{"value", "std", "metric", "on": "5-fold cv", "folds", "seconds"}``;
     ``out_of_fold``: a classifier's ``{"labels", "matrix"}`` confusion matrix, or a regressor's
@@ -101,7 +102,8 @@ def run(
         for i, (train, test) in enumerate(splitter.split(X, y)):
             if progress is not None:
                 progress("cv", i / folds)
-            model = clone(pipeline).fit(X.iloc[train], y.iloc[train])
+            model = clone(pipeline)
+            fit_pipeline(model, X.iloc[train], y.iloc[train], _within(progress, i, folds))
             scores.append(float(model.score(X.iloc[test], y.iloc[test])))
             predicted = np.asarray(model.predict(X.iloc[test]))
             if oof is None:
@@ -124,6 +126,20 @@ def run(
     except Exception:  # labels a confusion matrix cannot take: the score still stands
         summary = None
     return cv_score, summary, []
+
+
+def _within(progress: Report | None, fold: int, folds: int) -> Report | None:
+    """The progress report of fold ``fold``'s fit: its trees or boosting stages (the fit's own
+    fractions, see progress.py) as a share of the "cv" stage, so that the folds of a slow
+    forest move as its fit does; fractions the fit cannot give (None) are not reported."""
+    if progress is None:
+        return None
+
+    def report(_stage: str, fraction: float | None) -> None:
+        if fraction is not None:
+            progress("cv", (fold + fraction) / folds)
+
+    return report
 
 
 def _summary(kind: str | None, y: pd.Series, oof: np.ndarray) -> dict[str, Any]:

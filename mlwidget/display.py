@@ -67,3 +67,17 @@ def _trim(text: str) -> str:
 def size_text(n: int) -> str:
     """A byte count as a person reads it: ``12.3 MB``."""
     return f"{n / 1024 / 1024:.1f} MB"
+
+
+def model_repr(name: str, snap: Any) -> str:
+    """How a model reads in a Python session, from its committed snapshot (None: unread):
+    ``<MLModel 'titanic' LogisticRegression [fitted, version 2]>``. The class is the one chosen
+    (``class_``) or, when the fit picked the default for the target's kind, the one it fit."""
+    if snap is None:
+        return f"<MLModel {name!r}>"
+    fitted, options = snap.fitted, snap.options
+    class_ = options.get("class") or fitted.get("model") or "(no class)"
+    if not fitted.get("model"):
+        return f"<MLModel {name!r} {class_} [not fitted]>"
+    version = fitted.get("version")
+    return f"<MLModel {name!r} {class_} [fitted{f', version {version}' if version else ''}]>"

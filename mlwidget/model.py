@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import pandas as pd
 
 from . import changes as changes_
-from . import chunked, describe, explaining, predicting, predlog, served, tasks
+from . import chunked, describe, display, importance, predicting, predlog, served, tasks
 from . import estimators as est
 from . import jobs as jobs_
 from . import state as state_
@@ -39,7 +39,7 @@ def list_models(store: str | os.PathLike[str] | Store | None = None) -> list[str
 
 
 class MLModel(
-    JobsMixin, VersionsMixin, SharingMixin, RemovalMixin, explaining.ExplainMixin, served.Mixin
+    JobsMixin, VersionsMixin, SharingMixin, RemovalMixin, importance.ExplainMixin, served.Mixin
 ):
     """A named scikit-learn model in the shared store.
 
@@ -130,12 +130,10 @@ class MLModel(
             )
         return cls(name, store=st, allowed_classes=allowed_classes, **run)
 
-    def __repr__(self) -> str:
-        snap = self.repo.snapshots.cached
-        if snap is None:
-            return f"<MLModel {self.name!r}>"
-        fitted = snap.fitted.get("model") or "not fitted"
-        return f"<MLModel {self.name!r} {snap.options.get('class') or '(no class)'} [{fitted}]>"
+    def __repr__(self) -> str:  # the latest commit (a stat when nothing changed)
+        with contextlib.suppress(MLWidgetError, OSError):
+            return display.model_repr(self.name, self.snapshot())
+        return display.model_repr(self.name, self.repo.snapshots.cached)
 
     # -----------------------------------------------------------------------------------------
     # state

@@ -191,7 +191,9 @@ def predict_table(snap: Snapshot, name: str, frame: pd.DataFrame, fast: Any) -> 
 
 
 def typed_echo(snap: Snapshot, frame: pd.DataFrame) -> pd.DataFrame:
-    """A copy of ``frame`` whose text feature columns are cast by the model's schema."""
+    """A copy of ``frame`` whose text feature columns are cast by the model's schema, and whose
+    integer features (``"integer": true`` in the schema) are integers when every value is whole
+    (Gramex answers ``3``, not ``3.0``; a missing value stays missing)."""
     out = frame.copy()
     if not out.columns.is_unique:
         return out
@@ -205,7 +207,23 @@ def typed_echo(snap: Snapshot, frame: pd.DataFrame) -> pd.DataFrame:
         typed = schema.cast(out[[f["name"] for f in text]], text)
         for f in text:
             out[f["name"]] = typed[f["name"]]
+    for f in snap.schema:
+        if f.get("integer") and f["name"] in out.columns:
+            out[f["name"]] = whole_numbers(out[f["name"]])
     return out
+
+
+def whole_numbers(column: pd.Series) -> pd.Series:
+    """A float column whose values are all whole (and exact as floats) as nullable integers
+    (``Int64``: missing values stay missing); any other column as it is."""
+    if not pd.api.types.is_float_dtype(column):
+        return column
+    values = column.dropna().to_numpy()
+    if not (np.isfinite(values).all() and (values == np.round(values)).all()):
+        return column
+    if len(values) and np.abs(values).max() > 2**53:
+        return column
+    return column.astype("Int64")
 
 
 def score(snap: Snapshot, name: str, frame: pd.DataFrame, metric: str | None) -> dict[str, Any]:

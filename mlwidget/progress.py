@@ -5,9 +5,12 @@
 cannot say how far it is). A report may raise to stop the fit (a job's cancel or timeout, in
 the thread executor); it is called between units of work, never inside one.
 
-- Forests (random forests, extra trees) grow their trees in ten chunks with ``warm_start`` on
-  the transformed matrix: with an integer ``random_state`` the trees are the ones one ``fit``
-  grows (scikit-learn draws every tree's seed from the same sequence), so the model is the same.
+- Forests (random forests, extra trees) grow their trees in chunks with ``warm_start`` on the
+  transformed matrix: with an integer ``random_state`` the trees are the ones one ``fit`` grows
+  (scikit-learn draws every tree's seed from the same sequence), so the model is the same. The
+  first chunk is one tree per core; the next ones are sized from the time the trees so far
+  took, so that a report comes about every ``EVERY`` seconds, and never more than a tenth of
+  the forest (``CHUNKS``): a fast forest reports ten times, a slow one every tree or two.
 - Gradient boosting reports every stage through ``fit(monitor=...)``.
 - Anything else fits in one call and reports None until it is done.
 """
@@ -15,12 +18,14 @@ the thread executor); it is called between units of work, never inside one.
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from typing import Any
 
 Report = Callable[[str, "float | None"], None]
 
-CHUNKS = 10  # progress reports a forest makes
+CHUNKS = 10  # the fewest progress reports a forest makes
+EVERY = 1.0  # seconds a forest's chunk of trees aims to take
 
 
 def _on_dask() -> bool:
@@ -45,6 +50,8 @@ def _forest(estimator: Any) -> bool:
         and estimator.n_estimators >= 2
         # scikit-learn warns that these presets are not meant for warm_start
         and estimator.class_weight not in ("balanced", "balanced_subsample")
+        # an out-of-bag score without bootstrap is refused at once by the one fit
+        and not (estimator.oob_score and not estimator.bootstrap)
     )
 
 
@@ -52,6 +59,42 @@ def _boosting(estimator: Any) -> bool:
     from sklearn.ensemble._gb import BaseGradientBoosting
 
     return isinstance(estimator, BaseGradientBoosting)
+
+
+def chunk_size(seconds_per_tree: float, workers: int, most: int) -> int:
+    """Trees in a forest's next chunk: about ``EVERY`` seconds of them at the speed seen so
+    far, a multiple of ``workers`` (the cores that grow them side by side) when more than
+    one, and between 1 and ``most``."""
+    if seconds_per_tree <= 0:
+        return most
+    trees = int(EVERY / seconds_per_tree)
+    if trees >= workers:
+        trees -= trees % workers
+    return max(1, min(most, trees))
+
+
+def _grow_forest(forest: Any, Xt: Any, y: Any, report: Report) -> None:
+    """Grow ``forest``'s trees in chunks (see the module's note), reporting after each."""
+    from joblib import effective_n_jobs
+
+    total = forest.n_estimators
+    oob = forest.oob_score
+    most = max(1, math.ceil(total / CHUNKS))
+    workers = max(1, effective_n_jobs(forest.n_jobs))
+    size = min(most, workers)  # the first chunk measures the speed
+    forest.set_params(warm_start=True)
+    started = time.perf_counter()
+    try:
+        grown = 0
+        while grown < total:
+            grown = min(total, grown + size)
+            # the out-of-bag score is computed once, over every tree, with the last chunk
+            forest.set_params(n_estimators=grown, oob_score=oob if grown == total else False)
+            forest.fit(Xt, y)
+            report("fit", grown / total)
+            size = chunk_size((time.perf_counter() - started) / grown, workers, most)
+    finally:
+        forest.set_params(warm_start=False, n_estimators=total, oob_score=oob)
 
 
 def fit_pipeline(pipeline: Any, X: Any, y: Any, report: Report | None = None) -> Any:
@@ -66,18 +109,7 @@ def fit_pipeline(pipeline: Any, X: Any, y: Any, report: Report | None = None) ->
     Xt = pipeline[:-1].fit_transform(X, y)  # the same step objects: fitted in place
     if chunked:
         assert report is not None
-        total = final.n_estimators
-        step = max(1, math.ceil(total / CHUNKS))
-        final.set_params(warm_start=True)
-        try:
-            grown = 0
-            while grown < total:
-                grown = min(total, grown + step)
-                final.set_params(n_estimators=grown)
-                final.fit(Xt, y)
-                report("fit", grown / total)
-        finally:
-            final.set_params(warm_start=False, n_estimators=total)
+        _grow_forest(final, Xt, y, report)
         return Xt
     if report is not None and _boosting(final):
         total = final.n_estimators

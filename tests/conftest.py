@@ -88,6 +88,7 @@ SLOW = {
     "test_explain_browser.py": 20,
     "test_offline_browser.py": 20,
     "test_page_history_browser.py": 13,
+    "test_page_params_browser.py": 20,
     "test_kernel_hygiene.py::test_idle_kernels_nobody_is_connected_to_are_culled": 23,
     "test_page_browser.py": 20,
     "test_jobs_rest.py": 20,

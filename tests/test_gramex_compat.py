@@ -159,16 +159,25 @@ async def test_get_records_echo_values_typed_by_the_schema(jp_fetch):
     r = await call(jp_fetch, "mlhandler", NAME, params=params)
     assert r.code == 200, r.text
     [row] = r.json()
-    # features as the model reads them: numbers are numbers, text stays text
-    for key in ("Age", "SibSp", "Parch", "Fare", "Pclass"):
+    # features as the model reads them: numbers are numbers, text stays text; the columns
+    # `?_model` marks integer are integers, as Gramex 1.94.5 answers them (1, 0, 3; not 1.0)
+    for key in ("Age", "Fare"):
         assert isinstance(row[key], float) and row[key] == GUIDE_PASSENGER[key], (key, row)
+    schema = (await call(jp_fetch, "mlhandler", NAME, params={"_model": ""})).json()["schema"]
+    integer = {f["name"] for f in schema if f.get("integer")}
+    assert {"SibSp", "Parch", "Pclass"} <= integer and "Age" not in integer
+    for key in ("SibSp", "Parch", "Pclass"):
+        assert isinstance(row[key], int) and row[key] == GUIDE_PASSENGER[key], (key, row)
+    assert json.loads(r.body)[0] == row and b'"Pclass":3,' in r.body
     assert row["Sex"] == "male" and row["Embarked"] == "S"
     # columns that are not features stay as given
     assert row["Name"] == "Bob" and row["PassengerId"] == "7"
     assert row["Survived"] == 0
-    # an empty value is a missing one
-    r = await call(jp_fetch, "mlhandler", NAME, params={**params, "Age": ""})
-    assert r.code == 200 and r.json()[0]["Age"] is None
+    # an empty value is a missing one (an integer column's too); a fraction stays a fraction
+    r = await call(jp_fetch, "mlhandler", NAME, params={**params, "Age": "", "SibSp": ""})
+    assert r.code == 200 and r.json()[0]["Age"] is None and r.json()[0]["SibSp"] is None
+    r = await call(jp_fetch, "mlhandler", NAME, params={**params, "SibSp": "1.5"})
+    assert r.code == 200 and r.json()[0]["SibSp"] == 1.5
 
 
 async def test_get_csv_and_xlsx_echo_typed_values(jp_fetch):
@@ -177,11 +186,13 @@ async def test_get_csv_and_xlsx_echo_typed_values(jp_fetch):
     assert r.code == 200, r.text
     header, line = r.body.decode().strip().splitlines()
     row = dict(zip(header.split(","), line.split(","), strict=True))
-    assert row["Age"] == "22.0" and row["Pclass"] == "3.0" and row["Name"] == "Bob"
+    assert row["Age"] == "22.0" and row["Name"] == "Bob"
+    assert row["Pclass"] == "3" and row["SibSp"] == "1" and row["Parch"] == "0"  # integers
     r = await call(jp_fetch, "mlhandler", NAME, params={**params, "_format": "xlsx"})
     assert r.code == 200, r.text
     [row] = pd.read_excel(io.BytesIO(r.body)).to_dict("records")
     assert not isinstance(row["Age"], str) and row["Age"] == 22  # a number cell, not text
+    assert isinstance(row["Pclass"], int) and row["Pclass"] == 3  # an integer cell
     assert row["Sex"] == "male" and row["Survived"] == 0
 
 

@@ -34,6 +34,9 @@ SPANS = {
     "cv": (0.02, 0.95),
     "search": (0.02, 0.9),  # a search's candidates and folds; then its best is refit ("fit")
     "predict": (0.02, 0.97),
+    # an importance job fits a copy of the model on part of its data, then shuffles columns
+    "holdout": (0.02, 0.4),
+    "importance": (0.4, 0.97),
     "score": (0.95, 0.97),
     "save": (0.97, 1.0),
 }
@@ -108,6 +111,9 @@ class Job:
         self.stored: StoredResult | None = None  # an answer kept on disk (see results.py)
         self.removed: str | None = None  # why the stored answer is gone, once it is
         self.dashboard: str | None = None  # the Dask dashboard's URL, for a job on Dask
+        # (monotonic time, progress) of the stage's first and latest fractions: eta_seconds
+        self._since: tuple[float, float] | None = None
+        self._latest: tuple[float, float] | None = None
         self._lock = threading.Lock()
         self._cancel_hooks: list[Any] = []
         self._failure_hooks: list[Any] = []
@@ -130,7 +136,9 @@ class Job:
 
     def to_dict(self, url: str | None = None, result: bool = True) -> dict[str, Any]:
         """The ``?_job`` answer; ``result=False`` (``?_jobs``) leaves results out. A result kept
-        on disk shows as its summary, with the URL that streams it (``&_result``)."""
+        on disk shows as its summary, with the URL that streams it (``&_result``).
+        ``eta_seconds``: the time the current stage still needs, from the pace of its fractions
+        so far; None when none can be said (no fractions yet, or the job is not running)."""
         with self._lock:
             out: dict[str, Any] = {
                 "job": self.id,
@@ -144,6 +152,7 @@ class Job:
                 "started": _iso(self.started),
                 "finished": _iso(self.finished),
                 "elapsed": self.elapsed,
+                "eta_seconds": self._eta(),
             }
             if url is not None:
                 out["url"] = url
@@ -214,6 +223,24 @@ class Job:
         stored.remove()
         results_.kept.discard(stored.path)
         return stored.bytes
+
+    @property
+    def eta_seconds(self) -> float | None:
+        """Seconds the current stage still needs, at the pace of its progress so far (see
+        ``to_dict``); None when the job is not running or its stage cannot say."""
+        with self._lock:
+            return self._eta()
+
+    def _eta(self) -> float | None:
+        """``eta_seconds``, under the lock: the stage's fraction left at the rate its fractions
+        came so far, less the time since the latest one (never below 0)."""
+        if self.status != "running" or self._since is None or self._latest is None:
+            return None
+        (t0, p0), (t1, p1) = self._since, self._latest
+        if p1 <= p0 or t1 <= t0:  # one fraction so far: no pace yet
+            return None
+        left = (1.0 - p1) * (t1 - t0) / (p1 - p0) - (time.monotonic() - t1)
+        return round(max(0.0, left), 1)
 
     # ------------------------------------------------------------------ control
 
@@ -292,10 +319,15 @@ class Job:
                 return
             if stage != self.stage:
                 self.stage = stage
+                self._since = self._latest = None
                 if progress is not None or stage != "score":
                     self.progress = progress
             elif progress is not None:
                 self.progress = max(progress, self.progress or 0.0)
+            if progress is not None and self.progress is not None:
+                now = time.monotonic()
+                self._since = self._since or (now, self.progress)
+                self._latest = (now, self.progress)
             low, high = SPANS.get(self.stage, (self.overall, self.overall))
             self.overall = max(self.overall, low + (high - low) * (self.progress or 0.0))
         pause = Pause.active  # a test hook; None unless a test opened a Pause

@@ -7,11 +7,12 @@ nothing until someone looks at them.
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import ipywidgets as widgets
 
-from ._common import esc
+from ._common import error_text, esc
 from .editor import EditorForm
 from .history import HistoryPanel
 from .monitor import MonitorPanel
@@ -47,9 +48,15 @@ class MLApp(widgets.VBox):
         self.tabs.add_class("mlwidget-tabs")
         self._open(self.tabs.selected_index or 0)
         self.tabs.observe(self._on_tab, "selected_index")
-        title = widgets.HTML(f'<h3 class="mlwidget-title">Model: {esc(model.name)}</h3>')
-        super().__init__(children=[title, self.tabs], **kwargs)
+        self.header = widgets.HTML()
+        self.header.add_class("mlwidget-header")
+        self._show_header()
+        super().__init__(children=[self.header, self.tabs], **kwargs)
         self.add_class("mlwidget-app")
+
+    def _show_header(self) -> None:
+        """The header names the model shown, what it predicts and its REST URL."""
+        self.header.value = header_html(self.model)
 
     # ---- the forms, built on first use ---------------------------------------------------
     def _build(self, title: str) -> widgets.Widget:
@@ -122,6 +129,7 @@ class MLApp(widgets.VBox):
     def _changed(self, what: str) -> None:
         """After a configure, retrain or append: show the new state in the forms built so far
         (the others read the model when they are built)."""
+        self._show_header()
         forms = self._forms
         if "Summary" in forms:
             forms["Summary"].refresh()
@@ -142,6 +150,7 @@ class MLApp(widgets.VBox):
         # the user comes to a tab that shows its state. Never while our own task is running.
         if self.runner.busy:
             return
+        self._show_header()
         title = TITLES[index]
         if title == "Summary":
             self.summary.refresh()
@@ -156,6 +165,7 @@ class MLApp(widgets.VBox):
 
     def refresh(self) -> None:
         """Re-read the model in every form built so far (the others are built fresh)."""
+        self._show_header()
         for title in ("Predict", "Editor", "Summary", "History", "Monitor"):
             if title in self._forms:
                 self._forms[title].refresh()
@@ -163,6 +173,35 @@ class MLApp(widgets.VBox):
     def wait(self, timeout: float | None = 120) -> None:
         """Wait until a background task (training, bulk prediction) has finished."""
         self.runner.join(timeout)
+
+
+def header_html(model: Any) -> str:
+    """The app's header: ``Model: titanic``, then what it is (``predicts Survived (classifier:
+    LogisticRegression), version 2``, or that it is not trained yet) and where the REST API
+    and the model page serve it (``…/mlhandler/titanic``: the path under the server's base
+    URL, which a kernel does not know; JupyterHub's prefix when the kernel has it)."""
+    name = esc(model.name)
+    try:
+        snap = model.snapshot()
+        fitted, options = snap.fitted, snap.options
+        target = options.get("target_col") or fitted.get("target_col")
+        class_ = options.get("class") or fitted.get("model")
+        if fitted.get("model"):
+            what = f"predicts {target} ({fitted.get('kind') or 'model'}: {class_})"
+            version = fitted.get("version")
+            what += f", version {version}" if version else ""
+        else:
+            chosen = [f"class {class_}"] * bool(class_) + [f"target {target}"] * bool(target)
+            what = "not trained yet" + (f" ({', '.join(chosen)})" if chosen else "")
+    except Exception as err:  # the model was removed meanwhile: say so, in place of its kind
+        what = error_text(err)
+    prefix = os.environ.get("JUPYTERHUB_SERVICE_PREFIX", "").rstrip("/") or "…"
+    return (
+        f'<h3 class="mlwidget-title" style="margin-bottom:2px">Model: {name}</h3>'
+        f'<div class="mlwidget-subtitle" style="color:#444;margin-bottom:6px">'
+        f'<span class="mlwidget-model-kind">{esc(what)}</span> · REST API and model page: '
+        f'<code class="mlwidget-rest-url">{esc(prefix)}/mlhandler/{name}</code></div>'
+    )
 
 
 def build_app(model: Any, max_upload_bytes: int | None = None) -> MLApp:

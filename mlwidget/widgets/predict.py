@@ -12,7 +12,7 @@ from .. import predlog
 from ..display import fmt_num
 from ..jsonable import to_jsonable as jsonable
 from ._common import Status, button, error_text, esc
-from .render import clean_label, date_format
+from .render import clean_label, date_format, draw_waterfall, figure_png, waterfall_steps
 
 
 def feature_input(feature: dict, width: int = 120) -> widgets.ValueWidget:
@@ -98,11 +98,25 @@ class PredictForm(widgets.VBox):
         self.fields.add_class("mlwidget-predict-fields")
         self.button = button("Predict", "mlwidget-predict-button", "Predict this row", "primary")
         self.button.on_click(lambda _: self.predict())
+        self.explain_button = button(
+            "Explain", "mlwidget-explain-button",
+            "Why this prediction: each column's contribution (model.explain)",
+        )  # fmt: skip
+        self.explain_button.on_click(lambda _: self.explain())
+        self.explanation: dict | None = None  # the last model.explain answer shown
+        self.steps: list[dict] = []  # its waterfall's steps, as drawn (render.waterfall_steps)
+        self.waterfall = widgets.Image(format="png", layout=widgets.Layout(max_width="640px"))
+        self.waterfall.add_class("mlwidget-waterfall")
+        self.explain_note = widgets.HTML()
+        self.explain_note.add_class("mlwidget-explain-note")
+        self.explain_box = widgets.VBox([self.waterfall, self.explain_note])
+        self.explain_box.layout.display = "none"
         self.answer = widgets.HTML()
         self.answer.add_class("mlwidget-answer")
         self.status = Status("mlwidget-predict-status")
         self.feedback = FeedbackBox(model)
-        children = [self.fields, self.button, self.answer, self.feedback, self.status]
+        buttons = widgets.HBox([self.button, self.explain_button])
+        children = [self.fields, buttons, self.answer, self.explain_box, self.feedback, self.status]
         super().__init__(children=children, **kwargs)
         self.add_class("mlwidget-predict")
         self.refresh()
@@ -128,7 +142,7 @@ class PredictForm(widgets.VBox):
             inputs[feature["name"]] = w
         self.inputs = inputs
         self.fields.children = list(inputs.values())
-        self.button.disabled = not inputs
+        self.button.disabled = self.explain_button.disabled = not inputs
         if not inputs:
             self.status.show(
                 "No fitted model yet: train one in the Upload or Editor tab, then come back.",
@@ -157,6 +171,7 @@ class PredictForm(widgets.VBox):
         """Predict the row; show the answer (and probabilities) or the error."""
         self.status.clear()
         self.feedback.show_for([])
+        self.show_explanation(None)  # a new answer: its explanation is asked for again
         row = self.row()
         started, proba = time.perf_counter(), None
         try:
@@ -181,6 +196,45 @@ class PredictForm(widgets.VBox):
         self.answer.value = self._answer_html()
         self.feedback.show_for(self.prediction_ids, list(self.probabilities or ()))
         return self.prediction
+
+    def explain(self) -> dict | None:
+        """Explain the row (``model.explain``): draw its waterfall (the base value, each
+        column's contribution, the output) under the answer, or show the error."""
+        self.status.clear()
+        row = self.row()
+        try:
+            [explanation] = self.model.explain([row])
+        except Exception as err:
+            self.show_explanation(None)
+            self.status.error(err)
+            return None
+        self.show_explanation(explanation, row)
+        return explanation
+
+    def show_explanation(self, explanation: dict | None, row: dict | None = None) -> None:
+        """Show ``explanation``'s waterfall and what it explains (None: hide them)."""
+        self.explanation = explanation
+        self.steps = waterfall_steps(explanation, row) if explanation else []
+        self.explain_box.layout.display = None if explanation else "none"
+        if not explanation:
+            self.waterfall.value, self.explain_note.value = b"", ""
+            return
+        steps = self.steps
+        self.waterfall.value = figure_png(
+            lambda ax: draw_waterfall(ax, steps), (6.5, 0.8 + 0.32 * len(steps))
+        )
+        total = sum(s["value"] for s in steps if s["kind"] == "feature")
+        how = "exact: the contributions add up to the output" if explanation.get("exact") else (
+            f"approximate: {explanation.get('note') or 'estimated'}"
+        )  # fmt: skip
+        self.explain_note.value = (
+            f'<div style="color:#444;font-size:0.9em">Prediction '
+            f"<b>{esc(fmt_num(jsonable(explanation['prediction'])))}</b>; explained: the "
+            f"{esc(explanation.get('output', 'output'))}: {esc(fmt_num(steps[0]['value']))} on "
+            f"average over the training rows, {'+' if total >= 0 else ''}{esc(fmt_num(total))} "
+            f"from this row's columns = {esc(fmt_num(explanation['value']))}. Red pushes it up, "
+            f"blue down. Method: {esc(explanation.get('method'))} ({esc(how)}).</div>"
+        )
 
     def _answer_html(self) -> str:
         target = self.model.target_col or "prediction"

@@ -123,3 +123,54 @@ def figure_png(draw: Callable[[Any], None], size: tuple[float, float] = (5.5, 4)
 def tags(values: Iterable[Any] | None) -> list[str]:
     """A list option's values as text (none: an empty list)."""
     return [str(v) for v in values or []]
+
+
+WATERFALL_TOP = 12  # the largest contributions drawn one by one; the others as one bar
+
+
+def waterfall_steps(explanation: dict, row: dict | None = None) -> list[dict]:
+    """The steps of an explanation's waterfall, as the model page draws them: the base value,
+    each column's contribution (largest effect first; past ``WATERFALL_TOP``, the others summed
+    into one step), then the value explained. A column's label shows its value in ``row``."""
+    items = sorted(explanation["contributions"].items(), key=lambda kv: -abs(kv[1]))
+    shown = items[:WATERFALL_TOP] if len(items) > WATERFALL_TOP + 1 else items
+    rest = items[len(shown) :]
+    if rest:
+        shown.append(("", sum(v for _, v in rest)))
+    at = float(explanation["base_value"])
+    steps = [{"kind": "base", "label": "base value", "value": at}]
+    for name, value in shown:
+        label = f"{len(rest)} other columns" if not name else name
+        if name and row and row.get(name) is not None:
+            label = f"{name} = {clean_label(row[name])}"
+        steps.append({"kind": "feature", "name": name, "label": label, "value": float(value),
+                      "from": at, "to": at + float(value)})  # fmt: skip
+        at += float(value)
+    steps.append({"kind": "value", "label": "this row", "value": float(explanation["value"])})
+    return steps
+
+
+def draw_waterfall(ax: Any, steps: list[dict]) -> None:
+    """The waterfall on ``ax``: a bar per feature step from where the last step ended (red up,
+    blue down; its ``gid`` is ``wf-feature``), a black mark at the base value and at the
+    output, each step's number at the right."""
+    ends = [e for s in steps for e in ((s["from"], s["to"]) if "from" in s else (s["value"],))]
+    lo, hi = min(ends), max(ends)
+    pad = (hi - lo) * 0.05 or 1.0
+    for i, s in enumerate(steps):
+        if s["kind"] == "feature":
+            color = "#ff0051" if s["value"] >= 0 else "#008bfb"
+            (bar,) = ax.barh(i, s["value"], left=s["from"], height=0.6, color=color)
+            bar.set_gid("wf-feature")
+            text = ("+" if s["value"] > 0 else "") + fmt_num(s["value"])
+        else:
+            ax.plot([s["value"]] * 2, [i - 0.35, i + 0.35], color="#1f2933", linewidth=3)
+            text = fmt_num(s["value"])
+        ax.annotate(text, (1.0, i), xycoords=("axes fraction", "data"), xytext=(6, 0),
+                    textcoords="offset points", va="center", fontsize=8,
+                    fontweight="bold" if s["kind"] != "feature" else "normal")  # fmt: skip
+    ax.set_yticks(range(len(steps)), [s["label"] for s in steps], fontsize=8)
+    ax.set_ylim(len(steps) - 0.5, -0.5)  # the base value on top, the output at the bottom
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.grid(axis="x", color="#e4e7eb")
+    ax.set_axisbelow(True)

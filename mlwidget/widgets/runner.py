@@ -163,15 +163,17 @@ class TaskRunner:
         if self._view is None or job.done:
             return
         label, status, progress, _ = self._view
-        state = job.to_dict()
+        state = job.to_dict(result=False)
         parts = [f"{label}: {state['status']}"]
         if state["status"] == "running":
-            parts = [f"{label}: {state['stage']}"]
+            parts = [f"{label}: {STAGES.get(state['stage'], state['stage'])}"]
             if state["progress"] is not None:
                 parts.append(f"{state['progress']:.0%}")
             progress.value = max(progress.value, int(state["overall"] * 100))
         if state["elapsed"] is not None:
             parts.append(f"{state['elapsed']:.1f} s")
+        if state.get("eta_seconds") is not None:
+            parts.append(time_left(state["eta_seconds"]))
         status.show(" · ".join(parts), "busy")
 
     def cancel(self) -> bool:
@@ -197,6 +199,18 @@ class TaskRunner:
         self._show_pending()
         if not self._shown.wait(timeout):
             raise TimeoutError(f"the task did not finish within {timeout} s")
+
+
+STAGES = {"cv": "cross-validation"}  # a stage's name where the progress line shows it
+
+
+def time_left(seconds: float) -> str:
+    """A job's ``eta_seconds`` as the progress line shows it: "about 40 s left"."""
+    if seconds < 1:
+        return "almost done"
+    if seconds < 90:
+        return f"about {seconds:.0f} s left"
+    return f"about {seconds / 60:.0f} min left"
 
 
 def cancel_button(runner: TaskRunner, css: str) -> widgets.Button:

@@ -11,6 +11,7 @@ from .. import predlog
 from ..display import fmt_num
 from ..jsonable import to_jsonable as jsonable
 from ._common import Status, button, error_text, esc
+from .importance import ImportanceView
 from .render import clean_label, figure_png
 
 MAX_PLOT_ROWS = 5000
@@ -303,9 +304,13 @@ class SummaryPanel(widgets.VBox):
         self.refresh_button = button("Refresh", "mlwidget-summary-refresh", "Re-read the model")
         self.refresh_button.on_click(lambda _: self.refresh())
         self.status = Status("mlwidget-summary-status")
+        self.global_importance = ImportanceView(model)  # permutation on held-out rows, a job
         super().__init__(
-            children=[self.html, self.plots, self.refresh_button, self.status], **kwargs
-        )
+            children=[
+                self.html, self.plots, self.global_importance, self.refresh_button, self.status
+            ],
+            **kwargs,
+        )  # fmt: skip
         self.add_class("mlwidget-summary")
         self.refresh()
 
