@@ -191,7 +191,7 @@ def test_document_describes_the_model(server):
     post = {p["name"]: p for p in item["post"]["parameters"]}
     assert post["_action"]["schema"]["enum"] == [
         "predict", "predict_proba", "explain", "score", "retrain", "train", "append", "rollback",
-        "search", "share", "feedback",
+        "search", "share", "feedback", "replay",
     ]  # fmt: skip
     assert post["_wait"]["schema"]["enum"] == ["true", "false"]
     assert post["version"]["schema"]["type"] == "integer"

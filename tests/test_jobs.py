@@ -282,14 +282,18 @@ def _endless(payload: dict, report) -> None:
         time.sleep(0.01)
 
 
-def _interrupt_main_when(check) -> None:
-    """Ctrl-C in the main thread (a kernel's interrupt) once ``check()`` holds."""
+def _interrupt_main_when(check, within: float = 240.0) -> None:
+    """Ctrl-C in the main thread (a kernel's interrupt) once ``check()`` holds, or after
+    ``within`` seconds if it never does (the test then fails on what it finds, instead of
+    hanging in a call that never returns)."""
     import _thread
     import threading
 
     def interrupt() -> None:
-        wait_until(check)
-        _thread.interrupt_main()
+        try:
+            wait_until(check, within)
+        finally:
+            _thread.interrupt_main()
 
     threading.Thread(target=interrupt, daemon=True).start()
 
