@@ -18,7 +18,7 @@ from . import crossval, datasets, limits, source_jobs, training, versions
 from . import jobs as jobs_
 from . import state as state_
 from .errors import BadRequest, MLWidgetError, NotFound
-from .jobs import results, worker
+from .jobs import result_parts, results, worker
 from .repo import Transaction, basis
 from .snapshot import Snapshot
 
@@ -195,7 +195,10 @@ def predict_job(model: Any, action: str, frame: Any, metric: str | None) -> jobs
     path = None
     if action != "score":
         path = results.result_path(model.store.staging(model.name), job.id)
-        job.on_failure(lambda: results.remove_partial(path))  # a worker killed mid-write
+        job.on_failure(lambda: remove_answer(path))  # a worker killed mid-write, a cancel
+    # Dask workers that find this id at the result's folder see the store: they write their
+    # partitions' answers there (jobs/result_parts.py) rather than send them back
+    store_id = model.store.identity() if model.runner.executor == "dask" else None
 
     def prepare() -> dict[str, Any]:
         return {
@@ -204,16 +207,24 @@ def predict_job(model: Any, action: str, frame: Any, metric: str | None) -> jobs
             "frame": frame,
             "metric": metric,
             "result_path": path,
+            "store_id": store_id,
             "rows": len(frame),  # the whole answer's rows (a Dask partition has some of them)
             "limits": ceilings,
         }
 
     def keep(answer: Any, payload: dict[str, Any]) -> Any:
-        if path is not None and isinstance(answer, list):  # gathered from a Dask cluster
+        if path is not None and isinstance(answer, list):  # answers computed in memory
             return results.write(path, worker.RESULT_KINDS[action], answer)
-        return answer
+        return answer  # a StoredResult: written where the work ran (or joined from partitions)
 
     return model.runner.start(job, prepare, worker.predict, keep)
+
+
+def remove_answer(path: str) -> None:
+    """What a prediction job that did not finish wrote: its result file, half written, and
+    the part files of its Dask partitions."""
+    results.remove_partial(path)
+    result_parts.remove_parts(path)
 
 
 def follow_up(job: jobs_.Job, answer: Any) -> jobs_.Job | None:

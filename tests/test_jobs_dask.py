@@ -1,5 +1,6 @@
 """Jobs on a real Dask cluster: ``distributed.LocalCluster`` with two worker processes as the
-``dask_scheduler``, from Python and from the Jupyter server."""
+``dask_scheduler``, from Python and from the Jupyter server, and a cluster started from the CLI
+(``dask scheduler``, two ``dask worker``: tests/dask_cli.py) for bulk jobs of a body."""
 
 from __future__ import annotations
 
@@ -11,9 +12,11 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import GUIDE_OPTIONS, GUIDE_PASSENGER
+from dask_cli import WAIT, CLICluster
 from rest_helpers import call
 
 from mlwidget import MLModel
+from mlwidget.jobs.job import Pause
 
 distributed = pytest.importorskip("distributed")
 
@@ -191,7 +194,7 @@ class TestServer:
         assert reply.code == 200, reply.text
         assert reply.json() == expected  # the answer a plain POST gives, every row in order
         parts = [t for t in stream.data if "-part-" in str(t["key"])]
-        assert len(parts) == 3  # 50,000 + 50,000 + 20,000 rows, on the cluster
+        assert len(parts) == 3  # 40,000 rows each, on the cluster
 
     async def test_a_get_during_a_cancel_answers_before_the_cancel_does(
         self, jp_fetch, store_dir, titanic_csv, client
@@ -220,3 +223,85 @@ class TestServer:
         state = (await call(jp_fetch, "mlhandler", "titanic", params={"_job": job})).json()
         assert state["status"] == "cancelled"
         client.wait_for_workers(2, timeout=60)
+
+
+# ----------------------------------------------------------- a cluster started from the CLI
+
+
+@pytest.fixture(scope="module")
+def cli_cluster(tmp_path_factory):
+    """``dask scheduler`` and two ``dask worker`` (one thread each), and a client to watch."""
+    cluster = CLICluster(tmp_path_factory.mktemp("dask-cli"))
+    try:
+        cluster.start_scheduler()
+        cluster.start_worker()
+        cluster.start_worker()
+        with distributed.Client(cluster.address, set_as_default=False, timeout=WAIT) as watch:
+            watch.wait_for_workers(2, timeout=WAIT)
+            yield cluster, watch
+    finally:
+        cluster.close()
+
+
+def frames_held(dask_worker) -> list[tuple[int, list[str]]]:
+    """The tables a worker holds: their rows and columns (run on each worker)."""
+    return [
+        (len(value), [str(c) for c in value.columns])
+        for value in list(dask_worker.data.values())
+        if isinstance(value, pd.DataFrame)
+    ]
+
+
+def until(condition, what: str):
+    deadline = time.monotonic() + WAIT
+    while not condition():
+        assert time.monotonic() < deadline, f"never: {what}"
+        time.sleep(0.1)
+
+
+def test_a_body_bulk_job_is_split_over_both_workers_which_write_its_answers(
+    store_dir, titanic_csv, cli_cluster
+):
+    """Rows sent with a bulk job (``start_job``, as ``POST ?_action=predict&_wait=false``)
+    on a cluster deployed from the CLI: each worker gets half of them (only the features the
+    model reads, unless the answer echoes every column), writes its partition's answers beside
+    the job's result file (the store is on a path the workers see too), and the result is those
+    parts joined: the process executor's answers, row for row, in order, and no part left."""
+    cluster, watch = cli_cluster
+    local = MLModel(
+        "titanic", data=str(titanic_csv), store=store_dir, executor="process", **GUIDE_OPTIONS
+    )
+    on_dask = MLModel.open(
+        "titanic", store=store_dir, executor="dask", dask_scheduler=cluster.address
+    )
+    features = [f["name"] for f in on_dask.snapshot().schema]
+    body = pd.read_csv(titanic_csv).sample(60_001, replace=True, random_state=5)
+    body = body.reset_index(drop=True)
+    staging = store_dir / "titanic" / ".jobs"
+    workers = set(watch.scheduler_info()["workers"])
+    for action in ("predict", "predict_proba", "predict_table"):
+        expected = local.start_job(action, body)
+        expected_rows = expected.result(3 * WAIT)
+        until(lambda: not any(watch.run(frames_held).values()), "the last job's rows released")
+        with (
+            distributed.get_task_stream(watch) as stream,
+            Pause("predict", when=lambda progress: progress == 1) as pause,
+        ):
+            job = on_dask.start_job(action, body)
+            assert pause.reached.wait(3 * WAIT), job.to_dict()
+            # every partition is done and not joined yet: the workers wrote them beside the result
+            parts = sorted(path.name for path in staging.glob(f"result-{job.id}-*.part-*"))
+            held = [frame for frames in watch.run(frames_held).values() for frame in frames]
+            pause.release()
+            answer = job.result(3 * WAIT)
+        assert job.status == "done", job.to_dict()
+        assert answer == expected_rows and len(answer) == 60_001, action
+        assert job.to_dict()["result"]["rows"] == 60_001
+        assert job.stored.columns == expected.stored.columns
+        assert [name.rsplit(".", 1)[-1] for name in parts] == ["part-0", "part-1"], parts
+        assert sorted(rows for rows, _ in held) == [30_000, 30_001], held
+        columns = list(body.columns) if action == "predict_table" else features
+        assert all(names == columns for _, names in held), (action, held)
+        ran = {t["worker"] for t in stream.data if f"{job.id}-part-" in str(t["key"])}
+        assert ran == workers, stream.data
+        assert not list(staging.glob("*.part-*")), list(staging.iterdir())

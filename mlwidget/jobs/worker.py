@@ -88,20 +88,21 @@ MEMORY_EXIT = 75  # a worker's exit code when job_memory stopped it outside its 
 CHUNK_ROWS = 20_000  # rows a prediction job predicts between progress reports
 
 
-def predict(payload: dict[str, Any], report: Callable[..., None]) -> Any:
+def predict(payload: dict[str, Any], report: Callable[..., None], writer: Any = None) -> Any:
     """Predictions or a score of ``payload["frame"]`` by ``payload["pipeline"]`` (the serving
     model, with its ``state``), in chunks of rows with progress. The same answers as
     ``MLModel.predict`` / ``predict_proba`` / ``score``; ``predict_table`` gives records.
     With a ``result_path``, the answer is written there chunk by chunk and a
-    ``results.StoredResult`` returned: the rows never travel back whole. Runs under the
-    ceilings the job was started with (``payload["limits"]``), as ``fit`` does."""
+    ``results.StoredResult`` returned: the rows never travel back whole (with a ``writer``,
+    into it: a Dask partition's ``result_parts.FragmentWriter``). Runs under the ceilings the
+    job was started with (``payload["limits"]``), as ``fit`` does."""
     from .. import limits
 
     with limits.using(payload.get("limits")):
-        return _predict(payload, report)
+        return _predict(payload, report, writer)
 
 
-def _predict(payload: dict[str, Any], report: Callable[..., None]) -> Any:
+def _predict(payload: dict[str, Any], report: Callable[..., None], given: Any = None) -> Any:
     from .. import predicting
     from ..snapshot import Snapshot
     from .results import ResultWriter
@@ -120,9 +121,11 @@ def _predict(payload: dict[str, Any], report: Callable[..., None]) -> Any:
     total = len(frame)
     report("predict", 0.0)
     with contextlib.ExitStack() as stack:
-        writer = None
-        if path:
-            writer = stack.enter_context(ResultWriter(path, RESULT_KINDS[action]))
+        writer = given
+        if writer is None and path:
+            writer = ResultWriter(path, RESULT_KINDS[action])
+        if writer is not None:
+            stack.enter_context(writer)
         for start in range(0, total, CHUNK_ROWS):
             chunk = frame.iloc[start : start + CHUNK_ROWS].reset_index(drop=True)
             answers = _predict_chunk(snap, name, action, chunk)
@@ -153,19 +156,34 @@ def _predict_chunk(snap: Any, name: str, action: str, chunk: Any) -> list[Any]:
     return predicting.predict(snap, name, chunk, None)
 
 
-PART_ROWS = 50_000  # rows in one partition of a bulk prediction on Dask
+PART_ROWS = 50_000  # rows in one partition of a bulk prediction on Dask, at most
 
 
-def predict_part(model: dict[str, Any], job: dict[str, Any], part: Any) -> bytes:
-    """One partition of a bulk prediction on a Dask worker (see ``DaskExecutor`` in
+def predict_part(model: dict[str, Any], job: dict[str, Any], part: Any, index: int = 0) -> Any:
+    """Partition ``index`` of a bulk prediction on a Dask worker (see ``DaskExecutor`` in
     dask_executor.py): ``model`` is the serving version the worker keeps for every job of it,
-    ``job`` this job's action and ceilings. Its answers come back (a Dask worker may not share
-    the server's disk) as one pickled block: Dask sends a list of 50,000 answers element by
-    element (2.2 s), one bytes object at once."""
-    import pickle
+    ``job`` this job's action, ceilings and result file. Its answers become JSON text here
+    (a ``result_parts.Fragment``), written beside the job's result file when this worker sees
+    the store (``job["store_id"]`` at its folder), else sent back as bytes; the server joins
+    the fragments in order. Never a Python list: Dask sends a list of 50,000 answers element
+    by element (2.2 s), and the server would encode them again."""
+    from ..store import sees_store
+    from .result_parts import FragmentWriter, part_path
 
+    path, store_id = job.get("result_path"), job.get("store_id")
+    target = None
+    if path and store_id and sees_store(str(Path(path).parent), store_id):
+        target = part_path(path, index)
+    kind = RESULT_KINDS[job["action"]]
     part_payload = {**model, **job, "frame": part.reset_index(drop=True), "result_path": None}
-    return pickle.dumps(predict(part_payload, lambda *_: None), protocol=5)
+    try:
+        return predict(part_payload, lambda *_: None, FragmentWriter(target, kind))
+    except OSError:
+        if target is None:
+            raise
+        # the store is seen but cannot be written from here (permissions, a full disk): the
+        # text goes back instead (an OSError would read as a lost scheduler to the driver)
+        return predict(part_payload, lambda *_: None, FragmentWriter(None, kind))
 
 
 def portable(exc: BaseException) -> MLWidgetError:
