@@ -17,6 +17,7 @@ import pytest
 import requests
 from conftest import GUIDE_PASSENGER, NOTEBOOKS
 from rest_helpers import CHROMIUM, launch_chromium, project_pythonpath, server_process
+from sync_browser import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
 
 TIMEOUT_MS = 90_000
 SHOTS = os.environ.get("MLWIDGET_SCREENSHOTS")  # a folder: save screenshots there for a look
@@ -31,19 +32,6 @@ def shot(page, name: str) -> None:
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
 )
-
-
-# pytest-jupyter's autouse fixtures close "their" event loop after each test, which here is the
-# loop Playwright's sync API keeps running ("Cannot close a running event loop"). This module runs
-# no in-process server, so it replaces them with no-ops.
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop():
-    yield None
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup():
-    yield
 
 
 @dataclass

@@ -20,6 +20,7 @@ import requests
 import yaml
 from conftest import GUIDE_OPTIONS, NOTEBOOKS
 from rest_helpers import launch_chromium
+from sync_browser import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
 from voila_helpers import Server, needs_chromium, recording_page, voila_server
 
 from mlwidget import MLModel
@@ -29,18 +30,6 @@ MB = 1024 * 1024
 LIMIT = 45 * MB  # the dashboard's upload limit in this suite ($MLWIDGET_WIDGET_MAX_UPLOAD)
 
 pytestmark = needs_chromium
-
-
-# Playwright's sync API runs its own event loop: pytest-jupyter's autouse loop fixtures, which
-# would close it after each test, are replaced here (this module starts no in-process server).
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop():
-    yield None
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup():
-    yield
 
 
 def big_csv(path: Path, at_least: int) -> Path:

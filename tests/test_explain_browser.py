@@ -11,23 +11,12 @@ from collections.abc import Iterator
 import pytest
 from conftest import GUIDE_OPTIONS, NOTEBOOKS
 from rest_helpers import jupyter_server, launch_chromium
+from sync_browser import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
 from voila_helpers import TIMEOUT_MS, needs_chromium
 
 from mlwidget import MLModel
 
 pytestmark = needs_chromium
-
-
-# Playwright's sync API runs its own event loop: pytest-jupyter's autouse loop fixtures are
-# replaced here (this module starts no in-process server).
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop():
-    yield None
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup():
-    yield
 
 
 @pytest.fixture(scope="module")

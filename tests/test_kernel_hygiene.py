@@ -25,6 +25,7 @@ import pytest
 import requests
 from conftest import GUIDE_PASSENGER, ROOT
 from rest_helpers import CHROMIUM, free_port, launch_chromium
+from sync_browser import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
 
 JUPYTER = Path(sys.executable).with_name("jupyter")
 TIMEOUT_MS = 90_000
@@ -32,18 +33,6 @@ TIMEOUT_MS = 90_000
 pytestmark = pytest.mark.skipif(
     not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
 )
-
-
-# Playwright's sync API runs its own event loop, which pytest-jupyter's autouse fixtures would
-# close after each test; this module runs no in-process server, so they are no-ops here.
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop():
-    yield None
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup():
-    yield
 
 
 @dataclass

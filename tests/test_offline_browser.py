@@ -10,6 +10,7 @@ from collections.abc import Iterator
 import pytest
 from conftest import GUIDE_OPTIONS, NOTEBOOKS
 from rest_helpers import launch_chromium, predict_the_guide_passenger
+from sync_browser import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
 from voila_helpers import Server, needs_chromium, recording_page, voila_server
 
 from mlwidget import MLModel
@@ -24,18 +25,6 @@ TABS = {
     "Summary": ".mlwidget-summary .mlwidget-plot-importance",
     "History": ".mlwidget-history-panel .mlwidget-version-row",
 }
-
-
-# Playwright's sync API runs its own event loop: pytest-jupyter's autouse loop fixtures are
-# replaced here (this module starts no in-process server).
-@pytest.fixture(autouse=True)
-def jp_asyncio_loop():
-    yield None
-
-
-@pytest.fixture(autouse=True)
-def jp_server_cleanup():
-    yield
 
 
 @pytest.fixture(scope="module")
