@@ -49,9 +49,9 @@ def _forest(estimator: Any) -> bool:
         and isinstance(estimator.n_estimators, int)
         and estimator.n_estimators >= 2
         # scikit-learn warns that these presets are not meant for warm_start
-        and estimator.class_weight not in ("balanced", "balanced_subsample")
+        and getattr(estimator, "class_weight", None) not in ("balanced", "balanced_subsample")
         # an out-of-bag score without bootstrap is refused at once by the one fit
-        and not (estimator.oob_score and not estimator.bootstrap)
+        and not (getattr(estimator, "oob_score", False) and not estimator.bootstrap)
     )
 
 
@@ -78,7 +78,9 @@ def _grow_forest(forest: Any, Xt: Any, y: Any, report: Report) -> None:
     from joblib import effective_n_jobs
 
     total = forest.n_estimators
-    oob = forest.oob_score
+    # (a RandomTreesEmbedding has no out-of-bag score to set)
+    oob = forest.get_params().get("oob_score")
+    scores = {} if oob is None else {"oob_score": oob}
     most = max(1, math.ceil(total / CHUNKS))
     workers = max(1, effective_n_jobs(forest.n_jobs))
     size = min(most, workers)  # the first chunk measures the speed
@@ -89,12 +91,13 @@ def _grow_forest(forest: Any, Xt: Any, y: Any, report: Report) -> None:
         while grown < total:
             grown = min(total, grown + size)
             # the out-of-bag score is computed once, over every tree, with the last chunk
-            forest.set_params(n_estimators=grown, oob_score=oob if grown == total else False)
+            last = {} if oob is None else {"oob_score": oob if grown == total else False}
+            forest.set_params(n_estimators=grown, **last)
             forest.fit(Xt, y)
             report("fit", grown / total)
             size = chunk_size((time.perf_counter() - started) / grown, workers, most)
     finally:
-        forest.set_params(warm_start=False, n_estimators=total, oob_score=oob)
+        forest.set_params(warm_start=False, n_estimators=total, **scores)
 
 
 def fit_pipeline(pipeline: Any, X: Any, y: Any, report: Report | None = None) -> Any:

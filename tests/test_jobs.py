@@ -282,6 +282,18 @@ def _endless(payload: dict, report) -> None:
         time.sleep(0.01)
 
 
+@pytest.fixture
+def python_sigint():
+    """Ctrl-C raises KeyboardInterrupt here, as in a kernel: Python's own SIGINT handler,
+    whatever an earlier test of this process left (a Jupyter server installs its own, and
+    ``_thread.interrupt_main`` then reaches that one instead)."""
+    import signal
+
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, before)
+
+
 def _interrupt_main_when(check, within: float = 240.0) -> None:
     """Ctrl-C in the main thread (a kernel's interrupt) once ``check()`` holds, or after
     ``within`` seconds if it never does (the test then fails on what it finds, instead of
@@ -298,7 +310,7 @@ def _interrupt_main_when(check, within: float = 240.0) -> None:
     threading.Thread(target=interrupt, daemon=True).start()
 
 
-def test_ctrl_c_during_a_call_kills_its_worker_process() -> None:
+def test_ctrl_c_during_a_call_kills_its_worker_process(python_sigint) -> None:
     """``model.retrain()`` interrupted in a kernel: the job ends cancelled and its worker
     process goes with it (it was left fitting, holding its CPU and memory, until the kernel
     exited)."""
@@ -332,7 +344,7 @@ def test_ctrl_c_during_a_call_kills_its_worker_process() -> None:
         runner.shutdown()
 
 
-def test_ctrl_c_while_a_call_waits_for_its_turn_cancels_it() -> None:
+def test_ctrl_c_while_a_call_waits_for_its_turn_cancels_it(python_sigint) -> None:
     """With every worker busy, ``model.retrain()`` waits; Ctrl-C then cancels that call (it
     was recorded as failed with an empty message, and the interrupt was lost)."""
     from mlwidget.jobs import Job
