@@ -277,6 +277,7 @@ def test_retrain_runs_in_background(app: MLApp, monkeypatch: pytest.MonkeyPatch)
         return real(*args, **kwargs)
 
     monkeypatch.setattr(model, "retrain", slow_retrain)
+    before = {t.ident for t in threading.enumerate()}  # (earlier tests' jobs may still run)
     app.editor.retrain_button.click()  # returns at once: the kernel stays responsive
     try:
         assert app.runner.busy
@@ -284,12 +285,13 @@ def test_retrain_runs_in_background(app: MLApp, monkeypatch: pytest.MonkeyPatch)
         assert app.editor.progress.layout.visibility == "visible"
         assert app.editor.status.kind == "busy"
         assert app.predict.predict() in (0, 1)  # other forms keep working
-        # the app's one worker thread runs the task; no second thread per task watches it (the
-        # process's prediction log writer, started by an earlier test's logged answer, is not
-        # a task's)
+        # the app's one worker thread runs the task; no second thread per task watches it:
+        # the threads started since the click are task threads (the process's prediction log
+        # writer, and an earlier test's jobs still running on a busy machine, are not this one's)
         mine = [
             t for t in threading.enumerate()
             if t.name.startswith("mlwidget-") and t.name != "mlwidget-log"
+            and (t.ident not in before or t.name.startswith("mlwidget-task"))
         ]  # fmt: skip
         assert all(t.name.startswith("mlwidget-task") for t in mine), [t.name for t in mine]
     finally:
