@@ -71,13 +71,13 @@ SPLIT = {
 # measured alone, one file at a time; the rest: from the CI run)
 SLOW = {
     "test_dask_faults.py": 100,
-    "test_fuzz_openapi.py": 90,
+    "test_fuzz_openapi.py": 45,
     "test_binder.py::test_fresh_environment_from_binder_serves_rest_and_dashboard": 69,
     "test_dashboard_browser.py": 56,
     "test_jobs_dask.py": 52,
     "test_attack_regressions.py": 45,
     "test_concurrency.py": 32,
-    "test_fuzz_estimators.py": 31,
+    "test_fuzz_estimators.py": 20,
     "test_server_crash.py::test_kill_during_retrain": 31,
     "test_main_command.py": 26,
     "test_rest.py::test_docs_curl_commands_work": 25,

@@ -21,7 +21,7 @@ The run keeps going after a failure and reports each distinct one (with the requ
 example and the server's log, traceback included) at the end. The model is tiny (30 titanic
 rows) and the generated numbers are capped (``degree`` <= 3, other integers <= 10), so that
 every fit is quick: a fit that legitimately takes long is not what this tests.
-``MLWIDGET_FUZZ_ESTIMATOR_EXAMPLES`` (default 150 in the suite; 300 or more for a deeper run) and ``MLWIDGET_FUZZ_SEED``
+``MLWIDGET_FUZZ_ESTIMATOR_EXAMPLES`` (default 60 in the suite, for its time; 300 or more for a deeper run) and ``MLWIDGET_FUZZ_SEED``
 change the number of examples and the seed (fixed by default: CI runs are reproducible).
 
 The server bugs this suite found are listed in ``FOUND``, each replayed by a test at the end of
@@ -61,7 +61,7 @@ from mlwidget import MLModel
 from mlwidget.estimators import list_estimators, param_specs, resolve_class, valid_param_names
 from mlwidget.options import refused_reason
 
-EXAMPLES = int(os.environ.get("MLWIDGET_FUZZ_ESTIMATOR_EXAMPLES", "150"))
+EXAMPLES = int(os.environ.get("MLWIDGET_FUZZ_ESTIMATOR_EXAMPLES", "60"))
 SEED = int(os.environ.get("MLWIDGET_FUZZ_SEED", "20240606"))
 NAME = "tiny"
 ROWS = 30

@@ -109,10 +109,10 @@ class Startup:
             model, start = self.create_or_open(name, options, base_dir, existed)
             job = self.start_job(name, model, created=not existed) if start else None
         except Exception as exc:
-            self.failed[name] = getattr(exc, "reason", None) or user_message(exc)
-            if not existed:
+            if not existed:  # removed before the failure shows
                 with contextlib.suppress(Exception):
                     store.remove(name)
+            self.failed[name] = getattr(exc, "reason", None) or user_message(exc)
             self.log.error(
                 "mlwidget: model %r from the server config could not be created: %s",
                 name,
@@ -178,11 +178,11 @@ class Startup:
                 self.failed.pop(name, None)
                 self.log.info("mlwidget: model %r from the server config is trained", name)
                 return
-            self.failed[name] = job.error or f"Its first fit was {job.status}."
-            if created:
+            if created:  # removed before the failure shows, so whoever sees it sees no model
                 self.host.forget(name)
                 with contextlib.suppress(Exception):
                     self.host.store.remove(name)
+            self.failed[name] = job.error or f"Its first fit was {job.status}."
         self.log.log(
             logging.INFO if self.closing else logging.ERROR,
             "mlwidget: model %r from the server config was not trained (job %s %s): %s",
