@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -60,55 +61,68 @@ GUIDE_OPTIONS = {
 # `.ci/test` runs `--dist loadgroup --no-loadscope-reorder`. Each test file is one group (one
 # worker runs all of it, its module fixtures once), except the files in SPLIT, whose tests share
 # no module fixture and take long apiece: each of their tests is a group of its own. Groups are
-# handed out longest first (SLOW: seconds in the CI run of 2026-12-07; only the order depends on
+# handed out longest first (SLOW: seconds per group; only the order depends on
 # them, a stale number costs balance, never a result), so the two workers finish together
 # instead of one building the binder venv alone at the end.
 SPLIT = {
     "test_binder.py", "test_kernel_hygiene.py", "test_server_crash.py", "test_shutdown.py",
     "test_rest.py", "test_job_results.py", "test_extension_app.py",
 }  # fmt: skip
-# (the entries of the SPLIT files, and of the other files whose tests were last made quicker:
-# measured alone, one file at a time; the rest: from the CI run)
+# (seconds per group in an idle run of 2026-12-07, the fuzz suites and the hub measured again
+# after their changes; groups under 15 s go out in collection order after these)
 SLOW = {
-    "test_dask_faults.py": 100,
+    "test_fastpath.py": 125,
+    "test_dask_faults.py": 112,
+    "test_binder.py::test_fresh_environment_from_binder_serves_rest_and_dashboard": 91,
+    "test_jobs_dask.py": 89,
+    "test_dashboard_browser.py": 89,
+    "test_page_browser.py": 78,
+    "test_request_safety.py": 63,
+    "test_screenshots.py": 61,
+    "test_dashboard_data_browser.py": 60,
+    "test_versions.py": 49,
+    "test_dask_training.py": 47,
+    "test_main_command.py": 46,
+    "test_rest_errors.py": 45,
     "test_fuzz_openapi.py": 45,
-    "test_binder.py::test_fresh_environment_from_binder_serves_rest_and_dashboard": 69,
-    "test_dashboard_browser.py": 56,
-    "test_jobs_dask.py": 52,
-    "test_attack_regressions.py": 45,
-    "test_concurrency.py": 32,
-    "test_fuzz_estimators.py": 20,
-    "test_server_crash.py::test_kill_during_retrain": 31,
-    "test_main_command.py": 26,
-    "test_rest.py::test_docs_curl_commands_work": 25,
-    "test_notebooks.py": 25,
+    "test_concurrency.py": 42,
+    "test_job_results.py::test_bulk_answers_stay_out_of_the_servers_memory": 40,
+    "test_attack_regressions.py": 40,
+    "test_jobs_rest.py": 37,
+    "test_resource_limits.py": 35,
+    "test_share_browser.py": 33,
+    "test_listing_browser.py": 33,
+    "test_keys.py": 32,
+    "test_interop.py": 32,
+    "test_sources_cluster.py": 31,
+    "test_v2_rest.py": 29,
+    "test_properties.py": 29,
+    "test_monitor_browser.py": 29,
+    "test_delete_browser.py": 28,
+    "test_gramex_compat.py": 26,
+    "test_table_safety.py": 25,
+    "test_jobs.py": 25,
+    "test_server_crash.py::test_kill_during_retrain": 24,
+    "test_kernel_hygiene.py::test_idle_kernels_nobody_is_connected_to_are_culled": 24,
     "test_kernel_hygiene.py::test_closing_the_dashboard_again_and_again_leaves_no_kernel": 24,
-    "test_screenshots.py": 55,
-    "test_dashboard_data_browser.py": 45,
-    "test_explain_browser.py": 20,
-    "test_offline_browser.py": 20,
-    "test_page_history_browser.py": 13,
-    "test_page_params_browser.py": 20,
-    "test_kernel_hygiene.py::test_idle_kernels_nobody_is_connected_to_are_culled": 23,
-    "test_page_browser.py": 20,
-    "test_jobs_rest.py": 20,
-    "test_extension_app.py::test_six_configured_models_of_every_kind_all_train_at_startup": 19,
-    "test_server_crash.py::test_kill_during_append": 18,
-    "test_listing_browser.py": 13,
-    "test_shutdown.py::test_sigterm_stops_jupyter_mlwidget_during_a_fit": 13,
-    "test_shutdown.py::test_sigterm_stops_the_server_during_a_fit[forest]": 12,
-    "test_shutdown.py::test_sigterm_stops_the_server_during_a_fit[sgd]": 12,
-    "test_versions.py": 11,
-    "test_interop.py": 10,
-    "test_properties.py": 10,
-    "test_extension_app.py::test_the_estimator_catalog_is_built_once_safely_from_many_threads": 9,
-    "test_rest.py::test_guide_requests_in_order": 9,
-    "test_job_results.py::test_bulk_answers_stay_out_of_the_servers_memory": 9,
-    "test_rest.py::test_put_creates_a_model_and_kernel_models_are_served": 8,
-    "test_rest.py::TestYAML::test_template": 7,
-    "test_rest.py::TestYAML::test_yaml_model_at_its_pattern": 7,
-    "test_job_results.py::test_a_job_too_large_to_receive_is_a_413_naming_job_memory": 6,
-    "test_extension_app.py::test_a_configured_model_that_failed_is_reported_and_retried": 6,
+    "test_explain.py": 24,
+    "test_widgets.py": 23,
+    "test_store.py": 23,
+    "test_server_crash.py::test_kill_during_append": 23,
+    "test_rest_create.py": 23,
+    "test_rest.py::test_docs_curl_commands_work": 23,
+    "test_notebooks.py": 23,
+    "test_offline_browser.py": 22,
+    "test_hub.py": 22,
+    "test_explain_browser.py": 22,
+    "test_shutdown.py::test_sigterm_stops_jupyter_mlwidget_during_a_fit": 20,
+    "test_fuzz_estimators.py": 20,
+    "test_cors_browser.py": 20,
+    "test_api_vocabulary.py": 20,
+    "test_rest.py::test_guide_requests_in_order": 19,
+    "test_prediction_log.py": 18,
+    "test_extension_app.py::test_six_configured_models_of_every_kind_all_train_at_startup": 17,
+    "test_sources.py": 15,
 }
 
 
@@ -128,6 +142,17 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
         first.setdefault(xdist_group(item), index)
     # longest groups first; the others (and each group's tests) keep their order
     items.sort(key=lambda item: (-SLOW.get(xdist_group(item), 0), first[xdist_group(item)]))
+
+
+def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
+    """Stop at once if xdist lost the groups (no "@group" on a test's id): every test would go
+    to any worker, and a module's fixtures would be built again on each (see pyproject.toml)."""
+    if node.config.getvalue("dist") == "loadgroup" and ids and not any("@" in i for i in ids):
+        pytest.exit(
+            "pytest-xdist's loadgroup sees no groups with this pytest: install the versions "
+            "pyproject.toml's test extras name (bash .ci/setup-tests).",
+            returncode=3,
+        )
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ import pytest
 from rest_helpers import assert_clean_error, call
 
 from mlwidget import BadRequest, MLModel, MLWidgetError, PayloadTooLarge, limits
+from mlwidget.tables import read_table
 
 CSV = {"Content-Type": "text/csv"}
 # 60 classes: probabilities for 300 rows are 18,000 cells, over a ceiling of 10,000
@@ -163,6 +164,25 @@ class TestTheServersCeilingsReachItsWorkers:
 
 
 # ------------------------------------------------------------------------- Dask
+
+
+class TestAStoppedServerGivesTheProcessItsLimitsBack:
+    @pytest.fixture
+    def jp_server_config(self, restore_limits, store_dir):
+        return {
+            "ServerApp": {"jpserver_extensions": {"mlwidget_server": True}},
+            "MLWidgetApp": {"store_dir": str(store_dir), "max_table_cells": 1_000},
+        }
+
+    async def test_a_widget_after_the_server_reads_a_large_table(self, jp_serverapp, tmp_path):
+        # a kernel (or test process) that ran a server goes on under its own ceilings: a
+        # 2,000 x 13 upload in the next widget was refused by the stopped server's 1,000 cells
+        (app,) = jp_serverapp.extension_manager.extension_apps["mlwidget_server"]
+        assert limits.current().max_table_cells == 1_000  # the server's, while it runs
+        await app.stop_extension()
+        assert limits.current() == app.limits_before == limits.Limits()  # the process's own
+        table = pd.DataFrame({f"x{i}": range(2_000) for i in range(13)})
+        assert read_table(table.to_csv(index=False).encode()).shape == (2_000, 13)
 
 
 def test_a_dask_worker_gets_the_jobs_ceilings(store_dir, restore_limits):

@@ -709,7 +709,8 @@ def test_new_model_training_can_be_cancelled_and_keeps_nothing(
     board = Dashboard(store=store_dir)
     form = board.new_form
     form.upload.value = file_value(big.to_csv(index=False).encode(), "big.csv")
-    assert form.target.value == "amount" and form.cls.value == "RandomForestRegressor"
+    assert form.target.value == "amount", form.status.text
+    assert form.cls.value == "RandomForestRegressor"
     # the training job waits at its first report from the fit until it has been cancelled
     with Pause("fit") as pause:
         form.create_button.click()

@@ -22,6 +22,7 @@ class MLWidgetApp(ExtensionApp):
 
     name = "mlwidget"
     load_other_extensions = True
+    limits_before: limits.Limits | None = None  # the process's limits before this server's
 
     models = Dict(
         key_trait=Unicode(),
@@ -202,7 +203,9 @@ class MLWidgetApp(ExtensionApp):
 
     def initialize_settings(self) -> None:
         # Every ceiling is a field of one limits.Limits, set from the traitlet of its name: the
-        # server's process default, and what each job carries to where its work runs.
+        # server's process default while it runs (given back when it stops), and what each job
+        # carries to where its work runs.
+        self.limits_before = limits.current()
         configured = limits.configure(
             **{f: getattr(self, f) for f in limits.FIELDS if self.has_trait(f)}
         )
@@ -268,6 +271,10 @@ class MLWidgetApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         self.registry.shutdown()
+        # the process's own limits again: a kernel or test process that ran this server goes
+        # on under its defaults, not under the server's ceilings
+        if self.limits_before is not None:
+            limits.configure(self.limits_before)
 
     # ------------------------------------------------------------------ configured models
 
