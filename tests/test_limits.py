@@ -163,9 +163,6 @@ class TestTheServersCeilingsReachItsWorkers:
         assert any("the 4 most frequent" in w for w in fit.json()["warnings"]), fit.json()
 
 
-# ------------------------------------------------------------------------- Dask
-
-
 class TestAStoppedServerGivesTheProcessItsLimitsBack:
     @pytest.fixture
     def jp_server_config(self, restore_limits, store_dir):
@@ -174,7 +171,7 @@ class TestAStoppedServerGivesTheProcessItsLimitsBack:
             "MLWidgetApp": {"store_dir": str(store_dir), "max_table_cells": 1_000},
         }
 
-    async def test_a_widget_after_the_server_reads_a_large_table(self, jp_serverapp, tmp_path):
+    async def test_a_widget_after_the_server_reads_a_large_table(self, jp_serverapp):
         # a kernel (or test process) that ran a server goes on under its own ceilings: a
         # 2,000 x 13 upload in the next widget was refused by the stopped server's 1,000 cells
         (app,) = jp_serverapp.extension_manager.extension_apps["mlwidget_server"]
@@ -183,6 +180,9 @@ class TestAStoppedServerGivesTheProcessItsLimitsBack:
         assert limits.current() == app.limits_before == limits.Limits()  # the process's own
         table = pd.DataFrame({f"x{i}": range(2_000) for i in range(13)})
         assert read_table(table.to_csv(index=False).encode()).shape == (2_000, 13)
+
+
+# ------------------------------------------------------------------------- Dask
 
 
 def test_a_dask_worker_gets_the_jobs_ceilings(store_dir, restore_limits):
