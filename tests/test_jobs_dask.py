@@ -210,6 +210,7 @@ class TestServer:
         )  # fmt: skip
         assert started.code == 202, started.text
         job = started.json()["job"]
+        restarts_before = len(restarts(client))
         while not any(client.processing().values()):  # the fit runs on a worker
             await asyncio.sleep(0.1)
         cancel = asyncio.ensure_future(
@@ -222,7 +223,23 @@ class TestServer:
         assert (await cancel).code == 200
         state = (await call(jp_fetch, "mlhandler", "titanic", params={"_job": job})).json()
         assert state["status"] == "cancelled"
-        client.wait_for_workers(2, timeout=60)
+        # one restart of the one worker: the cancel and the job's poll both stopped the task,
+        # and each restarted the worker (a second restart could kill the worker the first had
+        # just started; under load the cluster then stayed one worker short)
+        assert len(restarts(client)) == restarts_before + 1, restarts(client)[restarts_before:]
+        client.wait_for_workers(2, timeout=WAIT)
+
+
+def restarts(client) -> list[dict]:
+    """The scheduler's record of the worker restarts it was asked for."""
+
+    def asked(dask_scheduler) -> list[dict]:  # runs in the scheduler (other events do not pickle)
+        events = dask_scheduler.get_events("all")
+        return [
+            m for _, m in events if isinstance(m, dict) and m.get("action") == "restart-workers"
+        ]
+
+    return client.run_on_scheduler(asked)
 
 
 # ----------------------------------------------------------- a cluster started from the CLI

@@ -129,7 +129,8 @@ class DaskExecutor:
             key=f"mlwidget-{job.action}-{job.id}{'-retry' if retry else ''}",
             pure=False,
         )
-        job.on_cancel(lambda: self._stop(client, future))
+        stop = StopOnce(client, future)
+        job.on_cancel(stop)  # a cancel stops it from the cancelling thread at once
         key = ["mlwidget", job.id]
         try:
             # Wait for the task, then fetch its result once, with no poll's timeout: a result()
@@ -140,8 +141,8 @@ class DaskExecutor:
                 while not future.done():
                     try:
                         job.check_stop(deadline)
-                    except Stop:
-                        self._stop(client, future)
+                    except Stop:  # cancelled (stopped already) or timed out
+                        stop()
                         raise
                     with_progress = client.get_metadata(key, None)
                     if with_progress:
@@ -255,9 +256,28 @@ class DaskExecutor:
             self._failed(client, job, keys + [f.key for f in futures], deadline)
             raise
 
-    @staticmethod
-    def _stop(client: Any, future: Any) -> None:
-        """Cancel the task; restart the workers still running it (a thread cannot be stopped)."""
+    def close(self) -> None:
+        """Close the client, if one was made."""
+        self.connection.close()
+
+
+class StopOnce:
+    """Stop a task: cancel it and restart the workers still running it (a thread cannot be
+    stopped). Called by the cancel and again by the driver's poll that sees the stop; only the
+    first call acts. (Both once restarted the worker: the second restart could hit the worker
+    the first one had just started, and a worker was lost under load.)"""
+
+    def __init__(self, client: Any, future: Any) -> None:
+        self.client, self.future = client, future
+        self.lock = threading.Lock()
+        self.called = False
+
+    def __call__(self) -> None:
+        with self.lock:
+            if self.called:
+                return
+            self.called = True
+        client, future = self.client, self.future
         try:
             running = [worker for worker, keys in client.processing().items() if future.key in keys]
             future.cancel()
@@ -265,10 +285,6 @@ class DaskExecutor:
                 client.restart_workers(running)
         except Exception as exc:
             log.warning("mlwidget: could not stop a Dask task: %s", reason(exc))
-
-    def close(self) -> None:
-        """Close the client, if one was made."""
-        self.connection.close()
 
 
 class ModelCache:
