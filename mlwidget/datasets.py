@@ -295,6 +295,28 @@ def add(name: str, source: Dataset) -> Dataset:
     return named_source
 
 
+@dataclass(frozen=True)
+class Naming:
+    """The process's names of sources at one moment (a server gives them back when it stops)."""
+
+    sources: dict[str, Dataset]
+    configured: bool  # False: named() reads $MLWIDGET_DATA_SOURCES when first asked
+
+
+def current_naming() -> Naming:
+    with _LOCK:
+        return Naming(dict(_NAMED), bool(_CONFIGURED))
+
+
+def restore(naming: Naming) -> None:
+    """Name the sources as ``naming`` did (a stopped server's names and their storage options
+    no longer resolve in the process that ran it)."""
+    with _LOCK:
+        _NAMED.clear()
+        _NAMED.update(naming.sources)
+        _CONFIGURED[:] = [True] if naming.configured else []
+
+
 def from_environment() -> dict[str, Any]:
     """The sources $MLWIDGET_DATA_SOURCES names (JSON), or none."""
     text = os.environ.get(ENV_SOURCES, "").strip()

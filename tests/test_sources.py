@@ -158,11 +158,11 @@ def test_a_request_names_a_source_never_a_path_or_url(named_sources):
 
 
 def test_sources_come_from_the_environment_until_configured(monkeypatch, tmp_path):
-    datasets.configure({})
-    monkeypatch.setattr(datasets, "_CONFIGURED", [])
+    unconfigured = datasets.Naming({}, configured=False)  # as in a fresh process
+    datasets.restore(unconfigured)
     monkeypatch.setenv(datasets.ENV_SOURCES, json.dumps({"logs": str(tmp_path / "*.csv")}))
     assert datasets.named()["logs"].format == "csv"
-    monkeypatch.setattr(datasets, "_CONFIGURED", [])
+    datasets.restore(unconfigured)
     monkeypatch.setenv(datasets.ENV_SOURCES, "[1, 2]")
     with pytest.raises(BadRequest, match="JSON object"):
         datasets.named()
@@ -272,3 +272,35 @@ class TestConfiguredSource:
         )
         assert again.code == 200, again.text
         assert again.json()["rows"] == ROWS + 60
+
+
+class TestAStoppedServerGivesTheProcessItsSourcesBack:
+    """A kernel (or test process) that ran a server goes on with its own names of sources: the
+    stopped server's names, with the storage options they carry, no longer resolve in it."""
+
+    @pytest.fixture
+    def jp_server_config(self, store_dir: Path, tmp_path: Path, monkeypatch) -> dict:
+        write_source(tmp_path / "theirs", make_rows(ROWS, 0))
+        write_source(tmp_path / "mine", make_rows(ROWS // 2, 1))
+        monkeypatch.setenv(datasets.ENV_SOURCES, json.dumps({"mine": str(tmp_path / "mine")}))
+        before = datasets.current_naming()
+        datasets.restore(datasets.Naming({}, configured=False))  # a fresh process: $ENV names
+        yield {
+            "ServerApp": {"jpserver_extensions": {"mlwidget_server": True}},
+            "MLWidgetApp": {
+                "store_dir": str(store_dir),
+                "data_sources": {"theirs": str(tmp_path / "theirs")},
+            },
+        }
+        datasets.restore(before)
+
+    async def test_a_model_after_the_server_trains_from_the_process_own_source(
+        self, jp_serverapp, store_dir
+    ):
+        (app,) = jp_serverapp.extension_manager.extension_apps["mlwidget_server"]
+        assert sorted(datasets.named()) == ["theirs"]  # the server's, while it runs
+        await app.stop_extension()
+        model = model_of(store_dir)
+        assert model.retrain(source="mine")["rows"] == ROWS // 2
+        with pytest.raises(NotFound, match="Unknown source 'theirs'. Sources: mine"):
+            model.retrain(source="theirs")

@@ -23,6 +23,7 @@ class MLWidgetApp(ExtensionApp):
     name = "mlwidget"
     load_other_extensions = True
     limits_before: limits.Limits | None = None  # the process's limits before this server's
+    sources_before: datasets.Naming | None = None  # and its names of sources
 
     models = Dict(
         key_trait=Unicode(),
@@ -210,6 +211,7 @@ class MLWidgetApp(ExtensionApp):
             **{f: getattr(self, f) for f in limits.FIELDS if self.has_trait(f)}
         )
         self.log.debug("mlwidget: %r", configured)
+        self.sources_before = datasets.current_naming()
         sources = datasets.configure(self.data_sources or datasets.from_environment())
         if sources:
             self.log.info("mlwidget: data sources %s", ", ".join(sorted(sources)))
@@ -271,10 +273,12 @@ class MLWidgetApp(ExtensionApp):
 
     async def stop_extension(self) -> None:
         self.registry.shutdown()
-        # the process's own limits again: a kernel or test process that ran this server goes
-        # on under its defaults, not under the server's ceilings
+        # the process's own limits and sources again: a kernel or test process that ran this
+        # server goes on under its defaults, not under the server's ceilings and names
         if self.limits_before is not None:
             limits.configure(self.limits_before)
+        if self.sources_before is not None:
+            datasets.restore(self.sources_before)
 
     # ------------------------------------------------------------------ configured models
 
