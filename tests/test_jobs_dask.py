@@ -25,9 +25,16 @@ FOREST = {"class": "RandomForestClassifier", "n_estimators": 40, "random_state":
 
 @pytest.fixture(scope="module")
 def cluster():
-    with distributed.LocalCluster(
-        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
-    ) as cluster:
+    """Two workers. A cancel restarts one; on a busy machine that took more than the 15 s the
+    cluster waits for a lost worker, and it closed the worker's nanny: a worker short for good."""
+    import dask
+
+    with (
+        dask.config.set({"distributed.deploy.lost-worker-timeout": f"{WAIT}s"}),
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+    ):
         yield cluster
 
 
