@@ -155,6 +155,32 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
         )
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers",
+        "cross_validates: models made in this test process cross-validate each fit, as by "
+        "default (elsewhere the test process sets cv_folds=0)",
+    )
+
+
+@pytest.fixture(autouse=True)
+def _fits_in_this_process_skip_cross_validation(request: pytest.FixtureRequest):
+    """Models made by a test in this process are fitted to be used, not scored: their 5-fold
+    cross-validation (a job after each fit, on the worker processes) was CPU the suite spent
+    for nothing (in tests/test_fastpath.py, 107 s of CPU went to 64 s). Tests of scores say
+    ``@pytest.mark.cross_validates``; servers started in subprocesses, kernels and Dask workers
+    keep their defaults, and an in-process server sets its own ``cv_folds``."""
+    from mlwidget import limits
+
+    if request.node.get_closest_marker("cross_validates"):
+        yield
+        return
+    before = limits.configure()
+    limits.configure(cv_folds=0)
+    yield
+    limits.configure(before)
+
+
 @pytest.fixture
 def ceilings():
     """Change this process's default limits for one test: ``ceilings(max_table_cells=10)``;

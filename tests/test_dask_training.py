@@ -160,6 +160,7 @@ def test_xgboost_trains_data_parallel_on_both_workers_from_a_parquet_source(
     assert any("fitted on a sample of 50,000 of the 60,000 rows" in w for w in answer["warnings"])
 
 
+@pytest.mark.cross_validates
 def test_xgboost_on_a_table_trains_on_both_workers_and_scores_like_a_local_fit(
     cluster, client, store_dir, titanic_csv, ceilings
 ):

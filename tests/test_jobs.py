@@ -59,6 +59,7 @@ def reports(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[Report]]:
     return seen
 
 
+@pytest.mark.cross_validates
 def test_a_job_in_a_worker_process_gives_the_same_model_as_a_thread(
     titanic: MLModel, reports: dict[str, list[Report]]
 ) -> None:
@@ -410,6 +411,7 @@ def test_a_cancel_whose_executor_fails_to_stop_still_cancels(caplog) -> None:
     assert "cancel hook failed: ZeroDivisionError" in caplog.text
 
 
+@pytest.mark.cross_validates
 def test_a_full_queue_never_fails_a_stored_retrain(titanic: MLModel) -> None:
     """A retrain's crossval job follows its commit: with the queue full (one slot, no queue)
     it used to be refused with 429 after the fit was stored, so the retrain reported a failure

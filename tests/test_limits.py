@@ -18,6 +18,9 @@ from rest_helpers import assert_clean_error, call
 from mlwidget import BadRequest, MLModel, MLWidgetError, PayloadTooLarge, limits
 from mlwidget.tables import read_table
 
+# the process's default limits are what these tests are about (cv_folds among them)
+pytestmark = pytest.mark.cross_validates
+
 CSV = {"Content-Type": "text/csv"}
 # 60 classes: probabilities for 300 rows are 18,000 cells, over a ceiling of 10,000
 TRAIN = pd.DataFrame({"x": range(60), "y": [f"c{i}" for i in range(60)]})

@@ -20,6 +20,9 @@ from rest_helpers import assert_clean_error, call, stored
 
 from mlwidget import BadRequest, MLModel, NotFound
 
+# versions carry cross-validated scores: fits here cross-validate, as by default
+pytestmark = pytest.mark.cross_validates
+
 CLASSES = [
     ("LogisticRegression", {}),
     ("RandomForestClassifier", {"n_estimators": 30, "random_state": 0}),
