@@ -168,15 +168,16 @@ def _fits_in_this_process_skip_cross_validation(request: pytest.FixtureRequest):
     """Models made by a test in this process are fitted to be used, not scored: their 5-fold
     cross-validation (a job after each fit, on the worker processes) was CPU the suite spent
     for nothing (in tests/test_fastpath.py, 107 s of CPU went to 64 s). Tests of scores say
-    ``@pytest.mark.cross_validates``; servers started in subprocesses, kernels and Dask workers
-    keep their defaults, and an in-process server sets its own ``cv_folds``."""
+    ``@pytest.mark.cross_validates``. An in-process server's fits follow (the server sets the
+    ceilings it has traits for, and none is ``cv_folds``); servers started in subprocesses,
+    kernels and Dask workers keep their defaults."""
     from mlwidget import limits
 
-    if request.node.get_closest_marker("cross_validates"):
-        yield
-        return
+    # Set at every test's start, for either kind: pytest-jupyter stops a test's server after
+    # this fixture's teardown, and the server then gives back the cv_folds it started under.
+    marked = request.node.get_closest_marker("cross_validates")
     before = limits.configure()
-    limits.configure(cv_folds=0)
+    limits.configure(cv_folds=limits.Limits().cv_folds if marked else 0)
     yield
     limits.configure(before)
 
