@@ -278,10 +278,7 @@ def configure(sources: Mapping[str, Any]) -> dict[str, Dataset]:
     """Name the sources requests may use (replacing the names known before); all are checked
     first, so a bad one changes nothing."""
     parsed = {name: parse(name, spec) for name, spec in sources.items()}
-    with _LOCK:
-        _NAMED.clear()
-        _NAMED.update(parsed)
-        _CONFIGURED[:] = [True]
+    restore(Naming(parsed, configured=True))
     return dict(parsed)
 
 
