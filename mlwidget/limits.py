@@ -15,7 +15,9 @@ import contextlib
 import contextvars
 import dataclasses
 import math
+import os
 import threading
+import warnings
 from collections.abc import Iterator, Mapping
 from numbers import Integral, Real
 from typing import Any
@@ -25,7 +27,7 @@ from .errors import BadRequest
 
 @dataclasses.dataclass(frozen=True, init=False)
 class Limits:
-    """Every ceiling, by the name of its ``MLWidgetApp`` setting (the cv ones have none yet).
+    """Every ceiling, by the name of its ``MLWidgetApp`` setting.
     ``Limits(max_table_cells=10_000)``: the defaults, with that one changed; an unknown name
     or a bad value is a ``BadRequest`` naming the setting."""
 
@@ -74,7 +76,7 @@ def _field(name: str) -> str:
 
 def _valid(name: str, value: Any) -> Any:
     """``value`` if it is a valid ``name``, else a BadRequest naming the setting."""
-    setting = f"{name} (MLWidgetApp.{name})" if not name.startswith("cv_") else name
+    setting = f"{name} (MLWidgetApp.{name})"
     number = isinstance(value, Real) and not isinstance(value, bool)  # True is an Integral
     integer = number and isinstance(value, Integral)
     if name == "cv_seconds":
@@ -93,7 +95,35 @@ def _valid(name: str, value: Any) -> Any:
     raise BadRequest(f"Expected {setting} to be a positive integer, got {value!r}.")
 
 
-_default = Limits()
+# $MLWIDGET_CV_FOLDS: this process's default number of folds (0: no cross-validation), for a
+# kernel, a script or a server (MLWidgetApp.cv_folds defaults to it), and what they start.
+ENV_CV_FOLDS = "MLWIDGET_CV_FOLDS"
+
+
+def from_environment() -> Limits:
+    """The defaults, with ``cv_folds`` from ``$MLWIDGET_CV_FOLDS`` when it is set. A value that
+    is not a count of folds is a ``BadRequest`` saying what was expected."""
+    text = os.environ.get(ENV_CV_FOLDS, "").strip()
+    if not text:
+        return Limits()
+    folds = int(text) if text.isascii() and text.isdigit() and len(text) < 7 else -1
+    if folds < 0 or folds == 1:
+        raise BadRequest(
+            f"Expected ${ENV_CV_FOLDS} to be 0 (no cross-validation) or an integer of at least "
+            f"2, got {text!r}. Set it to a number of folds, or unset it for 5."
+        )
+    return Limits(cv_folds=folds)
+
+
+def _process_default() -> Limits:
+    try:
+        return from_environment()
+    except BadRequest as exc:  # importing mlwidget must not fail: say so, keep the defaults
+        warnings.warn(f"{exc} Using cv_folds={Limits().cv_folds}.", stacklevel=2)
+        return Limits()
+
+
+_default = _process_default()
 _lock = threading.Lock()
 # The Limits a job's work runs under (``using``): per thread and per asyncio task, so a job on
 # a thread of the server (executor="thread", a Dask worker's thread) changes nothing else.

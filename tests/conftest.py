@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import Any
@@ -9,6 +10,12 @@ from typing import Any
 import pytest
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+# Models made in tests are fitted to be used, not scored: their 5-fold cross-validation (a job
+# after each fit) was CPU the suite spent for nothing. $MLWIDGET_CV_FOLDS=0 turns it off here
+# and in every server, kernel and worker a test starts (they inherit the environment); tests of
+# scores say @pytest.mark.cross_validates, or give their subprocesses MLWIDGET_CV_FOLDS=5.
+os.environ["MLWIDGET_CV_FOLDS"] = "0"
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOKS = ROOT / "notebooks"
@@ -158,24 +165,25 @@ def pytest_xdist_node_collection_finished(node: Any, ids: list[str]) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers",
-        "cross_validates: models made in this test process cross-validate each fit, as by "
-        "default (elsewhere the test process sets cv_folds=0)",
+        "cross_validates: models made in this test, in this process or what it starts, "
+        "cross-validate each fit, as by default (elsewhere MLWIDGET_CV_FOLDS=0)",
     )
 
 
 @pytest.fixture(autouse=True)
-def _fits_in_this_process_skip_cross_validation(request: pytest.FixtureRequest):
-    """Models made by a test in this process are fitted to be used, not scored: their 5-fold
-    cross-validation (a job after each fit, on the worker processes) was CPU the suite spent
-    for nothing (in tests/test_fastpath.py, 107 s of CPU went to 64 s). Tests of scores say
-    ``@pytest.mark.cross_validates``. An in-process server's fits follow (the server sets the
-    ceilings it has traits for, and none is ``cv_folds``); servers started in subprocesses,
-    kernels and Dask workers keep their defaults."""
+def _fits_skip_cross_validation_unless_marked(
+    request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+):
+    """``cv_folds=0`` in this process (see ``MLWIDGET_CV_FOLDS`` above) at every test's start,
+    unless the test says ``@pytest.mark.cross_validates``: then the default folds, here and in
+    what it starts (``$MLWIDGET_CV_FOLDS`` unset: an in-process server's ``cv_folds`` too)."""
     from mlwidget import limits
 
-    # Set at every test's start, for either kind: pytest-jupyter stops a test's server after
-    # this fixture's teardown, and the server then gives back the cv_folds it started under.
+    # Set at every test's start: pytest-jupyter stops a test's server after this fixture's
+    # teardown, and the server then gives back the cv_folds it started under.
     marked = request.node.get_closest_marker("cross_validates")
+    if marked:
+        monkeypatch.delenv(limits.ENV_CV_FOLDS)
     before = limits.configure()
     limits.configure(cv_folds=limits.Limits().cv_folds if marked else 0)
     yield

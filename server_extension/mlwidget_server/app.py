@@ -81,6 +81,12 @@ class MLWidgetApp(ExtensionApp):
         help="""Largest training matrix (rows x encoded columns; 8 bytes a cell) a fit may
         build; a bigger one is refused with 413 before it is built.""",
     )
+    cv_folds = Int(
+        config=True,
+        help="""Folds of the cross-validation that gives each fit its ``cv_score``, run as a job
+        after the fit commits (0: none). A model's own ``cv_folds`` option comes first.
+        Default: $MLWIDGET_CV_FOLDS, else 5.""",
+    )
     cv_seconds = Float(
         20.0,
         config=True,
@@ -195,6 +201,10 @@ class MLWidgetApp(ExtensionApp):
         help="""Jobs that may wait for a free worker beyond the ``max_workers`` running; past
         that a new job gets 429.""",
     )
+
+    @default("cv_folds")
+    def _default_cv_folds(self) -> int:
+        return limits.from_environment().cv_folds
 
     @default("store_dir")
     def _default_store_dir(self) -> str:
