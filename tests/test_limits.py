@@ -8,6 +8,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import os
+import subprocess
+import sys
 import threading
 import time
 
@@ -218,11 +221,68 @@ def test_the_defaults_are_the_servers_defaults():
     defaults = limits.Limits()
     assert defaults.max_table_cells == 50_000_000 and defaults.max_categories == 100
     assert (defaults.cv_folds, defaults.cv_max_rows, defaults.cv_seconds) == (5, 100_000, 20)
-    traits = MLWidgetApp.class_traits()
-    served = [name for name in limits.FIELDS if name in traits]
-    assert {"max_table_cells", "max_categories", "max_matrix_cells", "max_body_size"} <= set(served)
-    for name in served:
-        assert traits[name].default_value == getattr(defaults, name), name
+    app = MLWidgetApp()  # ($MLWIDGET_CV_FOLDS is unset in this module's tests)
+    assert all(app.has_trait(name) for name in limits.FIELDS)  # every ceiling is a setting
+    for name in limits.FIELDS:
+        assert getattr(app, name) == getattr(defaults, name), name
+
+
+# ------------------------------------------------------------------------- $MLWIDGET_CV_FOLDS
+
+
+def process_default_folds(value: str) -> subprocess.CompletedProcess:
+    """A new process's ``limits.current().cv_folds`` with ``$MLWIDGET_CV_FOLDS=value``."""
+    code = "from mlwidget import limits; print(limits.current().cv_folds)"
+    env = {**os.environ, limits.ENV_CV_FOLDS: value}
+    return subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_the_environment_sets_a_processs_folds_and_a_bad_value_warns():
+    assert process_default_folds("3").stdout.split() == ["3"]
+    assert process_default_folds("0").stdout.split() == ["0"]
+    bad = process_default_folds("1")
+    assert bad.returncode == 0 and bad.stdout.split() == ["5"]  # importing mlwidget works
+    assert "Expected $MLWIDGET_CV_FOLDS to be 0 (no cross-validation)" in bad.stderr
+    assert "got '1'" in bad.stderr and "Using cv_folds=5" in bad.stderr
+
+
+@pytest.mark.parametrize("value", ["1", "-2", "five", "٣", "2.0", "9" * 50])
+def test_from_environment_refuses_what_is_not_a_number_of_folds(value, monkeypatch):
+    monkeypatch.setenv(limits.ENV_CV_FOLDS, value)
+    with pytest.raises(BadRequest) as caught:
+        limits.from_environment()
+    assert "$MLWIDGET_CV_FOLDS" in str(caught.value) and repr(value) in str(caught.value)
+
+
+def test_the_server_setting_defaults_to_the_environment(monkeypatch):
+    from mlwidget_server.app import MLWidgetApp
+
+    monkeypatch.setenv(limits.ENV_CV_FOLDS, "0")
+    assert MLWidgetApp().cv_folds == 0
+    monkeypatch.setenv(limits.ENV_CV_FOLDS, "nine")
+    assert MLWidgetApp().cv_folds == 5  # with a warning in the server's log
+
+
+class TestTheServersFolds:
+    @pytest.fixture
+    def jp_server_config(self, restore_limits, store_dir):
+        return {
+            "ServerApp": {"jpserver_extensions": {"mlwidget_server": True}},
+            "MLWidgetApp": {"store_dir": str(store_dir), "executor": "thread", "cv_folds": 3},
+        }
+
+    async def test_a_retrain_is_cross_validated_with_the_servers_folds(self, jp_fetch):
+        reply = await call(jp_fetch, "mlhandler", "wide", method="PUT",
+                           params={"_model": "", "class": "LogisticRegression",
+                                   "target_col": "y"})  # fmt: skip
+        assert reply.code == 200, reply.text
+        fit = await call(jp_fetch, "mlhandler", "wide", method="POST",
+                         body=WIDE.to_csv(index=False), headers=CSV,
+                         params={"_action": "retrain"})  # fmt: skip
+        assert fit.code == 200, fit.text
+        assert fit.json()["cv_score"]["on"] == "3-fold cv", fit.json()
 
 
 @pytest.mark.parametrize(

@@ -30,8 +30,10 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     tmp = tmp_path_factory.mktemp("browser")
     MLModel("titanic", data=str(TITANIC), store=tmp / "store", **GUIDE_OPTIONS)
     # the retrain test's 1,500-stage boosting is slow on purpose (its progress shows); its
-    # cross-validation must not be skipped for time on a busy machine (cv_seconds)
-    with jupyter_server(tmp, tmp / "store", "--MLWidgetApp.cv_seconds=3600") as (url, token):
+    # cross-validation runs (the test process's $MLWIDGET_CV_FOLDS=0 is overridden), and must
+    # not be skipped for time on a busy machine (cv_seconds)
+    settings = ("--MLWidgetApp.cv_folds=5", "--MLWidgetApp.cv_seconds=3600")
+    with jupyter_server(tmp, tmp / "store", *settings) as (url, token):
         yield url, token
 
 
