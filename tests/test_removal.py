@@ -5,15 +5,18 @@ then nothing is removed."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from conftest import GUIDE_OPTIONS
-from rest_helpers import call, titanic_server_config
+from rest_helpers import call, settled, titanic_server_config
 
 from mlwidget import Conflict, MLModel, NotFound, jobs
+from mlwidget.jobs.pause import Pause
 from mlwidget.keys import KeyRing
 from mlwidget.store import Store
 
@@ -73,6 +76,50 @@ def test_delete_from_python_removes_everything(store_dir, running):
     with pytest.raises(NotFound):
         MLModel.open("iris", store=store_dir)
     assert m.delete() == {"name": "iris", "deleted": [], "absent": ["all"]}  # idempotent
+
+
+@pytest.mark.cross_validates
+@pytest.mark.parametrize("executor", ["thread", "process"])
+def test_a_delete_cancels_the_cross_validation_after_a_fit(store_dir, executor):
+    # the crossval job a fit starts was a 409 for as long as its folds ran (seconds, or
+    # minutes for a forest): nothing to wait for, since its score is of a model about to go
+    m = MLModel("iris", data=str(IRIS), store=store_dir, target_col="species", executor=executor)
+    folder = Store(store_dir).dir("iris")
+    with Pause("cv") as pause:
+        answer = m.retrain(wait=False).result(120)
+        assert answer["cv_score"]["pending"], answer
+        assert pause.reached.wait(120), "the crossval job never reported its folds"
+        follow = pause.job
+        assert (follow.id, follow.action) == (answer["cv_score"]["job"], "crossval")
+        outcome: list[object] = []
+
+        def delete() -> None:
+            try:
+                outcome.append(m.delete())
+            except Conflict as exc:
+                outcome.append(exc)
+
+        deleting = threading.Thread(target=delete)
+        deleting.start()
+        assert follow.stop.wait(60), f"the delete did not cancel the crossval job: {outcome}"
+        pause.release()
+        deleting.join(120)
+    assert outcome == [{"name": "iris", "deleted": ["all"], "absent": []}]
+    assert follow.status == "cancelled"
+    assert not folder.exists() and "iris" not in Store(store_dir).names()
+
+
+def test_a_delete_cancels_no_cross_validation_when_another_job_is_the_409(store_dir, running):
+    m = MLModel("iris", data=str(IRIS), store=store_dir, target_col="species", cv_folds=3)
+    with Pause("cv") as pause:
+        m.retrain(wait=False).result(120)
+        assert pause.reached.wait(120)
+        other = running(m)  # a job that is not a cross-validation: the delete waits for it
+        with pytest.raises(Conflict, match=other.id):
+            m.delete()
+        assert not pause.job.stop.is_set() and not pause.job.done  # its score still comes
+    assert pause.job.result(120)["on"] == "3-fold cv"
+    assert Store(store_dir).dir("iris").is_dir()
 
 
 # ------------------------------------------------------------------ REST
@@ -136,6 +183,27 @@ async def test_a_running_job_is_a_409_naming_it_and_nothing_is_removed(
     reply = await call(jp_fetch, "mlhandler", "iris", method="DELETE", params={"delete": "all"})
     assert reply.code == 409 and reply.json()["job"] == job.id
     assert Store(store_dir).dir("iris").is_dir() and "iris" in await listed(jp_fetch)
+
+
+@pytest.mark.cross_validates
+async def test_a_delete_over_rest_cancels_the_cross_validation_after_a_fit(jp_fetch, store_dir):
+    MLModel("iris", data=str(IRIS), store=store_dir, target_col="species")
+    await settled(jp_fetch)  # the configured titanic's start-up crossval is over: not held
+    with Pause("cv") as pause:
+        fit = await call(jp_fetch, "mlhandler", "iris", method="POST",
+                         params={"_action": "retrain"})  # fmt: skip
+        assert fit.code == 200 and fit.json()["cv_score"]["pending"], fit.text
+        assert await asyncio.to_thread(pause.reached.wait, 120)
+        assert pause.job.id == fit.json()["cv_score"]["job"]
+        deleting = asyncio.ensure_future(
+            call(jp_fetch, "mlhandler", "iris", method="DELETE", params={"delete": "all"})
+        )
+        assert await asyncio.to_thread(pause.job.stop.wait, 60), "the crossval job runs on"
+        pause.release()
+        reply = await deleting
+    assert reply.code == 200 and reply.json()["deleted"] == ["all"], reply.text
+    assert pause.job.status == "cancelled" and not Store(store_dir).dir("iris").exists()
+    assert "iris" not in await listed(jp_fetch)
 
 
 async def test_a_configured_model_deleted_is_gone_until_the_server_restarts(jp_fetch, store_dir):
