@@ -18,7 +18,7 @@ import math
 import os
 import threading
 import warnings
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from numbers import Integral, Real
 from typing import Any
 
@@ -115,15 +115,17 @@ def from_environment() -> Limits:
     return Limits(cv_folds=folds)
 
 
-def _process_default() -> Limits:
+def folds_from_environment(warn: Callable[[str], None]) -> int:
+    """``$MLWIDGET_CV_FOLDS``'s folds, or the default 5 when it is bad, told to ``warn``: what
+    starts a process (importing mlwidget, a server's start) must not fail on it."""
     try:
-        return from_environment()
-    except BadRequest as exc:  # importing mlwidget must not fail: say so, keep the defaults
-        warnings.warn(f"{exc} Using cv_folds={Limits().cv_folds}.", stacklevel=2)
-        return Limits()
+        return from_environment().cv_folds
+    except BadRequest as exc:
+        warn(f"{exc} Using cv_folds={Limits().cv_folds}.")
+        return Limits().cv_folds
 
 
-_default = _process_default()
+_default = Limits(cv_folds=folds_from_environment(lambda text: warnings.warn(text, stacklevel=3)))
 _lock = threading.Lock()
 # The Limits a job's work runs under (``using``): per thread and per asyncio task, so a job on
 # a thread of the server (executor="thread", a Dask worker's thread) changes nothing else.

@@ -14,7 +14,7 @@ pytest_plugins = ["pytest_jupyter.jupyter_server"]
 # Models made in tests are fitted to be used, not scored: their 5-fold cross-validation (a job
 # after each fit) was CPU the suite spent for nothing. $MLWIDGET_CV_FOLDS=0 turns it off here
 # and in every server, kernel and worker a test starts (they inherit the environment); tests of
-# scores say @pytest.mark.cross_validates, or give their subprocesses MLWIDGET_CV_FOLDS=5.
+# scores say @pytest.mark.cross_validates, or start their server with --MLWidgetApp.cv_folds=5.
 os.environ["MLWIDGET_CV_FOLDS"] = "0"
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -8,7 +8,6 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Dict, Float, Int, List, Unicode, default
 
 from mlwidget import datasets, limits
-from mlwidget.errors import MLWidgetError
 from mlwidget.jobs import ENV_CLUSTER, Runner, resolve
 from mlwidget.store import default_root, safe_name
 
@@ -205,11 +204,7 @@ class MLWidgetApp(ExtensionApp):
 
     @default("cv_folds")
     def _default_cv_folds(self) -> int:
-        try:
-            return limits.from_environment().cv_folds
-        except MLWidgetError as exc:  # a bad $MLWIDGET_CV_FOLDS: say so, keep the default
-            self.log.warning("mlwidget: %s Using cv_folds=%d.", exc, limits.Limits().cv_folds)
-            return limits.Limits().cv_folds
+        return limits.folds_from_environment(lambda text: self.log.warning("mlwidget: %s", text))
 
     @default("store_dir")
     def _default_store_dir(self) -> str:
