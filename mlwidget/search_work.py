@@ -77,7 +77,12 @@ def search(payload: dict[str, Any], report: Callable[..., None], ceilings: Any) 
 
     options, metric = payload["options"], payload.get("search_metric")
     ready = training.prepare(
-        options, payload["table"], tuple(payload["allowed_classes"]), ceilings, metric
+        options,
+        payload["table"],
+        tuple(payload["allowed_classes"]),
+        ceilings,
+        metric,
+        payload.get("data_hash"),
     )
     folds = fold_plan(ready.X, ready.y, ready.kind, payload.get("cv"), options, ceilings)
     grid = {f"{STEP}__{key}": list(values) for key, values in payload["grid"].items()}

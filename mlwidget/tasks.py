@@ -107,7 +107,10 @@ def retrain_job(
                 answer["cv_score"] = tx.state["fitted"]["cv_score"]
         if follow is not None and folds:
             try:
-                crossval_job(model, follow, answer["version"], options, payload["table"], folds)
+                fingerprint = fitted.fitted.get("data_hash")
+                crossval_job(
+                    model, follow, answer["version"], options, payload["table"], folds, fingerprint
+                )
             except MLWidgetError as exc:  # the fit is stored and serves: only its cv is lost
                 record_cv(
                     model, answer["version"], None, None, [f"No cross-validated score: {exc}"]
@@ -132,12 +135,19 @@ def staging(model: Any) -> dict[str, Any]:
 
 
 def crossval_job(
-    model: Any, job: jobs_.Job, version: int, options: Any, table: Any, folds: int
+    model: Any,
+    job: jobs_.Job,
+    version: int,
+    options: Any,
+    table: Any,
+    folds: int,
+    fingerprint: str | None = None,
 ) -> jobs_.Job:
     """Cross-validate version ``version`` of ``model`` (just committed by a retrain) as a job
-    of its own: its folds refit the same options on ``table``; the ``cv_score`` (and the
-    out-of-fold summary the plots use) then fills that version's record. A failure records no
-    score, with a warning; the version serves all along."""
+    of its own: its folds refit the same options on ``table`` (``fingerprint``: its
+    ``data_hash``, which finds the frame the fit prepared where the same worker kept it); the
+    ``cv_score`` (and the out-of-fold summary the plots use) then fills that version's record.
+    A failure records no score, with a warning; the version serves all along."""
     ceilings = limits.current()
 
     def prepare() -> dict[str, Any]:
@@ -145,6 +155,7 @@ def crossval_job(
             "options": options,
             "table": table,
             "folds": folds,
+            "data_hash": fingerprint,
             "allowed_classes": model.allowed_classes,
             "limits": ceilings,
         }

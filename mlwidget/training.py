@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import sklearn
 
-from . import boosting, crossval, schema, versions
+from . import boosting, crossval, prepared_frames, versions
 from . import estimators as est
 from . import limits as limits_
 from . import options as opt
@@ -114,13 +114,16 @@ def prepare(
     allowed_classes: tuple[str, ...],
     limits: limits_.Limits,
     metric: str | None = None,
+    fingerprint: str | None = None,
 ) -> Prepared:
     """The estimator ``options`` describe in its pipeline (imputers, encoders), unfitted, and
-    the training frame split into X and y; every check that can fail before a fit."""
+    the training frame split into X and y; every check that can fail before a fit.
+    ``fingerprint``: ``table``'s ``data_hash``, if known: the frame this process prepared
+    for the same rows and options is used again (prepared_frames.py)."""
     cls = est.resolve_class(options["class"], allowed_classes)
     kind = est.estimator_kind(cls)
     estimator = est.make_estimator(cls, options.get("params") or {}, allowed_classes)
-    X, y, features, warns = schema.training_frame(table, options, kind)
+    X, y, features, warns = prepared_frames.training_frame(table, options, kind, fingerprint)
     if metric:
         check_metric(metric, kind, y is not None)  # before anything is fitted
     warns += est.bound_threads(estimator)
@@ -147,13 +150,15 @@ def cross_validate(
     folds: int,
     progress: Report | None = None,
     limits: limits_.Limits | None = None,
+    fingerprint: str | None = None,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[str]]:
     """``(cv_score, out_of_fold, warnings)``: ``folds`` fits of the pipeline ``options``
-    describe on parts of ``table`` (``crossval.run``), after the fit itself was committed."""
+    describe on parts of ``table`` (``crossval.run``), after the fit itself was committed
+    (``fingerprint``: ``table``'s ``data_hash``, as the fit recorded it)."""
     ceilings = limits_.as_limits(limits)
     with sklearn.config_context(skip_parameter_validation=True), _warnings.catch_warnings():
         _warnings.simplefilter("ignore")  # the folds repeat the fit's own warnings
-        ready = prepare(options, table, tuple(allowed_classes), ceilings)
+        ready = prepare(options, table, tuple(allowed_classes), ceilings, None, fingerprint)
         return crossval.run(ready.pipeline, ready.X, ready.y, ready.kind, folds, progress)
 
 
@@ -166,7 +171,8 @@ def _fit(
     known_hash: str | None,
     limits: limits_.Limits,
 ) -> Fitted:
-    ready = prepare(options, table, allowed_classes, limits, metric)
+    fingerprint = known_hash or data_hash(table)
+    ready = prepare(options, table, allowed_classes, limits, metric, fingerprint)
     cls, kind, pipeline = ready.cls, ready.kind, ready.pipeline
     X, y, features, warns = ready.X, ready.y, ready.features, list(ready.warnings)
     started = time.perf_counter()
@@ -216,7 +222,6 @@ def _fit(
         except (ValueError, TypeError, AttributeError) as exc:
             raise BadRequest(f"Could not compute {metric}: {reason(exc)}") from None
     scored = (score, scored_by, scored_rows)
-    fingerprint = known_hash or data_hash(table)
     fitted = fit_record(options, ready, len(X), scored, fingerprint, fit_seconds, started)
     return Fitted(pipeline, features, warns, fitted, asked, cv_folds=cv_folds)
 
@@ -278,7 +283,7 @@ def training_score(
     longer than a sixth of its fit). ``Xt``, the rows as the fit transformed them (what
     ``fit_pipeline`` returns), spares transforming them again: the estimator predicts (or
     scores) them directly, the same answers as the pipeline's."""
-    from sklearn.metrics import accuracy_score, r2_score
+    from sklearn.metrics import r2_score
 
     if len(X) > SCORE_ROWS:
         rows = np.sort(np.random.default_rng(0).choice(len(X), SCORE_ROWS, replace=False))
@@ -290,10 +295,23 @@ def training_score(
             if not hasattr(estimator, "score"):
                 return None, None, 0
             return float(estimator.score(Xt)), "score", len(X)
-        metric, scorer = ("accuracy", accuracy_score) if kind == "classifier" else ("r2", r2_score)
+        metric, scorer = ("accuracy", accuracy) if kind == "classifier" else ("r2", r2_score)
         return float(scorer(y, estimator.predict(Xt))), metric, len(X)
     except Exception:  # a model that cannot score itself still trains
         return None, None, 0
+
+
+def accuracy(y: Any, predicted: Any) -> float:
+    """``sklearn.metrics.accuracy_score(y, predicted)`` for one column of labels: the share
+    predicted right. Without its checks of the labels' types (half a millisecond, a twentieth
+    of a small model's fit), which a classifier's own predictions of its training labels pass;
+    anything else (labels in several columns) is left to it."""
+    truth, guess = np.asarray(y), np.asarray(predicted)
+    if truth.ndim != 1 or truth.shape != guess.shape or not len(truth):
+        from sklearn.metrics import accuracy_score
+
+        return float(accuracy_score(y, predicted))
+    return float(np.mean(truth == guess))
 
 
 def data_hash(table: pd.DataFrame) -> str:

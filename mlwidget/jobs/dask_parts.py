@@ -75,7 +75,7 @@ def from_table(
     rows sent to the workers in partitions."""
     from distributed import get_worker, wait
 
-    ready = training.prepare(options, table, allowed, ceilings, metric)
+    ready = training.prepare(options, table, allowed, ceilings, metric, known_hash)
     Xt = np.asarray(ready.pipeline[:-1].fit_transform(ready.X, ready.y), dtype=np.float64)
     y = np.asarray(ready.y)
     count = max(len(workers), -(-len(Xt) // PART_ROWS))

@@ -80,6 +80,7 @@ def crossval(payload: dict[str, Any], report: Callable[..., None]) -> Any:
             payload["folds"],
             progress=report,
             limits=ceilings,
+            fingerprint=payload.get("data_hash"),
         )
 
 
