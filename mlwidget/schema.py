@@ -69,10 +69,11 @@ def training_frame(
         raise BadRequest("Expected at least one feature column after include/exclude, got none.")
     used = features + ([target] if supervised else [])
     frame = table[used]
-    if supervised:
-        frame = frame[frame[target].notna()]
-    if options.get("dropna", True):
+    dropna = bool(options.get("dropna", True))
+    if dropna:  # every row with a missing value goes, the target's included
         frame = frame.dropna()
+    elif supervised:
+        frame = frame[frame[target].notna()]
     if options.get("deduplicate", True):
         frame = frame.drop_duplicates()
     if frame.empty:
@@ -108,7 +109,7 @@ def training_frame(
         }
         if numeric and pd.api.types.is_integer_dtype(series):
             entry["integer"] = True  # whole numbers in training (MLflow's signature: long)
-        clean = series.dropna()
+        clean = series if dropna else series.dropna()  # (dropna left no missing value)
         if is_cat:
             values = clean if numeric or pd.api.types.is_string_dtype(clean.dtype) else None
             if values is None or values.dtype == object:  # text of any Python object
