@@ -323,6 +323,18 @@ def parsed(texts: pd.Series) -> list[Any]:
     return [json.loads(t) if isinstance(t, str) and t else None for t in texts]
 
 
+def actuals(labels: pd.DataFrame) -> dict[str, Any]:
+    """``{prediction id: its actual}`` of the ids ``labels`` (``latest()``) gives an actual
+    (flags and notes alone are not labels)."""
+    if labels.empty:
+        return {}
+    return {
+        str(item): json.loads(actual)
+        for item, actual in zip(labels["id"], labels["actual"], strict=True)
+        if isinstance(actual, str) and actual != ""
+    }
+
+
 # ------------------------------------------------------------------------------ appending
 
 

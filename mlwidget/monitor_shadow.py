@@ -33,11 +33,7 @@ def section(
     }
     rows = len(pairs)
     same = agree(answers["serving"], answers["candidate"], kind)
-    actuals: dict[str, Any] = {}
-    if not labels.empty:
-        for item, actual in zip(labels["id"], labels["actual"], strict=True):
-            if isinstance(actual, str) and actual != "":
-                actuals[str(item)] = feedback.parsed(pd.Series([actual]))[0]
+    actuals = feedback.actuals(labels)
     actual = [actuals.get(str(i)) for i in pairs["shadow_of"]]
     labelled = [i for i, a in enumerate(actual) if a is not None]
     metric, sides = score(kind, answers, actual, labelled)

@@ -12,7 +12,6 @@ and nothing of the model changes.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -113,14 +112,9 @@ def side(model: Any, version: int | None) -> dict[str, Any]:
 def labels(folder: Any, ids: set[str]) -> dict[str, Any]:
     """The latest labelled actual of each logged id in ``ids`` (flags alone say nothing of
     another version's answer)."""
-    found = feedback.latest(feedback.read(folder))
-    out: dict[str, Any] = {}
-    if found.empty:
-        return out
-    for item, actual in zip(found["id"], found["actual"], strict=True):
-        if item in ids and isinstance(actual, str) and actual != "":
-            out[str(item)] = json.loads(actual)
-    return out
+    found = feedback.actuals(feedback.latest(feedback.read(folder)))
+    wanted = {str(item) for item in ids}
+    return {item: actual for item, actual in found.items() if item in wanted}
 
 
 def describe(window: predlog_read.Filters) -> str:

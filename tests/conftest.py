@@ -199,3 +199,18 @@ def ceilings():
     before = limits.configure()
     yield lambda **changes: limits.configure(**changes)
     limits.configure(before)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Debian's Chromium, headless, for one test module (Playwright's sync API: the module
+    also imports sync_browser's event-loop fixtures)."""
+    from playwright.sync_api import sync_playwright
+    from rest_helpers import launch_chromium
+
+    with sync_playwright() as p:
+        launched = launch_chromium(p)
+        try:
+            yield launched
+        finally:
+            launched.close()

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
 from conftest import GUIDE_OPTIONS, NOTEBOOKS, ROOT
 
 TITANIC = NOTEBOOKS / "titanic.csv"
@@ -157,6 +158,11 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
+
+
+needs_chromium = pytest.mark.skipif(
+    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
+)
 
 
 def launch_chromium(playwright: Any) -> Any:

@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 import pytest
 from conftest import GUIDE_OPTIONS
 from rest_helpers import (
-    CHROMIUM,
     TITANIC,
     call,
     jupyter_server,
     launch_chromium,
+    needs_chromium,
     titanic_server_config,
 )
 
@@ -104,7 +104,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str,
         yield url, token, key
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
+@needs_chromium
 @pytest.mark.skipif(not shutil.which("curl"), reason="needs curl")
 def test_api_page_is_offline_and_its_snippets_answer(server: tuple[str, str, str]) -> None:
     import requests

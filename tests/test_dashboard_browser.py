@@ -8,16 +8,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 import requests
 from conftest import GUIDE_PASSENGER, NOTEBOOKS
-from rest_helpers import CHROMIUM, launch_chromium, project_pythonpath, server_process
+from rest_helpers import needs_chromium
 from sync_browser import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
+from voila_helpers import Server, voila_server
 
 TIMEOUT_MS = 90_000
 SHOTS = os.environ.get("MLWIDGET_SCREENSHOTS")  # a folder: save screenshots there for a look
@@ -29,62 +28,13 @@ def shot(page, name: str) -> None:
         page.screenshot(path=str(Path(SHOTS, f"{name}.png")), full_page=True)
 
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
-)
-
-
-@dataclass
-class Server:
-    url: str
-    token: str
-    store: Path
-    log: Path
-
-    @property
-    def auth(self) -> dict[str, str]:
-        return {"Authorization": f"token {self.token}"}
-
-    def dashboard(self) -> str:
-        return f"{self.url}/voila/render/dashboard.ipynb?token={self.token}"
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    tmp = tmp_path_factory.mktemp("voila")
-    root, store, runtime = tmp / "root", tmp / "store", tmp / "runtime"
-    root.mkdir()
-    store.mkdir()
-    runtime.mkdir()
-    for name in ("dashboard.ipynb", "titanic.csv"):
-        shutil.copy(NOTEBOOKS / name, root / name)
-    env = dict(
-        os.environ,
-        MLWIDGET_STORE=str(store),
-        JUPYTER_RUNTIME_DIR=str(runtime),
-        PYTHONPATH=project_pythonpath(),  # the kernel inherits this too
-    )
-    log = tmp / "server.log"
-    with server_process(
-        root=root,
-        env=env,
-        log=log,
-        extensions=("voila.server_extension", "mlwidget_server"),
-        cwd=tmp,
-    ) as (url, token):
-        yield Server(url, token, store, log)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        try:
-            yield b
-        finally:
-            b.close()
+    with voila_server(tmp_path_factory.mktemp("voila")) as served:
+        yield served
 
 
 @pytest.fixture

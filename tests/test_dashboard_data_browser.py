@@ -19,9 +19,9 @@ import pytest
 import requests
 import yaml
 from conftest import GUIDE_OPTIONS, NOTEBOOKS
-from rest_helpers import launch_chromium
+from rest_helpers import needs_chromium
 from sync_browser import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
-from voila_helpers import Server, needs_chromium, recording_page, voila_server
+from voila_helpers import Server, recording_page, voila_server
 
 from mlwidget import MLModel
 
@@ -55,18 +55,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     model.retrain()
     with voila_server(tmp, MLWIDGET_WIDGET_MAX_UPLOAD=str(LIMIT)) as srv:
         yield srv
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

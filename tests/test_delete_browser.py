@@ -5,20 +5,19 @@ with inflation.csv suggests no date as the target and reads its dates as numbers
 from __future__ import annotations
 
 import json
-import os
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from rest_helpers import CHROMIUM, jupyter_server, launch_chromium
+from rest_helpers import jupyter_server, launch_chromium, needs_chromium
 
 from mlwidget import MLModel
 from mlwidget.store import Store
 
 DATA = Path(__file__).parent / "data"
-pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
+pytestmark = needs_chromium
 
 
 @pytest.fixture(scope="module")

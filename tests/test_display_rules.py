@@ -6,12 +6,11 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import random
 
 import numpy as np
 import pytest
-from rest_helpers import CHROMIUM, chromium_page
+from rest_helpers import chromium_page, needs_chromium
 
 from mlwidget.display import fmt_num
 
@@ -87,7 +86,7 @@ def js_fmt_source() -> str:
     return tornado.template.Loader(TEMPLATES).load("_common_js.html").generate().decode()
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
+@needs_chromium
 def test_the_pages_read_numbers_as_fmt_num_does() -> None:
     # numbers travel as their shortest text (repr): JavaScript's Number() reads back the same
     # double; NaN and the infinities are not JSON, so every value goes as text or a literal

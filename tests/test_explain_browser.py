@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import GUIDE_OPTIONS, NOTEBOOKS
-from rest_helpers import jupyter_server, launch_chromium
+from rest_helpers import jupyter_server, needs_chromium
 from sync_browser import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
-from voila_helpers import TIMEOUT_MS, needs_chromium
+from voila_helpers import TIMEOUT_MS
 
 from mlwidget import MLModel
 
@@ -31,18 +31,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]
     MLModel("titanic", data=str(NOTEBOOKS / "titanic.csv"), store=store, **GUIDE_OPTIONS)
     with jupyter_server(tmp, store) as (url, token):
         yield url, token
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def explained(browser, url: str, token: str, name: str) -> dict:

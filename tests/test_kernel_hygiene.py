@@ -24,15 +24,13 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import GUIDE_PASSENGER, ROOT
-from rest_helpers import CHROMIUM, free_port, launch_chromium
+from rest_helpers import free_port, needs_chromium
 from sync_browser import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
 
 JUPYTER = Path(sys.executable).with_name("jupyter")
 TIMEOUT_MS = 90_000
 
-pytestmark = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
-)
+pytestmark = needs_chromium
 
 
 @dataclass
@@ -123,18 +121,6 @@ def mlwidget(tmp_path: Path, *extra: str) -> Iterator[Served]:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = launch_chromium(p)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def open_dashboard(context, served: Served):

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,10 +13,10 @@ from pathlib import Path
 import pytest
 from conftest import NOTEBOOKS
 from rest_helpers import (
-    CHROMIUM,
     call,
     jupyter_server,
     launch_chromium,
+    needs_chromium,
     titanic_server_config,
 )
 
@@ -156,7 +155,7 @@ def _bulk(page, file: Path) -> list[str]:
     return page.locator("#bulk-result th").all_text_contents()
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
+@needs_chromium
 def test_new_models_from_iris_and_weight_without_code(server, tmp_path: Path) -> None:
     import requests
     from playwright.sync_api import expect, sync_playwright
@@ -286,7 +285,7 @@ def test_new_models_from_iris_and_weight_without_code(server, tmp_path: Path) ->
     assert json.dumps(listed)  # still the JSON answer
 
 
-@pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="needs Debian's chromium")
+@needs_chromium
 def test_new_model_errors_are_words_and_store_nothing(server, tmp_path: Path) -> None:
     from playwright.sync_api import expect, sync_playwright
 

@@ -7,7 +7,6 @@ error on a 400, and a viewer gives feedback on its own answer without seeing the
 from __future__ import annotations
 
 import json
-import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,18 +17,16 @@ import pytest
 import requests
 from conftest import GUIDE_OPTIONS
 from rest_helpers import (
-    CHROMIUM,
     TITANIC,
     jupyter_server,
     launch_chromium,
+    needs_chromium,
     predict_the_guide_passenger,
 )
 
 from mlwidget import MLModel, feedback
 
-pytestmark = pytest.mark.skipif(
-    not os.path.exists(CHROMIUM), reason="needs Debian's chromium at /usr/bin/chromium"
-)
+pytestmark = needs_chromium
 
 FEATURES = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
 

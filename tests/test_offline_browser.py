@@ -9,9 +9,9 @@ from collections.abc import Iterator
 
 import pytest
 from conftest import GUIDE_OPTIONS, NOTEBOOKS
-from rest_helpers import launch_chromium, predict_the_guide_passenger
+from rest_helpers import launch_chromium, needs_chromium, predict_the_guide_passenger
 from sync_browser import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
-from voila_helpers import Server, needs_chromium, recording_page, voila_server
+from voila_helpers import Server, recording_page, voila_server
 
 from mlwidget import MLModel
 

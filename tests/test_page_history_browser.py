@@ -12,9 +12,9 @@ import pytest
 import requests
 import yaml
 from conftest import NOTEBOOKS
-from rest_helpers import jupyter_server, launch_chromium
+from rest_helpers import jupyter_server, launch_chromium, needs_chromium
 from sync_browser import jp_asyncio_loop, jp_server_cleanup  # noqa: F401
-from voila_helpers import TIMEOUT_MS, needs_chromium
+from voila_helpers import TIMEOUT_MS
 
 from mlwidget import MLModel
 

@@ -11,15 +11,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pytest
 from conftest import NOTEBOOKS
-from rest_helpers import CHROMIUM, project_pythonpath, server_process
+from rest_helpers import project_pythonpath, server_process
 
 TIMEOUT_MS = 120_000  # a bound on waits (a Voila kernel, a fit on a busy machine), never a measure
-
-needs_chromium = pytest.mark.skipif(
-    not Path(CHROMIUM).exists(), reason=f"{CHROMIUM} is missing (apt-get install chromium)"
-)
 
 
 @dataclass
