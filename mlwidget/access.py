@@ -3,7 +3,7 @@
 | role | may |
 |---|---|
 | ``viewer`` | predictions (GET, POST, V2), ``predict_proba``, ``explain``, feedback on the predictions answered to it, ``?_model``, ``?_params``, ``?_openapi``, the model and API pages |
-| ``trainer`` | viewer + retrain, train, search, append, score, PUT (``shadow`` too), rollback, replay, jobs and their cancel, ``?_versions``, ``?_log``, ``?_monitor`` |
+| ``trainer`` | viewer + retrain, train, search, importance, append, score, PUT (``shadow`` too), rollback, replay, jobs and their cancel, ``?_versions``, ``?_log``, ``?_monitor`` |
 | ``owner`` | trainer + DELETE, ``?_download`` of the model or ``?_cache`` of its data, managing keys |
 
 A grant gives a role on a model, a glob of model names (``sales-*``) or all models (``*``). A

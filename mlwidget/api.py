@@ -13,6 +13,7 @@ ACTIONS = (
     "predict",
     "predict_proba",
     "explain",
+    "importance",
     "score",
     "retrain",
     "train",
@@ -42,7 +43,16 @@ GET_KEYS = (
 )
 # POST ?_action=...&_wait=false: start a job and answer 202 at once (MLModel.start_job takes
 # the model-level names, tasks.PREDICT_JOB_ACTIONS)
-JOB_ACTIONS = ("retrain", "train", "score", "predict", "predict_proba", "search", "replay")
+JOB_ACTIONS = (
+    "retrain",
+    "train",
+    "score",
+    "predict",
+    "predict_proba",
+    "search",
+    "importance",
+    "replay",
+)
 DELETE_ITEMS = ("model", "cache", "all")  # all: the whole model (removal.py)
 # PUT ?<flag>: `_model` (Gramex's spelling, optional); `_create` creates only (409 if it exists)
 PUT_KEYS = ("_model", "_create")

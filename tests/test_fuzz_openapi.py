@@ -191,8 +191,8 @@ def test_document_describes_the_model(server):
         assert flag in get, flag
     post = {p["name"]: p for p in item["post"]["parameters"]}
     assert post["_action"]["schema"]["enum"] == [
-        "predict", "predict_proba", "explain", "score", "retrain", "train", "append", "rollback",
-        "search", "share", "feedback", "replay",
+        "predict", "predict_proba", "explain", "importance", "score", "retrain", "train",
+        "append", "rollback", "search", "share", "feedback", "replay",
     ]  # fmt: skip
     assert post["_wait"]["schema"]["enum"] == ["true", "false"]
     assert post["version"]["schema"]["type"] == "integer"

@@ -4,12 +4,14 @@ Summary tab computes it with a button and draws it as bars."""
 
 from __future__ import annotations
 
+import asyncio
 import collections
+import time
 from pathlib import Path
 
 import pytest
 from conftest import GUIDE_OPTIONS
-from rest_helpers import stored
+from rest_helpers import assert_clean_error, call, stored, titanic_server_config
 
 from mlwidget import BadRequest, Conflict, MLModel, NotFound
 from mlwidget.jobs import Job
@@ -102,3 +104,72 @@ def test_the_summary_tab_computes_and_draws_it(titanic: MLModel) -> None:
     assert "Most important:" in view.status.text and "Sex" in view.status.text
     assert "held-out rows" in view.caption.value
     assert not view.compute_button.disabled and view.cancel_button.layout.display == "none"
+
+
+# ------------------------------------------------------------------------------------ REST
+
+GUIDE_FEATURES = ["Pclass", "Sex", "Age", "SibSp", "Parch", "Fare", "Embarked"]
+
+
+@pytest.fixture
+def jp_server_config(store_dir: Path, titanic_csv: Path) -> dict:
+    return titanic_server_config(store_dir, titanic_csv)
+
+
+async def importance_over_rest(jp_fetch, **params: str):
+    return await call(
+        jp_fetch, "mlhandler", "titanic", method="POST", params={"_action": "importance", **params}
+    )
+
+
+async def test_importance_over_rest_answers_as_python_does(jp_fetch, store_dir: Path) -> None:
+    before = stored(store_dir)
+    reply = await importance_over_rest(jp_fetch, repeats="3", rows="150", _metric="f1_weighted")
+    assert reply.code == 200, reply.text
+    answer = reply.json()
+    columns = [c["column"] for c in answer["importance"]]
+    assert sorted(columns) == sorted(GUIDE_FEATURES) and "Sex" in columns[:2], answer
+    assert (answer["metric"], answer["repeats"], answer["rows"]) == ("f1_weighted", 3, 150)
+    means = [c["mean"] for c in answer["importance"]]
+    assert means == sorted(means, reverse=True)  # the largest drop first
+    # a job that stores nothing, listed among the model's jobs
+    jobs = (await call(jp_fetch, "mlhandler", "titanic", params={"_jobs": ""})).json()
+    assert [j["status"] for j in jobs if j["action"] == "importance"] == ["done"]
+    assert stored(store_dir) == before
+
+    started = await importance_over_rest(jp_fetch, repeats="2", _wait="false")
+    assert started.code == 202, started.text
+    job = started.json()["job"]
+    assert started.headers["Location"].endswith(f"?_job={job}")
+    state = await job_state(jp_fetch, job)
+    assert state["status"] == "done", state
+    assert state["result"]["repeats"] == 2 and len(state["result"]["importance"]) == 7
+
+
+@pytest.mark.parametrize(
+    "params, status, words",
+    [
+        ({"repeats": "0"}, 400, ["repeats", "1"]),
+        ({"repeats": "many"}, 400, ["repeats"]),
+        ({"rows": "5"}, 400, ["rows", "20"]),
+        ({"_metric": "no_such_metric"}, 400, ["scorer", "no_such_metric"]),
+    ],
+)
+async def test_a_bad_importance_request_is_a_400_before_any_job(
+    jp_fetch, store_dir: Path, params: dict, status: int, words: list
+) -> None:
+    before = stored(store_dir)
+    jobs = (await call(jp_fetch, "mlhandler", "titanic", params={"_jobs": ""})).json()
+    assert_clean_error(await importance_over_rest(jp_fetch, **params), status, *words)
+    assert (await call(jp_fetch, "mlhandler", "titanic", params={"_jobs": ""})).json() == jobs
+    assert stored(store_dir) == before
+
+
+async def job_state(jp_fetch, job: str) -> dict:
+    """The job's state once it has ended (polled; a bound, not a measurement)."""
+    deadline = time.monotonic() + 120
+    while True:
+        state = (await call(jp_fetch, "mlhandler", "titanic", params={"_job": job})).json()
+        if state["status"] in ("done", "failed", "cancelled") or time.monotonic() > deadline:
+            return state
+        await asyncio.sleep(0.1)

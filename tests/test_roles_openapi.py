@@ -45,6 +45,7 @@ LEAST: dict[tuple[str, str], str] = {
     ("post", "append"): "trainer",
     ("post", "rollback"): "trainer",
     ("post", "search"): "trainer",
+    ("post", "importance"): "trainer",  # fits a copy of the model on the stored rows
     ("post", "share"): "owner",
     ("post", "feedback"): "viewer",  # on the predictions answered to it (docs/monitoring.md)
     ("post", "replay"): "trainer",  # a candidate version on the logged inputs

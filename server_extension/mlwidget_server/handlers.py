@@ -22,7 +22,16 @@ from jupyter_server.base.handlers import JupyterHandler
 from mlwidget import BadRequest, Forbidden, NotFound, access, predicting
 from mlwidget.api import ACTIONS, CACHE_FORMATS, DELETE_ITEMS, LIST_ACTIONS, WRITE_ACTIONS
 
-from . import answers, keys_api, monitor_api, predlog_api, search_api, source_requests, streaming
+from . import (
+    answers,
+    importance_api,
+    keys_api,
+    monitor_api,
+    predlog_api,
+    search_api,
+    source_requests,
+    streaming,
+)
 from .bodies import clip, last, parse_body, put_changes, wants_wait
 from .jobs_api import JobsMixin
 from .pages import ListingMixin, PageMixin
@@ -220,6 +229,9 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
             return
         if action == "search":  # a JSON grid body or grid.<param> query keys (search_api.py)
             await search_api.answer(self, m, args)
+            return
+        if action == "importance":  # a job on the stored rows, nothing stored (importance_api)
+            await importance_api.answer(self, m, args)
             return
         if action == "replay":  # a candidate version on the logged inputs (monitor_api.py)
             await monitor_api.replay(self, m, args)
