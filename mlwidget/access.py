@@ -3,7 +3,7 @@
 | role | may |
 |---|---|
 | ``viewer`` | predictions (GET, POST, V2), ``predict_proba``, ``explain``, feedback on the predictions answered to it, ``?_model``, ``?_params``, ``?_openapi``, the model and API pages |
-| ``trainer`` | viewer + retrain, train, search, importance, append, score, PUT (``shadow`` too), rollback, replay, jobs and their cancel, ``?_versions``, ``?_log``, ``?_monitor`` |
+| ``trainer`` | viewer + retrain, train, search, importance, append, score, PUT (``shadow`` too), rollback, replay, jobs and their cancel, ``?_versions``, ``?_log``, ``?_monitor``, ``?_feedback`` (and their DELETE) |
 | ``owner`` | trainer + DELETE, ``?_download`` of the model or ``?_cache`` of its data, managing keys |
 
 A grant gives a role on a model, a glob of model names (``sales-*``) or all models (``*``). A
@@ -26,7 +26,7 @@ ROLES = ("viewer", "trainer", "owner")
 # predictions answered to it (mlwidget.feedback.record)
 VIEWER_ACTIONS = ("predict", "predict_proba", "explain", "feedback")
 # GET ?<key> that need more than a viewer
-TRAINER_KEYS = ("_job", "_jobs", "_result", "_versions", "_log", "_monitor")
+TRAINER_KEYS = ("_job", "_jobs", "_result", "_versions", "_log", "_monitor", "_feedback")
 OWNER_KEYS = ("_download", "_cache", "_keys")
 OWNER_ACTIONS = ("share",)  # POST ?_action=share: a new key
 
@@ -57,7 +57,8 @@ def needed(method: str, keys: Iterable[str], action: str | None = None) -> str:
             return "owner"
         return "viewer" if (action or "predict") in VIEWER_ACTIONS else "trainer"
     if method == "DELETE":
-        return "trainer" if keys & {"_job", "_log"} else "owner"  # a job's cancel, ?_log
+        # a job's cancel, the log, the feedback
+        return "trainer" if keys & {"_job", "_log", "_feedback"} else "owner"
     return "trainer"  # PUT
 
 

@@ -40,6 +40,7 @@ GET_KEYS = (
     "_jobs",
     "_versions",
     "_keys",
+    "_feedback",
 )
 # POST ?_action=...&_wait=false: start a job and answer 202 at once (MLModel.start_job takes
 # the model-level names, tasks.PREDICT_JOB_ACTIONS)

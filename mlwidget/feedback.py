@@ -1,6 +1,7 @@
 """Feedback on logged predictions (docs/monitoring.md): ``POST ?_action=feedback``,
-``MLModel.feedback``, and the labelled rows it gives the training data
-(``?_action=append&from=feedback``, ``MLModel.append_feedback``).
+``MLModel.feedback``, and its files. The labelled rows it gives the training data
+(``?_action=append&from=feedback``) are feedback_rows.py's; reading and deleting it
+(``GET ?_feedback``, ``DELETE ?_feedback``) feedback_read.py's.
 
 An item names a prediction id of the log and says what the answer should have been
 (``actual``), or flags it (``right`` / ``wrong``, with a ``note``). Every id must be in the log
@@ -33,6 +34,7 @@ from .jsonable import dumps
 
 FEEDBACK_DIR = "feedback"
 SEGMENT = re.compile(r"fb-(\d{10})\.parquet")  # fullmatch
+REMOVED = ".removed"  # the number of the last segment removed (DELETE ?_feedback)
 FLAGS = ("right", "wrong")
 KEYS = ("id", "actual", "flag", "note")
 MAX_ITEMS = 10_000  # items in one request
@@ -259,7 +261,8 @@ def segments(folder: str | os.PathLike[str]) -> list[tuple[int, Path]]:
 
 
 @contextlib.contextmanager
-def _numbering(folder: str | os.PathLike[str]) -> Iterator[None]:
+def numbering(folder: str | os.PathLike[str]) -> Iterator[None]:
+    """The model's feedback lock: segments are numbered, written and removed under it."""
     import filelock
 
     target = feedback_dir(folder)
@@ -283,12 +286,37 @@ def write(folder: str | os.PathLike[str], rows: list[dict[str, Any]]) -> int:
     from .store import atomic_write
 
     table = pa.Table.from_pylist(rows, schema=arrow_schema())
-    with _numbering(folder):
+    with numbering(folder):
         found = segments(folder)
-        seq = (found[-1][0] if found else 0) + 1
+        seq = max(found[-1][0] if found else 0, _last_removed(folder)) + 1
         path = feedback_dir(folder) / f"fb-{seq:010d}.parquet"
         atomic_write(path, lambda tmp: pq.write_table(table, tmp, compression="zstd"))
     return seq
+
+
+def remove_all(folder: str | os.PathLike[str]) -> int:
+    """Remove every segment; returns how many. The numbers go on from the last one removed
+    (``.removed`` keeps it), so an append's mark (``feedback_appended``) stays below new ones."""
+    from .store import atomic_write
+
+    with numbering(folder):
+        found = segments(folder)
+        if found:
+            last = str(max(found[-1][0], _last_removed(folder)))
+            atomic_write(
+                feedback_dir(folder) / REMOVED,
+                lambda tmp: None if Path(tmp).write_text(last) else None,
+            )
+        for _, path in found:
+            path.unlink(missing_ok=True)
+    return len(found)
+
+
+def _last_removed(folder: str | os.PathLike[str]) -> int:
+    try:
+        return int((feedback_dir(folder) / REMOVED).read_text().strip() or 0)
+    except (FileNotFoundError, ValueError):
+        return 0
 
 
 def read(folder: str | os.PathLike[str], after: int = 0) -> pd.DataFrame:
@@ -333,40 +361,3 @@ def actuals(labels: pd.DataFrame) -> dict[str, Any]:
         for item, actual in zip(labels["id"], labels["actual"], strict=True)
         if isinstance(actual, str) and actual != ""
     }
-
-
-# ------------------------------------------------------------------------------ appending
-
-
-def training_rows(
-    labelled: pd.DataFrame, stored: pd.DataFrame | None, state: Mapping[str, Any]
-) -> pd.DataFrame:
-    """The training rows ``labelled`` feedback gives (latest(), with an actual each): the
-    logged input row and the actual in the target column; a column the model does not read
-    is empty. The columns are the stored table's (else the features and the target)."""
-    target = (state.get("options") or {}).get("target_col")
-    if not target:
-        raise BadRequest(
-            "Expected a model with a target column to append labelled feedback to; set "
-            "target_col first (PUT ?_model&target_col=...)."
-        )
-    if stored is not None:
-        columns = [str(c) for c in stored.columns]
-    else:
-        names = [f["name"] for f in state.get("schema") or []]
-        columns = list(state.get("data_columns") or [*names, target])
-    inputs = parsed(labelled["input"])
-    actuals = parsed(labelled["actual"])
-    records = [
-        {c: actual if c == target else (row or {}).get(c) for c in columns}
-        for row, actual in zip(inputs, actuals, strict=True)
-    ]
-    frame = pd.DataFrame.from_records(records, columns=columns)
-    if stored is not None:  # whole numbers back to an integer column's type (3.0 -> 3)
-        for name in columns:
-            kind, col = stored[name].dtype, frame[name]
-            if pd.api.types.is_integer_dtype(kind) and col.notna().all():
-                numbers = pd.to_numeric(col, errors="coerce")
-                if numbers.notna().all() and (numbers % 1 == 0).all():
-                    frame[name] = numbers.astype(kind)
-    return frame

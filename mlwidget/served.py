@@ -10,7 +10,7 @@ import contextlib
 from collections.abc import Callable
 from typing import Any
 
-from . import changes, feedback, monitoring, replay, tasks
+from . import changes, feedback, feedback_rows, monitoring, replay, tasks
 from . import jobs as jobs_
 from .errors import BadRequest
 from .repo import ModelRepo, Transaction
@@ -53,7 +53,9 @@ class Mixin:
                 tx.unchanged()
                 rows = len(stored) if stored is not None else int(tx.state.get("data_rows") or 0)
                 return {"rows": rows, "appended": 0, "ids": []}
-            answer = changes.append(tx, stored, feedback.training_rows(labelled, stored, tx.state))
+            answer = changes.append(
+                tx, stored, feedback_rows.training_rows(labelled, stored, tx.state)
+            )
             tx.state["feedback_appended"] = int(new["seq"].max())
         return {**answer, "ids": [str(i) for i in labelled["id"]]}
 

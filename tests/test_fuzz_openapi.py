@@ -248,7 +248,7 @@ def test_document_describes_the_model(server):
     assert "table" in post["_format"]["schema"]["enum"]
     assert "notes" in schemas["ModelInfo"]["properties"]
     delete = {p["name"] for p in item["delete"]["parameters"]}
-    assert delete == {"_job", "_key", "_model", "_cache", "_log", "delete"}
+    assert delete == {"_job", "_key", "_model", "_cache", "_log", "_feedback", "delete"}
     # every error shape, and the security scheme
     for method, codes in {
         "get": {"400", "403", "404", "409", "413"},
@@ -284,7 +284,8 @@ def test_document_of_a_model_without_data_or_fit():
     assert doc["servers"] == [{"url": "/user/a%40b"}]
     get = [p["name"] for p in doc["paths"]["/mlhandler/empty"]["get"]["parameters"]]
     assert get == [
-        "_job", "_jobs", "_openapi", "_versions", "_log", "_monitor", "since", "until", "limit",
+        "_job", "_jobs", "_openapi", "_versions", "_log", "_monitor", "_feedback", "since",
+        "until", "limit",
         "_keys",
         "_download", "_model", "_params", "_cache", "_action", "_class", "_format", "version",
     ]  # fmt: skip

@@ -9,6 +9,7 @@ a test looks at it."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
@@ -17,7 +18,7 @@ import pytest
 from conftest import GUIDE_PASSENGER
 from rest_helpers import assert_clean_error, call, settled, stored, titanic_server_config
 
-from mlwidget import MLModel, drift, feedback
+from mlwidget import MLModel, drift, feedback, feedback_read, predlog_read
 from mlwidget.errors import BadRequest
 from mlwidget.keys import KeyRing
 
@@ -212,6 +213,72 @@ async def test_append_from_feedback_adds_exactly_the_labelled_rows_once(
         )  # fmt: skip
         assert_clean_error(reply, 400, words)
     assert len(await training_rows(jp_fetch)) == len(after) + 1
+
+
+async def append_from_feedback(jp_fetch) -> dict:
+    reply = await call(
+        jp_fetch, "mlhandler", "titanic", method="POST",
+        params={"_action": "append", "from": "feedback"},
+    )  # fmt: skip
+    assert reply.code == 200, reply.text
+    return reply.json()
+
+
+async def feedback_records(jp_fetch, **params: str) -> list[dict]:
+    reply = await call(jp_fetch, "mlhandler", "titanic", params={"_feedback": "", **params})
+    assert reply.code == 200, reply.text
+    return reply.json()
+
+
+async def test_feedback_is_listed_filtered_downloaded_and_deleted(jp_fetch, store_dir):
+    await logging_on(jp_fetch)
+    answers, ids = await predict(jp_fetch, [GUIDE_PASSENGER, {**GUIDE_PASSENGER, "Sex": "female"}])
+    given = [{"id": ids[0], "actual": 1}, {"id": ids[1], "flag": "wrong", "note": "she lived"}]
+    assert (await send_feedback(jp_fetch, given)).code == 200
+    assert (await send_feedback(jp_fetch, {"id": ids[1], "flag": "right"})).code == 200
+
+    found = await feedback_records(jp_fetch)
+    assert [(r["id"], r["actual"], r["flag"], r["note"]) for r in found] == [
+        (ids[0], 1, None, None), (ids[1], None, "wrong", "she lived"), (ids[1], None, "right", None),
+    ]  # fmt: skip
+    assert [r["prediction"] for r in found] == [answers[0], answers[1], answers[1]]
+    assert found[0]["input"]["Sex"] == "male" and found[1]["input"]["Sex"] == "female"
+    assert {r["caller"] for r in found} == {"owner"} and {r["version"] for r in found} == {1}
+    assert all(r["time"].endswith("Z") and r["predicted_at"].endswith("Z") for r in found)
+    # the log's filters
+    assert await feedback_records(jp_fetch, limit="1") == found[-1:]
+    assert await feedback_records(jp_fetch, until="2000-01-01") == []
+    assert await feedback_records(jp_fetch, version="2") == []
+    reply = await call(jp_fetch, "mlhandler", "titanic", params={"_feedback": "", "since": "x"})
+    assert_clean_error(reply, 400, "since")
+    reply = await call(
+        jp_fetch, "mlhandler", "titanic", params={"_feedback": "", "_format": "csv"}
+    )  # fmt: skip
+    assert reply.code == 200 and "titanic-feedback.csv" in reply.headers["Content-Disposition"]
+    table = pd.read_csv(io.StringIO(reply.body.decode()))
+    assert list(table["id"]) == [ids[0], ids[1], ids[1]] and list(table["flag"])[1:] == [
+        "wrong", "right",
+    ]  # fmt: skip
+
+    assert (await append_from_feedback(jp_fetch))["ids"] == [ids[0]]
+    # DELETE ?_feedback: alone, then all of it; the appended label stays in the data
+    snapshot = stored(store_dir)
+    reply = await call(
+        jp_fetch, "mlhandler", "titanic", method="DELETE", params={"_feedback": "", "_log": ""}
+    )  # fmt: skip
+    assert_clean_error(reply, 400, "alone")
+    assert stored(store_dir) == snapshot
+    reply = await call(jp_fetch, "mlhandler", "titanic", method="DELETE", params={"_feedback": ""})
+    assert reply.json() == {"name": "titanic", "deleted": ["feedback"], "absent": [], "segments": 2}
+    assert await feedback_records(jp_fetch) == []
+    reply = await call(jp_fetch, "mlhandler", "titanic", method="DELETE", params={"_feedback": ""})
+    assert reply.json()["absent"] == ["feedback"]
+    # a label given after the delete is appended: the numbers go on past the appended mark
+    assert (await send_feedback(jp_fetch, {"id": ids[1], "actual": 1})).code == 200
+    assert (await append_from_feedback(jp_fetch))["ids"] == [ids[1]]
+    model = MLModel.open("titanic", store=store_dir)
+    frame = feedback_read.read(model, predlog_read.parse_filters({}))
+    assert list(frame["id"]) == [ids[1]]
 
 
 # ------------------------------------------------------------------------------ monitor

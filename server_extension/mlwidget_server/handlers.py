@@ -169,6 +169,8 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
             await predlog_api.send_log(self, m, args)
         elif "_monitor" in args:  # drift, traffic, live metrics (monitor_api.py)
             await monitor_api.send_monitor(self, m, args)
+        elif "_feedback" in args:  # the feedback records (monitor_api.py)
+            await monitor_api.send_feedback(self, m, args)
         elif "_download" in args:
             await answers.send_download(self, m, args)
         elif "_model" in args:
@@ -317,6 +319,9 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
             return
         if "_log" in args:  # the prediction log (predlog_api.py)
             await predlog_api.delete_log(self, await self.resolve(name), args)
+            return
+        if "_feedback" in args:  # the feedback (monitor_api.py)
+            await monitor_api.delete_feedback(self, await self.resolve(name), args)
             return
         if "_key" in args:  # revoke a key (keys_api.py)
             await keys_api.revoke(self, await self.resolve(name), args)
