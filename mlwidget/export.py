@@ -89,12 +89,13 @@ def write_mlflow(
     except Exception:  # the signature's output then says string
         predicted = []
     with open(path / "model.pkl", "wb") as out:
-        pickle.dump(pipeline, out, protocol=pickle.DEFAULT_PROTOCOL)
+        modules = pickle_recording_modules(pipeline, out)
     requirements = [
         "mlflow",
         f"scikit-learn=={libs['scikit-learn']}",
         f"pandas=={libs['pandas']}",
         f"numpy=={libs['numpy']}",
+        *requirements_of(modules, skip=("sklearn", "pandas", "numpy")),
     ]
     (path / "requirements.txt").write_text("\n".join(requirements) + "\n")
     (path / "python_env.yaml").write_text(
@@ -164,6 +165,42 @@ def write_mlflow(
     }
     (path / "MLmodel").write_text(yaml.safe_dump(mlmodel, sort_keys=False))
     return path
+
+
+def pickle_recording_modules(obj: Any, out: Any) -> set[str]:
+    """Pickle ``obj`` to the file ``out``; returns the top-level modules of the classes and
+    functions the pickle names (what loading it imports: ``xgboost`` for an XGBoost model,
+    ``mlwidget`` for a pipeline with mlwidget's own steps, such as its date features)."""
+    modules: set[str] = set()
+
+    class Recording(pickle.Pickler):
+        def reducer_override(self, value: Any) -> Any:
+            named = value if isinstance(value, type) or callable(value) else type(value)
+            module = getattr(named, "__module__", None)
+            if isinstance(module, str):
+                modules.add(module.split(".")[0])
+            return NotImplemented  # pickled as usual
+
+    Recording(out, protocol=pickle.DEFAULT_PROTOCOL).dump(obj)
+    return modules
+
+
+def requirements_of(modules: set[str], skip: tuple[str, ...] = ()) -> list[str]:
+    """``name==version`` of the installed distributions that provide ``modules`` (sorted; the
+    standard library's and ``skip``'s left out; a module no distribution claims is named as
+    it is, unpinned)."""
+    import sys
+    from importlib.metadata import PackageNotFoundError, packages_distributions, version
+
+    providers = packages_distributions()
+    out = set()
+    for module in modules - set(skip) - set(sys.stdlib_module_names) - {"builtins", "__main__"}:
+        for dist in providers.get(module) or [module]:
+            try:
+                out.add(f"{dist}=={version(dist)}")
+            except PackageNotFoundError:
+                out.add(dist)
+    return sorted(out, key=str.lower)
 
 
 def zip_folder(folder: Path, top: str) -> bytes:
