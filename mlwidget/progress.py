@@ -11,7 +11,9 @@ the thread executor); it is called between units of work, never inside one.
   first chunk is one tree per core; the next ones are sized from the time the trees so far
   took, so that a report comes about every ``EVERY`` seconds, and never more than a tenth of
   the forest (``CHUNKS``): a fast forest reports ten times, a slow one every tree or two.
-- Gradient boosting reports every stage through ``fit(monitor=...)``.
+- Gradient boosting reports every stage through ``fit(monitor=...)``, XGBoost every round (at
+  most a hundred reports) through a training callback, removed again once the fit is done so
+  that the model pickles as a plain fit's.
 - Anything else fits in one call and reports None until it is done.
 """
 
@@ -61,6 +63,40 @@ def _boosting(estimator: Any) -> bool:
     return isinstance(estimator, BaseGradientBoosting)
 
 
+def _xgboost(estimator: Any) -> Any:
+    """The XGBoost estimator ``estimator`` is (or wraps: boosting.LabelEncoded), else None."""
+    from .boosting import LabelEncoded, is_xgboost
+
+    inner = estimator.estimator if isinstance(estimator, LabelEncoded) else estimator
+    return inner if is_xgboost(type(inner)) else None
+
+
+def _fit_rounds(final: Any, Xt: Any, y: Any, report: Report) -> None:
+    """Fit an XGBoost estimator (or its label wrapper), reporting its boosting rounds."""
+    from xgboost.callback import TrainingCallback
+
+    inner = _xgboost(final)
+    total = int(inner.get_params().get("n_estimators") or 100)  # XGBoost's own default
+    step = max(1, total // 100)
+
+    class Rounds(TrainingCallback):  # type: ignore[misc]
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            if (epoch + 1) % step == 0:
+                report("fit", min(1.0, (epoch + 1) / total))
+            return False  # never stops the training (a report raises to stop it)
+
+    given = inner.get_params().get("callbacks")
+    inner.set_params(callbacks=[*(given or []), Rounds()])
+    try:
+        final.fit(Xt, y)
+    finally:  # the fitted model keeps the callbacks it was given, not ours
+        inner.set_params(callbacks=given)
+        fitted = getattr(final, "estimator_", None)  # LabelEncoded fits a clone
+        if fitted is not None:
+            fitted.set_params(callbacks=given)
+    report("fit", 1.0)
+
+
 def chunk_size(seconds_per_tree: float, workers: int, most: int) -> int:
     """Trees in a forest's next chunk: about ``EVERY`` seconds of them at the speed seen so
     far, a multiple of ``workers`` (the cores that grow them side by side) when more than
@@ -108,11 +144,15 @@ def fit_pipeline(pipeline: Any, X: Any, y: Any, report: Report | None = None) ->
     name, final = pipeline.steps[-1]
     chunked = report is not None and _forest(final)
     if report is not None:
-        report("fit", 0.0 if (chunked or _boosting(final)) else None)
+        rounds = chunked or _boosting(final) or _xgboost(final) is not None
+        report("fit", 0.0 if rounds else None)
     Xt = pipeline[:-1].fit_transform(X, y)  # the same step objects: fitted in place
     if chunked:
         assert report is not None
         _grow_forest(final, Xt, y, report)
+        return Xt
+    if report is not None and _xgboost(final) is not None:
+        _fit_rounds(final, Xt, y, report)
         return Xt
     if report is not None and _boosting(final):
         total = final.n_estimators

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from conftest import GUIDE_OPTIONS
 
-from mlwidget import MLModel, progress
+from mlwidget import MLModel, limits, progress, training
 from mlwidget.jobs import Job
 from mlwidget.jobs.pause import Pause
 from mlwidget.widgets import build_app
@@ -84,6 +84,32 @@ def test_a_forest_reports_many_fractions_and_the_time_left(
     # ten chunks at the least (a tenth of the forest each), whatever the speed
     assert len(below) >= progress.CHUNKS - 1, seen
     assert seen[-1] == 1
+
+
+@pytest.mark.parametrize("target", ["Survived", "Pclass"])  # Pclass 1..3: LabelEncoded
+def test_xgboost_reports_its_rounds_and_fits_as_one_fit_does(
+    store_dir: Path, titanic_csv: Path, reports: Seen, target: str
+) -> None:
+    pytest.importorskip("xgboost")
+    options = {**GUIDE_OPTIONS, "target_col": target, "cats": ["Embarked", "Sex"]}
+    model = MLModel(
+        "boosted", data=str(titanic_csv), store=store_dir, executor="thread", cv_folds=0,
+        **{**options, "class": "XGBClassifier"}, n_estimators=40, max_depth=2,
+    )  # fmt: skip
+    job = model.retrain(wait=False)
+    job.result(120)
+    seen = fractions(reports[job.id], "fit")
+    assert seen == sorted(seen) and seen[-1] == 1, seen
+    assert len({p for p in seen if 0 < p < 1}) >= 30, seen  # a report a round (40 rounds)
+    # the stored model is a plain fit's: no callback left in it, the same predictions
+    final = model.pipeline.steps[-1][1]
+    inner = getattr(final, "estimator_", final)
+    assert inner.get_params()["callbacks"] is None
+    ready = training.prepare(
+        model.info()["options"], model.data(), (), limits.current()
+    )  # the same pipeline, unfitted, and its training frame: fitted in one call, no callback
+    ready.pipeline.fit(ready.X, ready.y)
+    assert model.predict(ready.X) == ready.pipeline.predict(ready.X).tolist()
 
 
 def test_chunks_follow_the_measured_speed_of_the_trees() -> None:
