@@ -53,12 +53,14 @@ class Transaction:
         self.changed = True
         self.pipeline: Any = None  # the fitted pipeline the commit names (kept loaded)
 
-    def put_data(self, frame: pd.DataFrame) -> None:
-        """Write ``frame`` as the model's training data (its rows, columns and fingerprint)."""
+    def put_data(self, frame: pd.DataFrame, fingerprint: str | None = None) -> None:
+        """Write ``frame`` as the model's training data (its rows, columns and fingerprint:
+        ``fingerprint`` when the caller has computed ``training.data_hash(frame)`` already,
+        as a fit of it has)."""
         frame = frame.reset_index(drop=True)
         store, name = self.repo.store, self.repo.name
         self.state["data"] = store.new_file(name, "data", ".pkl", frame.to_pickle)
-        self.state["data_hash"] = training.data_hash(frame)
+        self.state["data_hash"] = fingerprint or training.data_hash(frame)
         self.state["data_rows"] = len(frame)
         self.state["data_columns"] = [str(c) for c in frame.columns]
 

@@ -267,8 +267,8 @@ def store_fit(
     returns the retrain answer."""
     if isinstance(table, datasets.Dataset):  # the source is the data: its rows stay there
         tx.state.update(data=None, data_hash=None, data_source=datasets.reference(table))
-    elif new_data:
-        tx.put_data(table)
+    elif new_data:  # the fit hashed these rows already (its record's data_hash)
+        tx.put_data(table, result.fitted.get("data_hash"))
         tx.state.pop("data_source", None)
     if result.staged:  # written by the worker process: moved in
         filename = tx.adopt_model(result.staged)

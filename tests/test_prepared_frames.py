@@ -129,3 +129,18 @@ def test_the_training_accuracy_is_scikit_learns(labels) -> None:
     predicted = np.asarray(y)[[1, 1, 2, 3, 0]]
     assert training.accuracy(y, predicted) == accuracy_score(y, predicted)
     assert training.accuracy(y, np.asarray(y)) == 1.0
+
+
+def test_new_rows_are_stored_under_the_fingerprint_their_fit_computed(
+    store_dir: Path, titanic_csv: Path
+) -> None:
+    """A retrain with new rows hashes them once (in the worker) and stores that fingerprint
+    beside them: the next fit of the stored rows looks its frame up by it."""
+    model = MLModel(
+        "titanic", data=str(titanic_csv), store=store_dir, executor="process", **GUIDE_OPTIONS
+    )
+    rows = pd.read_csv(titanic_csv).sample(500, random_state=1)
+    model.retrain(rows)
+    state = model.snapshot().state
+    assert state["data_hash"] == training.data_hash(model.data()) == state["fitted"]["data_hash"]
+    assert state["data_rows"] == 500 and not model.info().get("stale_reasons")
