@@ -5,8 +5,12 @@ predicted vs actual).
 A training-set score flatters a model that memorises (a forest scores ~0.98 on the rows it
 grew on); each out-of-fold prediction comes from a model that never saw that row. Folds are
 stratified for classifiers and shuffled with a fixed seed, so the same data and parameters give
-the same cv_score. Skipped, with a warning that says why, when the data is too large or the
-folds would take too long (``cv_max_rows``, ``cv_seconds`` of ``limits.Limits``).
+the same cv_score. A model that reads a date column is validated forward in time instead
+(``split: "time"``): the rows are ordered by that column and each fold trains on the rows
+before the block it is scored on (scikit-learn's ``TimeSeriesSplit``), so the score is that of
+predicting later rows from earlier ones, not of filling gaps between them; the first block is
+never scored. Skipped, with a warning that says why, when the data is too large or the folds
+would take too long (``cv_max_rows``, ``cv_seconds`` of ``limits.Limits``).
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from . import limits
+from . import dates, limits
 from .errors import reason
 from .progress import Report, fit_pipeline
 
@@ -71,6 +75,32 @@ def is_pending(cv_score: Any) -> bool:
     return isinstance(cv_score, dict) and bool(cv_score.get("pending"))
 
 
+def splits(
+    X: pd.DataFrame, y: pd.Series, kind: str | None, folds: int, by: str | None = None
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The ``(train, test)`` row positions of each fold: ordered by the date column ``by``
+    (rows without a date first) and each fold trained on the rows before its block, when
+    given; else stratified for a classifier, shuffled with a fixed seed."""
+    from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
+
+    if by is not None:
+        order = _nat_first(dates.parse(X[by]).to_numpy(dtype="datetime64[ns]"))
+        return [(order[tr], order[te]) for tr, te in TimeSeriesSplit(folds).split(order)]
+    splitter = (
+        StratifiedKFold(folds, shuffle=True, random_state=0)
+        if kind == "classifier"
+        else KFold(folds, shuffle=True, random_state=0)
+    )
+    return list(splitter.split(X, y))
+
+
+def _nat_first(when: np.ndarray) -> np.ndarray:
+    """Row positions ordered by ``when`` (stable), the missing times first."""
+    missing = np.flatnonzero(np.isnat(when))
+    present = np.flatnonzero(~np.isnat(when))
+    return np.concatenate([missing, present[np.argsort(when[present], kind="stable")]])
+
+
 def run(
     pipeline: Any,
     X: pd.DataFrame,
@@ -78,28 +108,26 @@ def run(
     kind: str | None,
     folds: int,
     progress: Report | None = None,
+    by: str | None = None,
 ) -> tuple[dict[str, Any] | None, dict[str, Any] | None, list[str]]:
     """``(cv_score, out_of_fold, warnings)`` of ``folds`` fits of unfitted copies of
-    ``pipeline`` on X, y (``plan`` chose ``folds``). ``progress`` hears the stage "cv": the
-    folds done, and within a fold of a forest or boosting its trees or stages done.
+    ``pipeline`` on X, y (``plan`` chose ``folds``; ``by``: the date column that orders the
+    folds forward in time, see ``splits``). ``progress`` hears the stage "cv": the folds done,
+    and within a fold of a forest or boosting its trees or stages done.
 
-    ``cv_score``: ``{"value", "std", "metric", "on": "5-fold cv", "folds", "seconds"}``;
-    ``out_of_fold``: a classifier's ``{"labels", "matrix"}`` confusion matrix, or a regressor's
-    ``{"actual", "predicted"}`` sample. None (with a warning) when a fold cannot be fit."""
+    ``cv_score``: ``{"value", "std", "metric", "on": "5-fold cv", "folds", "split", "seconds"}``
+    (``split``: ``"shuffled"``, or ``"time"`` with ``by``); ``out_of_fold``: a classifier's
+    ``{"labels", "matrix"}`` confusion matrix, or a regressor's ``{"actual", "predicted"}``
+    sample, of the rows scored. None (with a warning) when a fold cannot be fit."""
     rows = len(X)
     from sklearn.base import clone
-    from sklearn.model_selection import KFold, StratifiedKFold
 
-    splitter = (
-        StratifiedKFold(folds, shuffle=True, random_state=0)
-        if kind == "classifier"
-        else KFold(folds, shuffle=True, random_state=0)
-    )
     start = time.perf_counter()
     scores: list[float] = []
     oof: np.ndarray | None = None
+    scored = np.zeros(rows, dtype=bool)
     try:
-        for i, (train, test) in enumerate(splitter.split(X, y)):
+        for i, (train, test) in enumerate(splits(X, y, kind, folds, by)):
             if progress is not None:
                 progress("cv", i / folds)
             model = clone(pipeline)
@@ -109,6 +137,7 @@ def run(
             if oof is None:
                 oof = np.empty(rows, dtype=predicted.dtype)
             oof[test] = predicted
+            scored[test] = True
     except Exception as exc:  # the estimator cannot fit a fold (a class missing, say)
         return None, None, [f"No cross-validated score: a fold could not be fit ({reason(exc)})."]
     if progress is not None:
@@ -119,10 +148,12 @@ def run(
         "metric": "accuracy" if kind == "classifier" else "r2",
         "on": f"{folds}-fold cv",
         "folds": folds,
+        "split": "time" if by is not None else "shuffled",
+        **({"by": by} if by is not None else {}),
         "seconds": round(time.perf_counter() - start, 3),
     }
     try:
-        summary = _summary(kind, y, oof) if oof is not None else None
+        summary = _summary(kind, y[scored], oof[scored]) if oof is not None else None
     except Exception:  # labels a confusion matrix cannot take: the score still stands
         summary = None
     return cv_score, summary, []

@@ -59,6 +59,8 @@ def work(payload: dict[str, Any], report: Callable[..., None]) -> Searched:
         "metric": summary["metric"],
         "on": f"{summary['folds']}-fold cv",
         "folds": summary["folds"],
+        "split": summary["split"],
+        **({"by": summary["by"]} if "by" in summary else {}),
         "seconds": summary["seconds"],
         "search": True,
     }
@@ -73,7 +75,7 @@ def search(payload: dict[str, Any], report: Callable[..., None], ceilings: Any) 
     from sklearn.metrics import check_scoring
     from sklearn.model_selection import GridSearchCV, RandomizedSearchCV
 
-    from . import training
+    from . import crossval, training
 
     options, metric = payload["options"], payload.get("search_metric")
     ready = training.prepare(
@@ -97,9 +99,12 @@ def search(payload: dict[str, Any], report: Callable[..., None], ceilings: Any) 
         report("search", min(1.0, done[0] / total))
         return value
 
+    by = training.time_column(ready.features)
     common: dict[str, Any] = {
         "scoring": scorer,
-        "cv": splitter(ready.kind, folds),
+        # the folds a retrain's cross-validation makes (crossval.splits): the best
+        # candidate's score is the cv_score a retrain with its parameters records
+        "cv": crossval.splits(ready.X, ready.y, ready.kind, folds, by),
         "refit": False,  # the best is refit by the retrain's fit (jobs.worker.fit)
         "n_jobs": 1,
         "error_score": np.nan,
@@ -126,9 +131,11 @@ def search(payload: dict[str, Any], report: Callable[..., None], ceilings: Any) 
             ) from None
     seconds = round(time.perf_counter() - started, 3)
     report("search", 1.0)
-    return summarize(
+    summary = summarize(
         searcher.cv_results_, metric or default_metric(ready.kind), folds, caught, seconds, n_iter
     )
+    split = {"split": "time", "by": by} if by is not None else {"split": "shuffled"}
+    return {**summary, **split}
 
 
 def summarize(
@@ -202,17 +209,6 @@ def failures(text: str) -> str:
 def default_metric(kind: str | None) -> str:
     """What a candidate is scored with when no metric is given: the estimator's own score."""
     return "accuracy" if kind == "classifier" else "r2"
-
-
-def splitter(kind: str | None, folds: int) -> Any:
-    """The folds of a retrain's cross-validation (crossval.run): stratified for a
-    classifier, shuffled with a fixed seed, so the best candidate's score is the cv_score a
-    retrain with its parameters records."""
-    from sklearn.model_selection import KFold, StratifiedKFold
-
-    if kind == "classifier":
-        return StratifiedKFold(folds, shuffle=True, random_state=0)
-    return KFold(folds, shuffle=True, random_state=0)
 
 
 def fold_plan(

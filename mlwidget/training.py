@@ -159,7 +159,14 @@ def cross_validate(
     with sklearn.config_context(skip_parameter_validation=True), _warnings.catch_warnings():
         _warnings.simplefilter("ignore")  # the folds repeat the fit's own warnings
         ready = prepare(options, table, tuple(allowed_classes), ceilings, None, fingerprint)
-        return crossval.run(ready.pipeline, ready.X, ready.y, ready.kind, folds, progress)
+        by = time_column(ready.features)
+        return crossval.run(ready.pipeline, ready.X, ready.y, ready.kind, folds, progress, by)
+
+
+def time_column(features: Iterable[Mapping[str, Any]]) -> str | None:
+    """The date column that orders a model's cross-validation forward in time (the first it
+    reads), or None: folds shuffled (crossval.py)."""
+    return next((str(f["name"]) for f in features if f.get("kind") == "date"), None)
 
 
 def _fit(
