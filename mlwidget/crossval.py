@@ -146,7 +146,7 @@ def run(
         "value": float(np.mean(scores)),
         "std": float(np.std(scores)),
         "metric": "accuracy" if kind == "classifier" else "r2",
-        "on": f"{folds}-fold cv",
+        "on": f"{folds}-fold cv" + (" forward in time" if by is not None else ""),
         "folds": folds,
         "split": "time" if by is not None else "shuffled",
         **({"by": by} if by is not None else {}),

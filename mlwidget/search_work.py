@@ -57,7 +57,7 @@ def work(payload: dict[str, Any], report: Callable[..., None]) -> Searched:
         "value": summary["best"]["score"],
         "std": summary["best"]["std"],
         "metric": summary["metric"],
-        "on": f"{summary['folds']}-fold cv",
+        "on": f"{summary['folds']}-fold cv" + (" forward in time" if "by" in summary else ""),
         "folds": summary["folds"],
         "split": summary["split"],
         **({"by": summary["by"]} if "by" in summary else {}),

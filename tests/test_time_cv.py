@@ -12,6 +12,7 @@ import pandas as pd
 import pytest
 
 from mlwidget import MLModel, crossval, limits, training
+from mlwidget.widgets import build_app
 
 DAYS = 300
 
@@ -53,6 +54,9 @@ def test_a_date_model_is_scored_forward_in_time(store_dir: Path) -> None:
     assert model.info()["dates"] == ["when"]
     cv_score = model.info()["fitted"]["cv_score"]
     assert (cv_score["split"], cv_score["by"], cv_score["folds"]) == ("time", "when", 5)
+    assert cv_score["on"] == "5-fold cv forward in time"
+    caption = build_app(model).summary.performance_caption.value
+    assert "5-fold cv forward in time" in caption and "rows before it" in caption, caption
     # the same pipeline and rows, folds shuffled: a tree fills gaps well, forecasts badly
     ready = training.prepare(model.info()["options"], model.data(), (), limits.current())
     shuffled, _, _ = crossval.run(ready.pipeline, ready.X, ready.y, ready.kind, 5)

@@ -345,7 +345,11 @@ class SummaryPanel(widgets.VBox):
             ""
             if not perf
             else f"<small>Out-of-fold predictions ({esc(cv['on'])}): each row predicted by a "
-            "model that did not see it.</small>"
+            + (
+                "model fitted on the rows before it (the first block is not predicted).</small>"
+                if cv.get("split") == "time"
+                else "model that did not see it.</small>"
+            )
             if cv and (self.info.get("fitted") or {}).get("out_of_fold")
             else "<small>Predictions on the training rows: they flatter the model.</small>"
         )
