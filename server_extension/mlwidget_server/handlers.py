@@ -19,7 +19,15 @@ import tornado.web
 from jupyter_server.auth.decorator import authorized
 from jupyter_server.base.handlers import JupyterHandler
 
-from mlwidget import BadRequest, Forbidden, NotFound, access, predicting
+from mlwidget import (
+    BadRequest,
+    Forbidden,
+    NotFound,
+    access,
+    feedback_read,
+    predicting,
+    predlog_read,
+)
 from mlwidget.api import ACTIONS, CACHE_FORMATS, DELETE_ITEMS, LIST_ACTIONS, WRITE_ACTIONS
 
 from . import (
@@ -166,11 +174,11 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
         elif "_versions" in args:
             await self.send_json(await run(m.versions))
         elif "_log" in args:  # the prediction log (predlog_api.py)
-            await predlog_api.send_log(self, m, args)
+            await predlog_api.send_records(self, m, args, predlog_read, "log")
         elif "_monitor" in args:  # drift, traffic, live metrics (monitor_api.py)
             await monitor_api.send_monitor(self, m, args)
-        elif "_feedback" in args:  # the feedback records (monitor_api.py)
-            await monitor_api.send_feedback(self, m, args)
+        elif "_feedback" in args:  # the feedback records, as the log's (predlog_api.py)
+            await predlog_api.send_records(self, m, args, feedback_read, "feedback")
         elif "_download" in args:
             await answers.send_download(self, m, args)
         elif "_model" in args:
@@ -318,10 +326,13 @@ class ModelHandler(JobsMixin, PageMixin, SpoolingHandler):
             await self.cancel_job(await self.resolve(name), args)
             return
         if "_log" in args:  # the prediction log (predlog_api.py)
-            await predlog_api.delete_log(self, await self.resolve(name), args)
+            await predlog_api.delete_alone(
+                self, await self.resolve(name), args, predlog_read, "log"
+            )
             return
-        if "_feedback" in args:  # the feedback (monitor_api.py)
-            await monitor_api.delete_feedback(self, await self.resolve(name), args)
+        if "_feedback" in args:  # the feedback, as the log (predlog_api.py)
+            m = await self.resolve(name)
+            await predlog_api.delete_alone(self, m, args, feedback_read, "feedback")
             return
         if "_key" in args:  # revoke a key (keys_api.py)
             await keys_api.revoke(self, await self.resolve(name), args)

@@ -1,6 +1,5 @@
 """Feedback, the monitor and replay over REST (docs/monitoring.md): ``POST ?_action=feedback``
-(any role on the model; a viewer on the predictions answered to it), ``GET ?_feedback`` and
-``DELETE ?_feedback`` (trainer), ``POST
+(any role on the model; a viewer on the predictions answered to it), ``POST
 ?_action=append&from=feedback`` (trainer: an append), ``GET ?_monitor`` and ``POST
 ?_action=replay&version=N`` (trainer). The work is mlwidget.feedback, mlwidget.served,
 mlwidget.monitoring and mlwidget.replay; this parses and answers."""
@@ -10,7 +9,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from mlwidget import BadRequest, feedback, feedback_read, monitoring, predlog_read
+from mlwidget import BadRequest, feedback, monitoring
 from mlwidget import replay as replay_
 
 from .bodies import clip, last, wants_wait
@@ -27,31 +26,6 @@ async def send_monitor(handler: BaseHandler, m: MLModel, args: dict[str, list[st
     """``GET ?_monitor[&since=&until=&version=&limit=]``."""
     filters = monitoring.parse(args)
     await handler.send_json(await handler.registry.run(monitoring.report, m, filters))
-
-
-async def send_feedback(handler: BaseHandler, m: MLModel, args: dict[str, list[str]]) -> None:
-    """``GET ?_feedback[&since=&until=&version=&limit=][&_format=json|csv|parquet]``."""
-    filters = predlog_read.parse_filters(args)
-    run = handler.registry.run
-    frame = await run(feedback_read.read, m, filters)
-    if filters.format == "json":
-        await handler.send_json(await run(feedback_read.records, frame))
-        return
-    from mlwidget.tables import to_bytes
-
-    data, mime, ext = await run(to_bytes, feedback_read.flat(frame), filters.format)
-    handler.send_file(data, mime, f"{m.name}-feedback.{ext.lstrip('.')}")
-
-
-async def delete_feedback(handler: BaseHandler, m: MLModel, args: dict[str, list[str]]) -> None:
-    """``DELETE ?_feedback``: alone (nothing else is deleted with it)."""
-    others = sorted(k for k in args if k != "_feedback")
-    if others:
-        raise BadRequest(
-            f"Expected ?_feedback alone to delete the feedback, got also {', '.join(others)}. "
-            "Delete the feedback, the log and the model with separate requests."
-        )
-    await handler.send_json(await handler.registry.run(feedback_read.delete, m))
 
 
 async def answer(handler: Any, m: MLModel, action: str, args: dict[str, list[str]]) -> None:
