@@ -77,28 +77,55 @@ def is_pending(cv_score: Any) -> bool:
 
 def splits(
     X: pd.DataFrame, y: pd.Series, kind: str | None, folds: int, by: str | None = None
-) -> list[tuple[np.ndarray, np.ndarray]]:
-    """The ``(train, test)`` row positions of each fold: ordered by the date column ``by``
-    (rows without a date first) and each fold trained on the rows before its block, when
-    given; else stratified for a classifier, shuffled with a fixed seed."""
+) -> tuple[list[tuple[np.ndarray, np.ndarray]], str | None, list[str]]:
+    """``(folds, by, warnings)``: the ``(train, test)`` row positions of each fold, the date
+    column they follow (None: shuffled) and why some were left out.
+
+    With ``by``, forward in time: the distinct times of that column in order (rows without
+    one first), each fold fitted on the rows of the times before its block of times and
+    scored on that block, so that no time is on both sides (a date shared by many rows);
+    a classifier's fold whose earlier rows hold one class only is left out. Shuffled instead
+    (stratified for a classifier, with a fixed seed) when ``by`` is None or has fewer
+    distinct times than ``folds`` + 1."""
     from sklearn.model_selection import KFold, StratifiedKFold, TimeSeriesSplit
 
     if by is not None:
-        order = _nat_first(dates.parse(X[by]).to_numpy(dtype="datetime64[ns]"))
-        return [(order[tr], order[te]) for tr, te in TimeSeriesSplit(folds).split(order)]
+        group = _time_groups(dates.parse(X[by]).to_numpy(dtype="datetime64[ns]"))
+        if group.max(initial=-1) + 1 >= folds + 1:
+            found = [
+                (np.flatnonzero(np.isin(group, tr)), np.flatnonzero(np.isin(group, te)))
+                for tr, te in TimeSeriesSplit(folds).split(np.arange(group.max() + 1))
+            ]
+            kept = found
+            if kind == "classifier":
+                kept = [(tr, te) for tr, te in found if y.iloc[tr].nunique() >= 2]
+            skipped = len(found) - len(kept)
+            warns = (
+                [
+                    f"{skipped} of the {len(found)} folds forward in time were not scored: "
+                    "their earlier rows hold one class only."
+                ]
+                if skipped
+                else []
+            )
+            return kept, by, warns
     splitter = (
         StratifiedKFold(folds, shuffle=True, random_state=0)
         if kind == "classifier"
         else KFold(folds, shuffle=True, random_state=0)
     )
-    return list(splitter.split(X, y))
+    return list(splitter.split(X, y)), None, []
 
 
-def _nat_first(when: np.ndarray) -> np.ndarray:
-    """Row positions ordered by ``when`` (stable), the missing times first."""
-    missing = np.flatnonzero(np.isnat(when))
-    present = np.flatnonzero(~np.isnat(when))
-    return np.concatenate([missing, present[np.argsort(when[present], kind="stable")]])
+def _time_groups(when: np.ndarray) -> np.ndarray:
+    """Each row's rank among the distinct times of ``when`` (0, 1, ...: earliest first), the
+    missing times ranked before all others."""
+    missing = np.isnat(when)
+    group = np.zeros(len(when), dtype=np.int64)
+    if (~missing).any():
+        _, inverse = np.unique(when[~missing], return_inverse=True)
+        group[~missing] = inverse + (1 if missing.any() else 0)
+    return group
 
 
 def run(
@@ -126,8 +153,12 @@ def run(
     scores: list[float] = []
     oof: np.ndarray | None = None
     scored = np.zeros(rows, dtype=bool)
+    planned, by, warns = splits(X, y, kind, folds, by)
+    if len(planned) < 2:
+        return None, None, [*warns, "No cross-validated score: fewer than 2 folds to score."]
+    folds = len(planned)
     try:
-        for i, (train, test) in enumerate(splits(X, y, kind, folds, by)):
+        for i, (train, test) in enumerate(planned):
             if progress is not None:
                 progress("cv", i / folds)
             model = clone(pipeline)
@@ -156,7 +187,7 @@ def run(
         summary = _summary(kind, y[scored], oof[scored]) if oof is not None else None
     except Exception:  # labels a confusion matrix cannot take: the score still stands
         summary = None
-    return cv_score, summary, []
+    return cv_score, summary, warns
 
 
 def _within(progress: Report | None, fold: int, folds: int) -> Report | None:

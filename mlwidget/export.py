@@ -116,7 +116,7 @@ def write_mlflow(
                 "dependencies": [
                     f"python={platform.python_version()}",
                     "pip",
-                    {"pip": requirements},
+                    {"pip": [r for r in requirements if not r.startswith("#")]},
                 ],
             },
             sort_keys=False,
@@ -187,20 +187,25 @@ def pickle_recording_modules(obj: Any, out: Any) -> set[str]:
 
 def requirements_of(modules: set[str], skip: tuple[str, ...] = ()) -> list[str]:
     """``name==version`` of the installed distributions that provide ``modules`` (sorted; the
-    standard library's and ``skip``'s left out; a module no distribution claims is named as
-    it is, unpinned)."""
+    standard library's and ``skip``'s left out). A module no installed distribution provides
+    is a comment, never a name pip would look up on an index (another project may own it)."""
     import sys
     from importlib.metadata import PackageNotFoundError, packages_distributions, version
 
     providers = packages_distributions()
-    out = set()
+    out, unknown = set(), []
     for module in modules - set(skip) - set(sys.stdlib_module_names) - {"builtins", "__main__"}:
-        for dist in providers.get(module) or [module]:
+        for dist in providers.get(module) or [module]:  # (an editable install maps no module)
             try:
                 out.add(f"{dist}=={version(dist)}")
             except PackageNotFoundError:
-                out.add(dist)
-    return sorted(out, key=str.lower)
+                unknown.append(module)
+    notes = [
+        f"# the model also imports {name!r}, which no installed distribution provides: "
+        "make it importable where the model is served"
+        for name in sorted(set(unknown))
+    ]
+    return sorted(out, key=str.lower) + notes
 
 
 def zip_folder(folder: Path, top: str) -> bytes:

@@ -328,7 +328,10 @@ def read(folder: str | os.PathLike[str], after: int = 0) -> pd.DataFrame:
     tables = []
     for seq, path in segments(folder):
         if seq > after:
-            table = pq.read_table(path, schema=arrow_schema())
+            try:
+                table = pq.read_table(path, schema=arrow_schema())
+            except (OSError, pa.ArrowException):  # removed meanwhile (DELETE ?_feedback)
+                continue
             tables.append(table.append_column("seq", pa.array([seq] * len(table), pa.int64())))
     if not tables:
         empty = arrow_schema().empty_table().to_pandas()

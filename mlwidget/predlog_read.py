@@ -64,15 +64,17 @@ def _time(key: str, text: str | None) -> pd.Timestamp | None:
 
 
 def parse_filters(args: Mapping[str, Any]) -> Filters:
-    """``since``, ``until``, ``version``, ``limit`` and ``_format`` of a ``?_log`` query, or a
-    BadRequest naming the one that is wrong."""
+    """``since``, ``until``, ``version``, ``limit`` and ``_format`` of a ``?_log`` (or
+    ``?_feedback``) query, or a BadRequest naming the one that is wrong."""
     from .options import parse_count
 
     since, until = _time("since", _last(args, "since")), _time("until", _last(args, "until"))
     version, limit = _last(args, "version"), _last(args, "limit")
     fmt = _last(args, "_format") or "json"
     if fmt not in FORMATS:
-        raise BadRequest(f"Expected _format={' or '.join(FORMATS)} with ?_log, got {fmt[:40]!r}.")
+        raise BadRequest(
+            f"Expected _format={' or '.join(FORMATS)} with ?_log or ?_feedback, got {fmt[:40]!r}."
+        )
     return Filters(
         since,
         until,

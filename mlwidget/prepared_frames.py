@@ -10,8 +10,8 @@ the same: a retrain after a change of class or parameters, the cross-validation 
 a retrain, a search's candidates.
 
 The key is the table's fingerprint (``training.data_hash``, of its columns and values, which
-the store keeps beside the data), its rows and dtypes, the estimator's kind and every option
-but the estimator's own. A table that changed (an append, a new upload) has another
+the store keeps beside the data), its rows and dtypes, the kind of values each column of
+Python objects holds, the estimator's kind and every option but the estimator's own. A table that changed (an append, a new upload) has another
 fingerprint and is prepared again; a fit without a fingerprint is never looked up.
 """
 
@@ -85,11 +85,20 @@ def _key(
     table: pd.DataFrame, options: Mapping[str, Any], kind: str | None, fingerprint: str
 ) -> tuple[Any, ...]:
     framing = {k: v for k, v in options.items() if k not in ESTIMATOR_OPTIONS}
+    # the fingerprint hashes Python objects by their text (1 and "1", True and "True" alike):
+    # what kinds of values a column of objects holds is part of the key
+    held = tuple(
+        pd.api.types.infer_dtype(table.iloc[:, i], skipna=True)
+        if pd.api.types.is_object_dtype(dtype)
+        else ""
+        for i, dtype in enumerate(table.dtypes)
+    )
     return (
         fingerprint,
         len(table),
         tuple(str(c) for c in table.columns),
         tuple(str(t) for t in table.dtypes),
+        held,
         kind,
         json.dumps(framing, sort_keys=True, default=str),
     )

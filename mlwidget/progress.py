@@ -77,7 +77,7 @@ def _fit_rounds(final: Any, Xt: Any, y: Any, report: Report) -> None:
 
     inner = _xgboost(final)
     total = int(inner.get_params().get("n_estimators") or 100)  # XGBoost's own default
-    step = max(1, total // 100)
+    step = max(1, -(-total // 100))  # at most a hundred reports
 
     class Rounds(TrainingCallback):  # type: ignore[misc]
         def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:

@@ -87,6 +87,17 @@ def search(payload: dict[str, Any], report: Callable[..., None], ceilings: Any) 
         payload.get("data_hash"),
     )
     folds = fold_plan(ready.X, ready.y, ready.kind, payload.get("cv"), options, ceilings)
+    # the folds a retrain's cross-validation makes (crossval.splits): the best candidate's
+    # score is the cv_score a retrain with its parameters records
+    planned, by, why = crossval.splits(
+        ready.X, ready.y, ready.kind, folds, training.time_column(ready.features)
+    )
+    if len(planned) < 2:
+        raise BadRequest(
+            f"Expected at least 2 folds to compare candidates on, got {len(planned)}: "
+            f"{' '.join(why)} Search a model with more rows of each class. Nothing was stored."
+        )
+    folds = len(planned)
     grid = {f"{STEP}__{key}": list(values) for key, values in payload["grid"].items()}
     n_iter = payload.get("n_iter")
     candidates = n_iter or int(np.prod([len(v) for v in grid.values()]))
@@ -99,12 +110,9 @@ def search(payload: dict[str, Any], report: Callable[..., None], ceilings: Any) 
         report("search", min(1.0, done[0] / total))
         return value
 
-    by = training.time_column(ready.features)
     common: dict[str, Any] = {
         "scoring": scorer,
-        # the folds a retrain's cross-validation makes (crossval.splits): the best
-        # candidate's score is the cv_score a retrain with its parameters records
-        "cv": crossval.splits(ready.X, ready.y, ready.kind, folds, by),
+        "cv": planned,
         "refit": False,  # the best is refit by the retrain's fit (jobs.worker.fit)
         "n_jobs": 1,
         "error_score": np.nan,

@@ -107,7 +107,9 @@ def retrain_job(
                 answer["cv_score"] = tx.state["fitted"]["cv_score"]
         if follow is not None and folds:
             try:
-                fingerprint = fitted.fitted.get("data_hash")
+                # the rows' fingerprint finds the fit's frame; a source is read again
+                stored = not isinstance(payload["table"], datasets.Dataset)
+                fingerprint = fitted.fitted.get("data_hash") if stored else None
                 crossval_job(
                     model, follow, answer["version"], options, payload["table"], folds, fingerprint
                 )

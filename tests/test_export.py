@@ -64,3 +64,13 @@ def test_requirements_pin_what_the_pickle_imports(
         assert dist == "mlflow" or version, dist  # every other one pinned to what runs here
     if not needs:  # a plain scikit-learn pipeline needs neither
         assert not {"mlwidget", "xgboost", "xgboost-cpu"} & set(requirements)
+
+
+def test_a_module_no_distribution_provides_is_a_comment_not_a_requirement() -> None:
+    """pip would install whatever an index has under that name: a note says what to do."""
+    from mlwidget.export import requirements_of
+
+    lines = requirements_of({"sklearn", "mlwidget_made_up_module", "json"})
+    assert lines[-1].startswith("# the model also imports 'mlwidget_made_up_module'")
+    assert not any("json" in line for line in lines)  # the standard library needs nothing
+    assert all("==" in line for line in lines[:-1]) and len(lines) >= 2

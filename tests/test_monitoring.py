@@ -281,6 +281,22 @@ async def test_feedback_is_listed_filtered_downloaded_and_deleted(jp_fetch, stor
     assert list(frame["id"]) == [ids[1]]
 
 
+def test_a_segment_removed_while_feedback_is_read_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DELETE ?_feedback removes segments under the feedback lock while readers (?_feedback,
+    ?_monitor, a replay, an append of labels) list them without it: a segment listed and then
+    removed is read as absent, never a 500."""
+    row = {"id": "a-0", "time": pd.Timestamp("2024-05-01", tz="UTC"), "caller": "owner"}
+    row.update(actual="1", flag=None, note=None, version=1, prediction="0", input="{}")
+    row["predicted_at"] = pd.Timestamp("2024-05-01", tz="UTC")
+    feedback.write(tmp_path, [row])
+    listed = feedback.segments(tmp_path)
+    gone = feedback.feedback_dir(tmp_path) / "fb-0000000002.parquet"  # listed, then removed
+    monkeypatch.setattr(feedback, "segments", lambda folder: [*listed, (2, gone)])
+    assert list(feedback.read(tmp_path)["id"]) == ["a-0"]
+
+
 # ------------------------------------------------------------------------------ monitor
 
 

@@ -144,3 +144,19 @@ def test_new_rows_are_stored_under_the_fingerprint_their_fit_computed(
     state = model.snapshot().state
     assert state["data_hash"] == training.data_hash(model.data()) == state["fitted"]["data_hash"]
     assert state["data_rows"] == 500 and not model.info().get("stale_reasons")
+
+
+def test_values_the_fingerprint_cannot_tell_apart_are_prepared_again(table) -> None:
+    """data_hash hashes Python objects by their text: True and "True" alike. The key tells a
+    column of booleans from a column of text, so a fit of the text gets text labels."""
+    frame = pd.DataFrame({"x": [1.0, 2.0, 3.0, 4.0], "y": [True, False, True, False]})
+    text = frame.assign(y=frame["y"].astype(str).astype(object))
+    assert training.data_hash(frame.astype({"y": object})) == training.data_hash(text)
+    options = {"target_col": "y"}
+    booleans = frame.astype({"y": object})
+    first = prepared_frames.training_frame(booleans, options, "classifier", "same")
+    misses = prepared_frames.counts()["misses"]
+    second = prepared_frames.training_frame(text, options, "classifier", "same")
+    assert prepared_frames.counts()["misses"] == misses + 1
+    assert list(first[1]) == [True, False, True, False]
+    assert list(second[1]) == ["True", "False", "True", "False"]

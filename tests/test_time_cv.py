@@ -33,16 +33,46 @@ def trend(seed: int = 0) -> pd.DataFrame:
 def test_every_fold_trains_on_rows_before_the_ones_it_scores() -> None:
     table = trend().assign(when=lambda t: t["when"].where(t.index != 7, None))  # one undated
     when = pd.to_datetime(table["when"])
-    splits = crossval.splits(table, table["value"], "regressor", 5, by="when")
-    assert len(splits) == 5
+    splits, by, warns = crossval.splits(table, table["value"], "regressor", 5, by="when")
+    assert (len(splits), by, warns) == (5, "when", [])
     tested = np.concatenate([test for _, test in splits])
     assert len(tested) == len(set(tested)) and 7 not in tested  # each row scored once at most
     for train, test in splits:
         assert when.iloc[train].max() < when.iloc[test].min()  # the past, then the future
         assert len(train) >= len(test)
     # without a date column: shuffled folds that score every row once
-    shuffled = crossval.splits(table, table["value"], "regressor", 5)
-    assert sorted(np.concatenate([test for _, test in shuffled])) == list(range(DAYS))
+    shuffled, by, _ = crossval.splits(table, table["value"], "regressor", 5)
+    assert by is None and sorted(np.concatenate([t for _, t in shuffled])) == list(range(DAYS))
+
+
+def test_a_date_shared_by_many_rows_is_never_on_both_sides_of_a_fold() -> None:
+    rng = np.random.default_rng(1)
+    days = rng.permutation(np.repeat(np.arange(40), 7))  # 40 dates, 7 rows each
+    table = pd.DataFrame(
+        {"when": (pd.Timestamp("2024-01-01") + pd.to_timedelta(days, unit="D")).astype(str)}
+    ).assign(value=days.astype(float))
+    splits, by, _ = crossval.splits(table, table["value"], "regressor", 5, by="when")
+    assert by == "when" and len(splits) == 5
+    for train, test in splits:
+        assert table["value"].iloc[train].max() < table["value"].iloc[test].min()
+    # fewer distinct dates than folds + 1: time says little, the folds are shuffled
+    few = table.assign(when=np.where(days < 20, "2024-01-01", "2024-06-01"))
+    assert crossval.splits(few, few["value"], "regressor", 5, by="when")[1] is None
+
+
+def test_a_classifier_whose_early_rows_hold_one_class_skips_those_folds() -> None:
+    rows = 120
+    table = pd.DataFrame(
+        {
+            "when": pd.date_range("2024-01-01", periods=rows).astype(str),
+            "x": np.arange(rows, dtype=float),
+            "label": ["a"] * 50 + ["a", "b"] * 35,  # "b" only from the 51st day on
+        }
+    )
+    splits, by, warns = crossval.splits(table, table["label"], "classifier", 5, by="when")
+    assert by == "when" and 2 <= len(splits) < 5
+    assert warns and "one class only" in warns[0]
+    assert all(table["label"].iloc[train].nunique() == 2 for train, _ in splits)
 
 
 @pytest.mark.cross_validates
