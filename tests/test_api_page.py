@@ -158,6 +158,10 @@ def test_api_page_is_offline_and_its_snippets_answer(server: tuple[str, str, str
                 )
             }  # fmt: skip
             assert token not in page.content()  # the owner's token is never in a snippet
+            # Send: the page makes the GET itself, with its own login, and shows the answer
+            page.click("#snippet-curl-get button.send")
+            expect(page.locator("#answer-curl-get")).to_contain_text("HTTP 200")
+            expect(page.locator("#answer-curl-get")).to_contain_text("[0]")
             page.click("#snippet-curl-get button.copy")
             expect(page.locator("#snippet-curl-get .copied")).to_have_text("Copied.")
             copied = page.evaluate("navigator.clipboard.readText()")

@@ -55,8 +55,9 @@ def _py(row: Mapping[str, Any]) -> str:
 
 
 def snippets(info: Mapping[str, Any], server: str, base_url: str) -> list[dict[str, str]]:
-    """The snippets, each ``{"id", "title", "lang", "code"}``. ``server`` is the scheme and
-    host the request came to (``http://127.0.0.1:8888``), ``base_url`` Jupyter's base URL."""
+    """The snippets, each ``{"id", "title", "lang", "code"}`` (and ``send``: the path of a GET
+    the page's Send button makes itself). ``server`` is the scheme and host the request came
+    to (``http://127.0.0.1:8888``), ``base_url`` Jupyter's base URL."""
     name = str(info["name"])
     row = typical_row(info)
     root = server.rstrip("/") + "/" + base_url.strip("/")
@@ -73,6 +74,8 @@ def snippets(info: Mapping[str, Any], server: str, base_url: str) -> list[dict[s
             "title": "curl: one row in the query string",
             "lang": "bash",
             "code": f"curl {auth} {shlex.quote(api + '?' + query)}",
+            # the same request, sent by the page itself (its own login, not a key): Send
+            "send": "/" + f"{base_url.strip('/')}/mlhandler/{name}?{query}".lstrip("/"),
         }
     )
     buf = io.StringIO()
