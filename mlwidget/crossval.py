@@ -117,6 +117,15 @@ def splits(
     return list(splitter.split(X, y)), None, []
 
 
+def folds_record(folds: int, by: str | None) -> dict[str, Any]:
+    """What a cv_score says of its folds: ``{"on": "5-fold cv", "folds": 5, "split":
+    "shuffled"}``, or forward in time ``{"on": "5-fold cv forward in time", ..., "split":
+    "time", "by": column}`` (a retrain's crossval and a search record it alike)."""
+    if by is None:
+        return {"on": f"{folds}-fold cv", "folds": folds, "split": "shuffled"}
+    return {"on": f"{folds}-fold cv forward in time", "folds": folds, "split": "time", "by": by}
+
+
 def _time_groups(when: np.ndarray) -> np.ndarray:
     """Each row's rank among the distinct times of ``when`` (0, 1, ...: earliest first), the
     missing times ranked before all others."""
@@ -177,10 +186,7 @@ def run(
         "value": float(np.mean(scores)),
         "std": float(np.std(scores)),
         "metric": "accuracy" if kind == "classifier" else "r2",
-        "on": f"{folds}-fold cv" + (" forward in time" if by is not None else ""),
-        "folds": folds,
-        "split": "time" if by is not None else "shuffled",
-        **({"by": by} if by is not None else {}),
+        **folds_record(folds, by),
         "seconds": round(time.perf_counter() - start, 3),
     }
     try:

@@ -5,13 +5,12 @@ and the appends count the latest of each)."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pandas as pd
 
 from . import feedback
-from .predlog_read import Filters
+from .predlog_read import Filters, iso_times, whole_or_none
 
 
 def read(model: Any, filters: Filters = Filters()) -> pd.DataFrame:
@@ -26,12 +25,9 @@ def read(model: Any, filters: Filters = Filters()) -> pd.DataFrame:
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """The JSON answer: one object per record, its JSON fields parsed, times in ISO 8601."""
 
-    def stamp(column: str) -> list[str | None]:
-        return [None if pd.isna(t) else iso(t) for t in frame[column]]
-
-    given, predicted = stamp("time"), stamp("predicted_at")
-    versions = [None if pd.isna(v) else int(v) for v in frame["version"]]
-    texts = {c: [_parsed(v) for v in frame[c]] for c in ("actual", "prediction", "input")}
+    given, predicted = iso_times(frame["time"]), iso_times(frame["predicted_at"])
+    versions = whole_or_none(frame["version"])
+    texts = {c: feedback.parsed(frame[c]) for c in ("actual", "prediction", "input")}
     return [
         {
             "id": str(frame["id"].iat[i]),
@@ -66,15 +62,6 @@ def delete(model: Any) -> dict[str, Any]:
         "absent": [] if gone else ["feedback"],
         "segments": gone,
     }
-
-
-def iso(stamp: pd.Timestamp) -> str:
-    """``2024-05-01T10:00:00.123Z``: a UTC time to the millisecond, as the log's records."""
-    return stamp.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-
-
-def _parsed(text: Any) -> Any:
-    return json.loads(text) if isinstance(text, str) and text else None
 
 
 def _text(value: Any) -> str | None:

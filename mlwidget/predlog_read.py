@@ -114,15 +114,15 @@ def read(model: Any, filters: Filters = Filters()) -> pd.DataFrame:
 
 def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
     """The JSON answer: one object per record, its JSON fields parsed, times in ISO 8601."""
-    times = frame["time"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
-    versions = [None if pd.isna(v) else int(v) for v in frame["version"]]
+    times = iso_times(frame["time"])
+    versions = whole_or_none(frame["version"])
     latencies = frame["latency_ms"].astype(float).tolist()
     shadows = [v if isinstance(v, str) else None for v in frame["shadow_of"]]
     texts = {c: [_parsed(v) for v in frame[c]] for c in ("input", "prediction", "proba")}
     return [
         {
             "id": str(frame["id"].iat[i]),
-            "time": times.iat[i],
+            "time": times[i],
             "version": versions[i],
             "face": str(frame["face"].iat[i]),
             "caller": str(frame["caller"].iat[i]),
@@ -134,6 +134,18 @@ def records(frame: pd.DataFrame) -> list[dict[str, Any]]:
         }
         for i in range(len(frame))
     ]
+
+
+def iso_times(stamps: pd.Series) -> list[str | None]:
+    """UTC times as ``2024-05-01T10:00:00.123Z`` (to the millisecond; None where missing): a
+    record's times in the JSON answers of ``?_log`` and ``?_feedback``."""
+    text = stamps.dt.tz_convert("UTC").dt.strftime("%Y-%m-%dT%H:%M:%S.%f").str[:-3] + "Z"
+    return [None if pd.isna(t) else str(t) for t in text]
+
+
+def whole_or_none(values: pd.Series) -> list[int | None]:
+    """The values as ints, None where missing (a record's version)."""
+    return [None if pd.isna(v) else int(v) for v in values]
 
 
 def _parsed(text: Any) -> Any:

@@ -11,8 +11,9 @@ a retrain, a search's candidates.
 
 The key is the table's fingerprint (``training.data_hash``, of its columns and values, which
 the store keeps beside the data), its rows and dtypes, the kind of values each column of
-Python objects holds, the estimator's kind and every option but the estimator's own. A table that changed (an append, a new upload) has another
-fingerprint and is prepared again; a fit without a fingerprint is never looked up.
+Python objects holds, the estimator's kind and every option but the estimator's own. A table
+that changed (an append, a new upload) has another fingerprint and is prepared again; a fit
+without a fingerprint is never looked up.
 """
 
 from __future__ import annotations

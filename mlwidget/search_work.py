@@ -46,7 +46,7 @@ def best_options(options: Mapping[str, Any], best: Mapping[str, Any]) -> dict[st
 def work(payload: dict[str, Any], report: Callable[..., None]) -> Searched:
     """The search of ``payload["grid"]`` (typed values by parameter), then the refit of the
     best candidate: a ``Searched``."""
-    from . import limits
+    from . import crossval, limits
     from .jobs import worker
 
     with limits.using(payload.get("limits")) as ceilings:
@@ -57,10 +57,7 @@ def work(payload: dict[str, Any], report: Callable[..., None]) -> Searched:
         "value": summary["best"]["score"],
         "std": summary["best"]["std"],
         "metric": summary["metric"],
-        "on": f"{summary['folds']}-fold cv" + (" forward in time" if "by" in summary else ""),
-        "folds": summary["folds"],
-        "split": summary["split"],
-        **({"by": summary["by"]} if "by" in summary else {}),
+        **crossval.folds_record(summary["folds"], summary.get("by")),
         "seconds": summary["seconds"],
         "search": True,
     }
@@ -142,8 +139,8 @@ def search(payload: dict[str, Any], report: Callable[..., None], ceilings: Any) 
     summary = summarize(
         searcher.cv_results_, metric or default_metric(ready.kind), folds, caught, seconds, n_iter
     )
-    split = {"split": "time", "by": by} if by is not None else {"split": "shuffled"}
-    return {**summary, **split}
+    record = crossval.folds_record(folds, by)
+    return {**summary, **{k: record[k] for k in ("split", "by") if k in record}}
 
 
 def summarize(

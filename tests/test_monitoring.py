@@ -79,6 +79,15 @@ async def training_rows(jp_fetch) -> list[dict]:
     return reply.json()
 
 
+async def append_from_feedback(jp_fetch) -> dict:
+    reply = await call(
+        jp_fetch, "mlhandler", "titanic", method="POST",
+        params={"_action": "append", "from": "feedback"},
+    )  # fmt: skip
+    assert reply.code == 200, reply.text
+    return reply.json()
+
+
 def folder(store_dir: Path) -> Path:
     return store_dir / "titanic"
 
@@ -169,12 +178,8 @@ async def test_append_from_feedback_adds_exactly_the_labelled_rows_once(
         {"id": ids[3], "flag": "wrong"},  # no actual: not a training row
     ]
     assert (await send_feedback(jp_fetch, items)).code == 200
-    reply = await call(
-        jp_fetch, "mlhandler", "titanic", method="POST",
-        params={"_action": "append", "from": "feedback"},
-    )  # fmt: skip
-    assert reply.code == 200, reply.text
-    assert reply.json() == {"rows": len(before) + 3, "appended": 3, "ids": ids[:3]}
+    appended = await append_from_feedback(jp_fetch)
+    assert appended == {"rows": len(before) + 3, "appended": 3, "ids": ids[:3]}
     after = await training_rows(jp_fetch)
     assert after[: len(before)] == before and len(after) == len(before) + 3
     added = after[len(before) :]
@@ -189,11 +194,7 @@ async def test_append_from_feedback_adds_exactly_the_labelled_rows_once(
 
     # again: nothing new, nothing changes
     snapshot = stored(store_dir)
-    reply = await call(
-        jp_fetch, "mlhandler", "titanic", method="POST",
-        params={"_action": "append", "from": "feedback"},
-    )  # fmt: skip
-    assert reply.json() == {"rows": len(after), "appended": 0, "ids": []}
+    assert await append_from_feedback(jp_fetch) == {"rows": len(after), "appended": 0, "ids": []}
     assert stored(store_dir) == snapshot
     # a label given since: only that one
     assert (await send_feedback(jp_fetch, [{"id": ids[4], "actual": 0}])).code == 200
@@ -213,15 +214,6 @@ async def test_append_from_feedback_adds_exactly_the_labelled_rows_once(
         )  # fmt: skip
         assert_clean_error(reply, 400, words)
     assert len(await training_rows(jp_fetch)) == len(after) + 1
-
-
-async def append_from_feedback(jp_fetch) -> dict:
-    reply = await call(
-        jp_fetch, "mlhandler", "titanic", method="POST",
-        params={"_action": "append", "from": "feedback"},
-    )  # fmt: skip
-    assert reply.code == 200, reply.text
-    return reply.json()
 
 
 async def feedback_records(jp_fetch, **params: str) -> list[dict]:
